@@ -1,0 +1,48 @@
+"""The model-side view of a request: template-ready messages, tools and generation options.
+
+Pure data: built by protocol.request from the Anthropic wire format, consumed by the engine.
+Messages follow the Hugging Face chat-template convention:
+  {"role": "system"|"user"|"assistant"|"tool", "content": str,
+   "tool_calls": [{"type": "function", "id": str, "function": {"name": str, "arguments": dict}}],
+   "reasoning_content": str, "tool_call_id": str, "name": str}
+Tools follow the OpenAI function convention: {"type": "function", "function": {name, description, parameters}}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+ThinkingMode = Literal["enabled", "disabled", "default"]
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    type: Literal["auto", "any", "tool", "none"] = "auto"
+    name: Optional[str] = None
+    disable_parallel_tool_use: bool = False
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 1.0
+    top_p: Optional[float] = None
+    top_k: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: ToolChoice = field(default_factory=ToolChoice)
+    thinking: ThinkingMode = "default"
+    max_tokens: int = 4096
+    stop_sequences: tuple[str, ...] = ()
+    sampling: Sampling = field(default_factory=Sampling)
+    stream: bool = False
+    has_images: bool = False
+    json_schema: Optional[dict[str, Any]] = None
+    assistant_prefill: str = ""
+    session_id: Optional[str] = None
+    kind: str = "main"
