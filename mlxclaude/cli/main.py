@@ -1,0 +1,81 @@
+"""The `mlxclaude` command. Commands stay thin and import heavy modules only when they run."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from mlxclaude import __version__
+from mlxclaude.errors import MlxClaudeError
+
+app = typer.Typer(
+    name="mlxclaude",
+    help="Run Claude Code on a local MLX model.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"mlxclaude {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Run Claude Code on a local MLX model."""
+
+
+@app.command()
+def serve(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model directory (mlx-lm format).",
+                                        envvar="MLXCLAUDE_MODEL"),
+    host: Optional[str] = typer.Option(None, "--host", help="Address to bind [default: 127.0.0.1]."),
+    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port to bind [default: 8765]."),
+    auth_token: Optional[str] = typer.Option(None, "--auth-token", envvar="MLXCLAUDE_AUTH_TOKEN",
+                                             help="Require this token (x-api-key or Bearer)."),
+    context_limit: Optional[int] = typer.Option(None, "--context", help="Cap the context window (tokens)."),
+    max_output_tokens: Optional[int] = typer.Option(None, "--max-output-tokens",
+                                                    help="Cap every reply at this many tokens."),
+) -> None:
+    """Serve the Anthropic Messages API in the foreground."""
+    from mlxclaude.serve import run_server
+    from mlxclaude.settings import ServerSettings
+
+    settings = ServerSettings.from_env(model=model, host=host, port=port, auth_token=auth_token,
+                                       context_limit=context_limit, max_output_tokens=max_output_tokens)
+    run_server(settings)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    try:
+        app(args=argv, standalone_mode=False)
+    except MlxClaudeError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

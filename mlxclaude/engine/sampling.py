@@ -1,0 +1,15 @@
+"""Anthropic sampling parameters -> an mlx-lm sampler."""
+
+from __future__ import annotations
+
+from mlxclaude.protocol.chat import Sampling
+
+
+def make_mlx_sampler(sampling: Sampling):
+    from mlx_lm.sample_utils import make_sampler
+
+    return make_sampler(
+        temp=max(0.0, float(sampling.temperature)),
+        top_p=float(sampling.top_p) if sampling.top_p is not None and 0 < sampling.top_p < 1 else 0.0,
+        top_k=int(sampling.top_k) if sampling.top_k and sampling.top_k > 0 else 0,
+    )

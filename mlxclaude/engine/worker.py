@@ -1,0 +1,110 @@
+"""One thread owns the model: it loads it, then runs generation jobs one at a time from a queue.
+
+Results cross back to asyncio through loop.call_soon_threadsafe. Cancelling a job sets its event,
+which the backend checks between tokens (and between prefill chunks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable, Iterator, Optional
+
+from mlxclaude.engine.backend import Backend
+
+_DONE = object()
+
+
+class QueueFull(Exception):
+    pass
+
+
+@dataclass
+class _Job:
+    produce: Callable[[Backend, threading.Event], Iterator[Any]]
+    loop: asyncio.AbstractEventLoop
+    results: asyncio.Queue
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class Worker:
+    def __init__(self, load_backend: Callable[[], Backend], *, max_queue: int = 16) -> None:
+        self._load_backend = load_backend
+        self._jobs: queue.Queue[Optional[_Job]] = queue.Queue()
+        self._max_queue = max_queue
+        self._thread = threading.Thread(target=self._run, name="mlxclaude-engine", daemon=True)
+        self.backend: Optional[Backend] = None
+        self.state = "loading"
+        self.error: Optional[str] = None
+        self.busy = False
+        self.requests_served = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout)
+
+    @property
+    def pending(self) -> int:
+        return self._jobs.qsize() + (1 if self.busy else 0)
+
+    def _run(self) -> None:
+        try:
+            self.backend = self._load_backend()
+            self.state = "ready"
+        except Exception as exc:
+            self.state, self.error = "failed", str(exc)
+            return
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            self.busy = True
+            try:
+                self._execute(job)
+            finally:
+                self.busy = False
+                self.requests_served += 1
+
+    def _execute(self, job: _Job) -> None:
+        def post(item: Any) -> None:
+            try:
+                job.loop.call_soon_threadsafe(job.results.put_nowait, item)
+            except RuntimeError:  # the event loop closed under us: nobody is listening
+                job.cancel.set()
+
+        if job.cancel.is_set():
+            post(_DONE)
+            return
+        try:
+            for item in job.produce(self.backend, job.cancel):
+                post(item)
+        except Exception as exc:
+            post(exc)
+        post(_DONE)
+
+    async def stream(self, produce: Callable[[Backend, threading.Event], Iterator[Any]],
+                     cancel: Optional[threading.Event] = None) -> AsyncIterator[Any]:
+        """Run `produce(backend, cancel)` on the engine thread and yield what it yields, in order.
+
+        Closing the iterator early (a client went away) sets `cancel`.
+        """
+        if self.pending >= self._max_queue:
+            raise QueueFull()
+        job = _Job(produce=produce, loop=asyncio.get_running_loop(), results=asyncio.Queue(),
+                   cancel=cancel or threading.Event())
+        self._jobs.put(job)
+        try:
+            while True:
+                item = await job.results.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            job.cancel.set()

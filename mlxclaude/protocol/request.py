@@ -1,0 +1,309 @@
+"""Anthropic request → ChatRequest: content blocks flattened into chat-template messages.
+
+Placement rules that matter for tool-calling templates and prefix caching:
+- tool_result blocks become `tool` messages placed before the user text of the same turn;
+- a `role: "system"` message stays at its position, folded into the user turn as a <system-reminder>;
+- consecutive user or assistant turns are merged, tool messages never are;
+- a final assistant turn is a prefill and leaves the message list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mlxclaude.protocol.canon import drop_billing_header
+from mlxclaude.protocol.chat import ChatRequest, Sampling, ThinkingMode, ToolChoice
+from mlxclaude.protocol.wire import (
+    ContentBlockParam,
+    DocumentBlockParam,
+    ImageBlockParam,
+    MessageCountTokensParams,
+    MessageCreateParams,
+    MessageParam,
+    MidConversationSystemBlockParam,
+    SearchResultBlockParam,
+    StrOrContentBlocks,
+    TextBlockParam,
+    ThinkingBlockParam,
+    ThinkingConfigParam,
+    ToolChoiceParam,
+    ToolParam,
+    ToolResultBlockParam,
+    ToolUseBlockParam,
+)
+
+Message = dict[str, Any]
+
+TEXT_SEPARATOR = "\n\n"
+SYSTEM_BLOCK_SEPARATOR = "\n"
+REMINDER_OPEN, REMINDER_CLOSE = "<system-reminder>", "</system-reminder>"
+EMPTY_INPUT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+
+
+def to_chat_request(
+    params: MessageCreateParams | MessageCountTokensParams,
+    *,
+    session_id: str | None = None,
+    kind: str = "main",
+) -> ChatRequest:
+    """Build the model-side request; count_tokens params get ChatRequest's generation defaults."""
+    conversation = _Conversation()
+    for message in params.messages:
+        conversation.add(message)
+    messages, prefill = conversation.finish()
+
+    system_prompt = _system_prompt(params.system)
+    if system_prompt:
+        messages.insert(0, {"role": "system", "content": system_prompt})
+
+    output_format = params.json_output_format
+    prompt_fields: dict[str, Any] = dict(
+        model=params.model,
+        messages=messages,
+        tools=_tools(params.tools),
+        tool_choice=_tool_choice(params.tool_choice),
+        thinking=_thinking_mode(params.thinking),
+        has_images=conversation.has_images,
+        json_schema=output_format.json_schema if output_format is not None else None,
+        assistant_prefill=prefill,
+        session_id=session_id,
+        kind=kind,
+    )
+    if not isinstance(params, MessageCreateParams):
+        return ChatRequest(**prompt_fields)
+    return ChatRequest(
+        **prompt_fields,
+        max_tokens=params.max_tokens,
+        stop_sequences=tuple(params.stop_sequences or ()),
+        sampling=Sampling(
+            temperature=1.0 if params.temperature is None else params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k,
+        ),
+        stream=bool(params.stream),
+    )
+
+
+to_chat_request_for_count = to_chat_request
+
+
+# --- top-level options ----------------------------------------------------------------------------------
+
+
+def _system_prompt(system: str | list[TextBlockParam] | None) -> str:
+    if system is None:
+        return ""
+    if isinstance(system, str):
+        return system
+    return SYSTEM_BLOCK_SEPARATOR.join(drop_billing_header([block.text for block in system]))
+
+
+def _tools(tools: list[ToolParam] | None) -> list[dict[str, Any]]:
+    """Custom tools in OpenAI function form; server tools (web_search_…, bash_…) can't run here and are dropped."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description or "",
+                "parameters": tool.input_schema if tool.input_schema is not None else dict(EMPTY_INPUT_SCHEMA),
+            },
+        }
+        for tool in tools or ()
+        if tool.is_custom
+    ]
+
+
+def _tool_choice(choice: ToolChoiceParam | None) -> ToolChoice:
+    if choice is None:
+        return ToolChoice()
+    return ToolChoice(
+        type=choice.type,
+        name=choice.name,
+        disable_parallel_tool_use=bool(choice.disable_parallel_tool_use),
+    )
+
+
+def _thinking_mode(thinking: ThinkingConfigParam | None) -> ThinkingMode:
+    if thinking is not None and thinking.type == "enabled":
+        return "enabled"
+    if thinking is not None and thinking.type == "disabled":
+        return "disabled"
+    return "default"
+
+
+# --- messages -------------------------------------------------------------------------------------------
+
+
+def _join(parts: Sequence[str], separator: str = TEXT_SEPARATOR) -> str:
+    return separator.join(part for part in parts if part)
+
+
+def _as_blocks(content: StrOrContentBlocks) -> list[ContentBlockParam]:
+    return [TextBlockParam(text=content)] if isinstance(content, str) else list(content)
+
+
+def _as_system_reminder(text: str) -> str:
+    stripped = text.strip()
+    if stripped.startswith(REMINDER_OPEN) and stripped.endswith(REMINDER_CLOSE):
+        return stripped
+    return f"{REMINDER_OPEN}\n{text}\n{REMINDER_CLOSE}"
+
+
+def _system_section_text(content: StrOrContentBlocks | None) -> str:
+    """Text of a system message or mid_conv_system block; tool_addition/tool_removal and others are ignored."""
+    if content is None:
+        return ""
+    parts: list[str] = []
+    for block in _as_blocks(content):
+        if isinstance(block, TextBlockParam):
+            parts.append(block.text)
+        elif isinstance(block, MidConversationSystemBlockParam):
+            parts.append(_system_section_text(block.content))
+    return _join(parts, SYSTEM_BLOCK_SEPARATOR)
+
+
+class _Conversation:
+    """Accumulates chat-template messages from Anthropic turns, in order."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.has_images = False
+        self._tool_names: dict[str, str] = {}
+        # System text that arrived right after an assistant tool call: it waits until after the tool messages.
+        self._pending_reminders: list[str] = []
+
+    def add(self, message: MessageParam) -> None:
+        if message.role == "user":
+            self._add_user(message.content)
+        elif message.role == "assistant":
+            self._add_assistant(message.content)
+        else:
+            self._add_system(message.content)
+
+    def finish(self) -> tuple[list[Message], str]:
+        """The messages and the assistant prefill (text of a final assistant turn, removed from the messages)."""
+        self._flush_pending_reminders()
+        prefill = ""
+        if self.messages and self.messages[-1]["role"] == "assistant":
+            prefill = self.messages.pop()["content"]
+        return self.messages, prefill
+
+    # user turns
+
+    def _add_user(self, content: StrOrContentBlocks) -> None:
+        tool_messages: list[Message] = []
+        texts = list(self._pending_reminders)
+        self._pending_reminders.clear()
+        for block in _as_blocks(content):
+            if isinstance(block, ToolResultBlockParam):
+                tool_messages.append(self._tool_message(block))
+            elif isinstance(block, MidConversationSystemBlockParam):
+                if text := _system_section_text(block.content):
+                    texts.append(_as_system_reminder(text))
+            else:
+                texts.append(self._user_block_text(block))
+
+        if tool_messages:
+            self.messages.extend(tool_messages)
+            if any(texts):
+                self.messages.append({"role": "user", "content": _join(texts)})
+        else:
+            self._append_user_text(_join(texts))
+
+    def _append_user_text(self, text: str) -> None:
+        last = self.messages[-1] if self.messages else None
+        if last is not None and last["role"] == "user":
+            last["content"] = _join([last["content"], text])
+        else:
+            self.messages.append({"role": "user", "content": text})
+
+    def _tool_message(self, block: ToolResultBlockParam) -> Message:
+        text = self._blocks_text(block.content)
+        if block.is_error:
+            text = f"Error: {text}"
+        message: Message = {"role": "tool", "tool_call_id": block.tool_use_id, "content": text}
+        if name := self._tool_names.get(block.tool_use_id):
+            message["name"] = name
+        return message
+
+    def _blocks_text(self, content: StrOrContentBlocks | None) -> str:
+        if content is None:
+            return ""
+        if isinstance(content, str):
+            return content
+        return _join([self._user_block_text(block) for block in content])
+
+    def _user_block_text(self, block: ContentBlockParam) -> str:
+        """Text a user-side block contributes; images only flag the request (they are not rendered)."""
+        if isinstance(block, TextBlockParam):
+            return block.text
+        if isinstance(block, ImageBlockParam):
+            self.has_images = True
+            return ""
+        if isinstance(block, DocumentBlockParam):
+            return self._document_text(block)
+        if isinstance(block, SearchResultBlockParam):
+            return _join([block.title, block.source, *(part.text for part in block.content)], "\n")
+        return ""
+
+    def _document_text(self, block: DocumentBlockParam) -> str:
+        source = block.source
+        if source.type == "text":
+            body = source.data or ""
+        elif source.type == "content":
+            body = self._blocks_text(source.content)
+        else:  # base64/url/file sources are PDFs this server can't read
+            body = ""
+        return _join([block.title or "", block.context or "", body], "\n") if body else ""
+
+    # assistant turns
+
+    def _add_assistant(self, content: StrOrContentBlocks) -> None:
+        self._flush_pending_reminders()
+        texts: list[str] = []
+        thoughts: list[str] = []
+        tool_calls: list[dict[str, Any]] = []
+        for block in _as_blocks(content):
+            if isinstance(block, TextBlockParam):
+                texts.append(block.text)
+            elif isinstance(block, ThinkingBlockParam):
+                thoughts.append(block.thinking)
+            elif isinstance(block, ToolUseBlockParam):
+                self._tool_names[block.id] = block.name
+                tool_calls.append(
+                    {"type": "function", "id": block.id, "function": {"name": block.name, "arguments": block.input}}
+                )
+
+        last = self.messages[-1] if self.messages else None
+        if last is not None and last["role"] == "assistant":
+            texts = [last["content"], *texts]
+            thoughts = [last.get("reasoning_content", ""), *thoughts]
+            tool_calls = [*last.get("tool_calls", []), *tool_calls]
+            self.messages.pop()
+
+        message: Message = {"role": "assistant", "content": _join(texts)}
+        if any(thoughts):
+            message["reasoning_content"] = _join(thoughts)
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        self.messages.append(message)
+
+    # system turns inside `messages`
+
+    def _add_system(self, content: StrOrContentBlocks) -> None:
+        text = _system_section_text(content)
+        if not text:
+            return
+        reminder = _as_system_reminder(text)
+        last = self.messages[-1] if self.messages else None
+        if last is not None and last["role"] == "assistant" and last.get("tool_calls"):
+            self._pending_reminders.append(reminder)
+        else:
+            self._append_user_text(reminder)
+
+    def _flush_pending_reminders(self) -> None:
+        if self._pending_reminders:
+            self.messages.append({"role": "user", "content": _join(self._pending_reminders)})
+            self._pending_reminders.clear()

@@ -1,0 +1,33 @@
+"""Run the server in the foreground (the daemon wraps this)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlxclaude.errors import MlxClaudeError, UsageError
+from mlxclaude.settings import ServerSettings
+
+
+def check_settings(settings: ServerSettings) -> None:
+    if not settings.model:
+        raise UsageError("no model given", hint="pass --model PATH (an mlx-lm model directory)")
+    if not Path(settings.model).expanduser().is_dir():
+        raise MlxClaudeError(f"model directory not found: {settings.model}",
+                             hint="pass the path of an mlx-lm model directory")
+    if not settings.is_loopback and not settings.auth_token:
+        raise UsageError(f"refusing to bind {settings.host} without a token",
+                         hint="set --auth-token or MLXCLAUDE_AUTH_TOKEN, or bind 127.0.0.1")
+
+
+def run_server(settings: ServerSettings) -> None:
+    import uvicorn
+
+    from mlxclaude.server.app import create_app, mlx_backend_loader
+
+    check_settings(settings)
+    app = create_app(settings, mlx_backend_loader(settings))
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    except OSError as exc:
+        raise MlxClaudeError(f"cannot bind {settings.host}:{settings.port}: {exc.strerror or exc}",
+                             hint="pick another port with --port") from exc

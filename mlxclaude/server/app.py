@@ -1,0 +1,122 @@
+"""The FastAPI application: routes, auth, request ids and Anthropic-shaped errors."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mlxclaude.engine.backend import Backend
+from mlxclaude.engine.worker import QueueFull, Worker
+from mlxclaude.logs import log_event
+from mlxclaude.protocol.errors import ApiError
+from mlxclaude.server import messages, meta
+from mlxclaude.server.auth import OPEN_PATHS, is_authorized
+from mlxclaude.server.state import ServerState, new_request_id
+from mlxclaude.settings import ServerSettings
+
+
+def error_response(error: ApiError, request: Request) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None) or new_request_id()
+    headers = {"request-id": request_id}
+    if error.status in (429, 529):
+        headers["retry-after"] = "2"
+    return JSONResponse(error.to_body(request_id), status_code=error.status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def on_api_error(request: Request, exc: ApiError):
+        return error_response(exc, request)
+
+    @app.exception_handler(QueueFull)
+    async def on_queue_full(request: Request, exc: QueueFull):
+        return error_response(ApiError.overloaded(), request)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError):
+        return error_response(ApiError.invalid_request(str(exc.errors()[:1])), request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException):
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 404:
+            message = f"Not found: {request.method} {request.url.path}"
+        return error_response(ApiError.from_status(exc.status_code, message), request)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception):
+        log_event("internal_error", level="error", path=request.url.path, error=repr(exc))
+        return error_response(ApiError.api_error(f"internal error: {exc}"), request)
+
+
+class RequestIdAndAuth:
+    """Pure ASGI middleware (streams stay cancellable): a request id on every response, and the token check."""
+
+    def __init__(self, app, settings: ServerSettings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request_id = new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        request = Request(scope)
+        if request.url.path not in OPEN_PATHS and not is_authorized(self.settings.auth_token, request.headers):
+            return await error_response(ApiError.authentication_failed(), request)(scope, receive, send)
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"request-id"]
+                headers.append((b"request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def install_routes(app: FastAPI) -> None:
+    app.add_api_route("/", meta.root, methods=["GET", "HEAD"])
+    app.add_api_route("/api/hello", meta.root, methods=["GET", "HEAD"])
+    app.add_api_route("/health", meta.health, methods=["GET"])
+    for prefix in ("/v1", "/v1/v1"):  # a base URL ending in /v1 yields /v1/v1/...
+        app.add_api_route(f"{prefix}/messages", messages.create_message, methods=["POST"])
+        app.add_api_route(f"{prefix}/messages/count_tokens", messages.count_tokens, methods=["POST"])
+        app.add_api_route(f"{prefix}/models", meta.list_models, methods=["GET"])
+        app.add_api_route(f"{prefix}/models/{{model_id:path}}", meta.retrieve_model, methods=["GET"])
+
+
+def create_app(settings: ServerSettings, load_backend: Callable[[], Backend]) -> FastAPI:
+    worker = Worker(load_backend, max_queue=settings.max_queue)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        worker.start()
+        yield
+        worker.stop()
+
+    app = FastAPI(title="mlxclaude", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.mlxclaude = ServerState(settings=settings, worker=worker)
+    install_error_handlers(app)
+    app.add_middleware(RequestIdAndAuth, settings=settings)
+    install_routes(app)
+    return app
+
+
+def mlx_backend_loader(settings: ServerSettings) -> Callable[[], Backend]:
+    def load() -> Backend:
+        from mlxclaude.engine.mlx_backend import MlxBackend
+
+        log_event("model_loading", kind="request", model=settings.model)
+        backend = MlxBackend(settings.model, context_limit=settings.context_limit,
+                             prefill_step_size=settings.prefill_step_size)
+        log_event("model_ready", model=backend.info.name, context_length=backend.info.context_length,
+                  tool_format=backend.info.tool_format.name if backend.info.tool_format else None)
+        return backend
+
+    return load

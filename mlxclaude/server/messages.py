@@ -1,0 +1,157 @@
+"""POST /v1/messages (streaming and not) and POST /v1/messages/count_tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import replace
+from typing import Any, AsyncIterator
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from mlxclaude.engine.backend import RenderedPrompt
+from mlxclaude.engine.render import RenderError
+from mlxclaude.logs import log_event
+from mlxclaude.protocol.chat import ChatRequest
+from mlxclaude.protocol.errors import ApiError
+from mlxclaude.protocol.kinds import classify, session_id_of
+from mlxclaude.protocol.request import to_chat_request
+from mlxclaude.protocol.response import MessageBuilder
+from mlxclaude.protocol.stream import StreamEncoder, encode_sse, error_event
+from mlxclaude.protocol.usage import Usage
+from mlxclaude.protocol.wire import parse_count_tokens_params, parse_create_params
+from mlxclaude.server.state import ServerState, new_message_id
+from mlxclaude.server.turn import TurnEnd, output_budget, run_turn
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+async def read_json(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError.invalid_request("request body is not valid JSON") from None
+
+
+async def render_prompt(state: ServerState, chat: ChatRequest) -> RenderedPrompt:
+    info = state.ready_info()
+    if chat.has_images and not info.supports_vision:
+        raise ApiError.images_unsupported(info.name)
+    backend = state.worker.backend
+    try:
+        return await asyncio.to_thread(backend.render, chat)
+    except RenderError as exc:
+        raise ApiError.invalid_request(str(exc)) from None
+
+
+async def count_tokens(request: Request) -> JSONResponse:
+    state: ServerState = request.app.state.mlxclaude
+    params = parse_count_tokens_params(await read_json(request))
+    chat = to_chat_request(params, session_id=session_id_of(request.headers), kind="count")
+    prompt = await render_prompt(state, chat)
+    log_event("count_tokens", request_id=request.state.request_id, session=chat.session_id,
+              request_kind="count", prompt_tokens=len(prompt.tokens))
+    return JSONResponse({"input_tokens": len(prompt.tokens)})
+
+
+async def create_message(request: Request):
+    state: ServerState = request.app.state.mlxclaude
+    params = parse_create_params(await read_json(request))
+    metadata_user = params.metadata.user_id if params.metadata else None
+    chat = to_chat_request(params, session_id=session_id_of(request.headers, metadata_user))
+    chat = replace(chat, kind=classify(chat))
+    prompt = await render_prompt(state, chat)
+    info = state.ready_info()
+    settings = state.settings
+    max_tokens = output_budget(len(prompt.tokens), chat.max_tokens, info,
+                               cap=settings.max_output_tokens, policy=settings.max_tokens_policy)
+    if state.worker.pending >= settings.max_queue:
+        raise ApiError.overloaded()
+    request_id = request.state.request_id
+    log_event("request_start", request_id=request_id, session=chat.session_id, request_kind=chat.kind,
+              model=params.model, stream=chat.stream, prompt_tokens=len(prompt.tokens), max_tokens=max_tokens,
+              tools=len(chat.tools), queued=state.worker.pending)
+    turn = run_turn(state.worker, chat, prompt, max_tokens, info)
+    if chat.stream:
+        body = stream_events(state, request_id, chat, params.model, prompt, turn)
+        return StreamingResponse(body, media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)
+    return await complete_message(request, request_id, chat, params.model, turn)
+
+
+def log_finish(request_id: str, chat: ChatRequest, end: TurnEnd) -> None:
+    stats = end.stats
+    log_event(
+        "request_finish", kind="perf", request_id=request_id, session=chat.session_id, request_kind=chat.kind,
+        prompt_tokens=stats.prompt_tokens, cached_tokens=stats.cached_tokens,
+        new_tokens=stats.prompt_tokens - stats.cached_tokens, output_tokens=stats.generated_tokens,
+        ttft_s=round(stats.ttft_seconds, 3), prefill_tps=round(stats.prefill_tps, 1),
+        decode_tps=round(stats.decode_tps, 1), peak_memory_gb=round(stats.peak_memory_gb, 3),
+        cache=stats.cache_note or None, stop_reason=end.stop_reason, finish=stats.finish_reason,
+    )
+
+
+async def stream_events(state: ServerState, request_id: str, chat: ChatRequest, model: str,
+                        prompt: RenderedPrompt, turn: AsyncIterator) -> AsyncIterator[bytes]:
+    encoder = StreamEncoder(new_message_id(), model)
+    for name, data in encoder.start(Usage(input_tokens=len(prompt.tokens))):
+        yield encode_sse(name, data)
+    pending: asyncio.Future | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(turn.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=state.settings.ping_interval)
+            if not done:
+                yield encode_sse(*encoder.ping())
+                continue
+            try:
+                item = pending.result()
+            except StopAsyncIteration:
+                return
+            pending = None
+            if isinstance(item, TurnEnd):
+                for name, data in encoder.finish(item.stop_reason, item.stop_sequence, item.usage):
+                    yield encode_sse(name, data)
+                log_finish(request_id, chat, item)
+                return
+            for name, data in encoder.feed(item):
+                yield encode_sse(name, data)
+    except ApiError as exc:
+        log_event("request_error", level="error", request_id=request_id, error=exc.message)
+        yield encode_sse(*error_event(exc.error_type, exc.message))
+    except Exception as exc:  # mid-stream failure: an error event, then the stream ends
+        log_event("request_error", level="error", request_id=request_id, error=repr(exc))
+        yield encode_sse(*error_event("api_error", f"generation failed: {exc}"))
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        await turn.aclose()
+
+
+async def complete_message(request: Request, request_id: str, chat: ChatRequest, model: str,
+                           turn: AsyncIterator) -> JSONResponse:
+    builder = MessageBuilder(new_message_id(), model)
+
+    async def collect() -> TurnEnd:
+        async for item in turn:
+            if isinstance(item, TurnEnd):
+                return item
+            builder.feed(item)
+        raise ApiError.api_error("generation ended without a result")
+
+    task = asyncio.ensure_future(collect())
+    while not task.done():
+        await asyncio.wait({task}, timeout=0.5)
+        if not task.done() and await request.is_disconnected():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            log_event("request_cancelled", request_id=request_id, session=chat.session_id)
+            return JSONResponse(status_code=499, content={})
+    end = task.result()
+    log_finish(request_id, chat, end)
+    return JSONResponse(builder.build(end.stop_reason, end.stop_sequence, end.usage))

@@ -1,0 +1,71 @@
+"""Connectivity probes, /health and the model list."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+
+from mlxclaude.engine.backend import ModelInfo
+from mlxclaude.protocol.errors import ApiError
+from mlxclaude.server.state import ServerState
+
+EPOCH = "1970-01-01T00:00:00Z"
+
+
+def model_alias(info: ModelInfo) -> str:
+    """An id Claude Code's gateway discovery keeps (it wants 'claude' in the id)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", info.name.lower()).strip("-") or "model"
+    return slug if slug.startswith("claude-") else f"claude-local-{slug}"
+
+
+def model_object(info: ModelInfo, model_id: str | None = None) -> dict:
+    return {
+        "type": "model",
+        "id": model_id or model_alias(info),
+        "display_name": f"{info.name} (local)",
+        "created_at": EPOCH,
+        "max_input_tokens": info.context_length,
+        "max_tokens": info.context_length,
+    }
+
+
+async def root(request: Request) -> Response:
+    if request.method == "HEAD":
+        return Response(status_code=200)
+    return JSONResponse({"name": "mlxclaude", "status": request.app.state.mlxclaude.worker.state})
+
+
+async def health(request: Request) -> JSONResponse:
+    state: ServerState = request.app.state.mlxclaude
+    worker = state.worker
+    if worker.state != "ready" or worker.backend is None:
+        body = {"status": worker.state}
+        if worker.error:
+            body["error"] = worker.error
+        return JSONResponse(body, status_code=503)
+    info = worker.backend.info
+    return JSONResponse({
+        "status": "ok",
+        "model": info.name,
+        "model_id": model_alias(info),
+        "model_path": info.path,
+        "context_length": info.context_length,
+        "tool_format": info.tool_format.name if info.tool_format else None,
+        "requests_served": worker.requests_served,
+        "queued": worker.pending,
+    })
+
+
+async def list_models(request: Request) -> JSONResponse:
+    info = request.app.state.mlxclaude.ready_info()
+    model = model_object(info)
+    return JSONResponse({"data": [model], "has_more": False, "first_id": model["id"], "last_id": model["id"]})
+
+
+async def retrieve_model(request: Request, model_id: str) -> JSONResponse:
+    info = request.app.state.mlxclaude.ready_info()
+    if model_id.startswith("claude") or model_id in (info.name, model_alias(info)):
+        return JSONResponse(model_object(info, model_id))
+    raise ApiError.not_found(f"model: {model_id}")

@@ -1,0 +1,37 @@
+"""What the routes share: settings, the engine worker, request counters."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from mlxclaude.engine.backend import ModelInfo
+from mlxclaude.engine.worker import Worker
+from mlxclaude.protocol.errors import ApiError
+from mlxclaude.settings import ServerSettings
+
+
+def new_request_id() -> str:
+    return f"req_{secrets.token_hex(12)}"
+
+
+def new_message_id() -> str:
+    return f"msg_{secrets.token_hex(12)}"
+
+
+@dataclass
+class ServerState:
+    settings: ServerSettings
+    worker: Worker
+    started_at: float = field(default_factory=time.time)
+    counter: itertools.count = field(default_factory=itertools.count)
+
+    def ready_info(self) -> ModelInfo:
+        """The loaded model's facts, or the error a client should see while it is not there."""
+        if self.worker.state == "ready" and self.worker.backend is not None:
+            return self.worker.backend.info
+        if self.worker.state == "failed":
+            raise ApiError.api_error(f"model failed to load: {self.worker.error}")
+        raise ApiError.overloaded("model is still loading")

@@ -1,0 +1,138 @@
+"""One assistant turn: prompt -> engine text -> stop sequences -> reply parser -> reply events.
+
+Shared by the streaming and non-streaming routes. No FastAPI here.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import AsyncIterator, Iterator, Union
+
+from mlxclaude.engine.backend import Backend, GenerationItem, GenerationStats, ModelInfo, RenderedPrompt
+from mlxclaude.engine.worker import Worker
+from mlxclaude.parsing.events import ReplyEvent, TextPiece, ToolCall
+from mlxclaude.parsing.reply import ReplyParser
+from mlxclaude.parsing.stops import StopMatcher
+from mlxclaude.protocol.chat import ChatRequest
+from mlxclaude.protocol.errors import ApiError
+from mlxclaude.protocol.usage import Usage
+
+
+@dataclass
+class TurnEnd:
+    stop_reason: str
+    stop_sequence: str | None
+    usage: Usage
+    stats: GenerationStats
+
+
+TurnItem = Union[ReplyEvent, TurnEnd]
+
+
+def output_budget(prompt_tokens: int, requested: int, info: ModelInfo, *, cap: int | None, policy: str) -> int:
+    """How many tokens may be generated; raises the wording Claude Code recovers from when none can."""
+    context = info.context_length
+    if prompt_tokens >= context:
+        raise ApiError.prompt_too_long(prompt_tokens, context)
+    if prompt_tokens + requested > context:
+        if policy == "error":
+            raise ApiError.context_exceeded(prompt_tokens, requested, context)
+        requested = context - prompt_tokens
+    if cap:
+        requested = min(requested, cap)
+    return requested
+
+
+def make_parser(chat: ChatRequest, info: ModelInfo, prompt: RenderedPrompt) -> ReplyParser:
+    return ReplyParser(
+        emit_thinking=chat.thinking != "disabled",
+        starts_in_thinking=prompt.starts_in_thinking,
+        think_open=info.think_open or "<think>",
+        think_close=info.think_close or "</think>",
+        tool_format=info.tool_format if chat.tools else None,
+    )
+
+
+def generation_job(prompt: RenderedPrompt, chat: ChatRequest, max_tokens: int):
+    def produce(backend: Backend, cancel: threading.Event) -> Iterator[GenerationItem]:
+        yield from backend.generate(prompt, chat, max_tokens, cancel)
+
+    return produce
+
+
+class TurnFilter:
+    """Applies stop sequences and the parser to the raw text, and decides the stop reason."""
+
+    def __init__(self, chat: ChatRequest, parser: ReplyParser) -> None:
+        self._stops = StopMatcher(chat.stop_sequences)
+        self._parser = parser
+        self.matched_stop: str | None = None
+        self.tool_calls = 0
+
+    def feed(self, text: str) -> list[ReplyEvent]:
+        safe, matched = self._stops.feed(text)
+        events = self._parser.feed(safe)
+        if matched is not None:
+            self.matched_stop = matched
+        return self._after_tools(events)
+
+    def finish(self) -> list[ReplyEvent]:
+        events = [] if self.matched_stop is not None else self._parser.feed(self._stops.flush())
+        return self._after_tools(events + self._parser.finish())
+
+    def _after_tools(self, events: list[ReplyEvent]) -> list[ReplyEvent]:
+        kept: list[ReplyEvent] = []
+        for event in events:
+            if isinstance(event, ToolCall):
+                self.tool_calls += 1
+            elif self.tool_calls and isinstance(event, TextPiece):
+                continue  # no text after tool calls: the turn ends with them
+            kept.append(event)
+        return kept
+
+    def stop_reason(self, stats: GenerationStats) -> tuple[str, str | None]:
+        if self.tool_calls:
+            return "tool_use", None
+        if self.matched_stop is not None:
+            return "stop_sequence", self.matched_stop
+        if stats.finish_reason == "length":
+            return "max_tokens", None
+        return "end_turn", None
+
+
+def usage_of(stats: GenerationStats) -> Usage:
+    return Usage(
+        input_tokens=stats.prompt_tokens - stats.cached_tokens,
+        output_tokens=stats.generated_tokens,
+        cache_read_input_tokens=stats.cached_tokens,
+        cache_creation_input_tokens=0,
+    )
+
+
+async def run_turn(worker: Worker, chat: ChatRequest, prompt: RenderedPrompt, max_tokens: int,
+                   info: ModelInfo) -> AsyncIterator[TurnItem]:
+    """Yield reply events as they become final, then one TurnEnd."""
+    turn = TurnFilter(chat, make_parser(chat, info, prompt))
+    if max_tokens <= 0:
+        stats = GenerationStats(prompt_tokens=len(prompt.tokens), finish_reason="length")
+        yield TurnEnd("max_tokens", None, usage_of(stats), stats)
+        return
+    stats = GenerationStats(prompt_tokens=len(prompt.tokens), finish_reason="cancelled")
+    cancel = threading.Event()
+    items = worker.stream(generation_job(prompt, chat, max_tokens), cancel)
+    try:
+        async for item in items:
+            if isinstance(item, GenerationStats):
+                stats = item
+            elif turn.matched_stop is None:
+                for event in turn.feed(item):
+                    yield event
+                if turn.matched_stop is not None:
+                    cancel.set()  # the engine stops within a token and still reports its stats
+    finally:
+        await items.aclose()
+    for event in turn.finish():
+        yield event
+    stop_reason, stop_sequence = turn.stop_reason(stats)
+    yield TurnEnd(stop_reason, stop_sequence, usage_of(stats), stats)

@@ -1,0 +1,62 @@
+import pytest
+
+from mlxclaude.parsing.stops import StopMatcher
+
+
+def run(stops: list[str], chunks: list[str]) -> tuple[str, str | None]:
+    matcher = StopMatcher(stops)
+    passed, matched = [], None
+    for chunk in chunks:
+        text, stop = matcher.feed(chunk)
+        passed.append(text)
+        if stop is not None:
+            matched = stop
+            break
+    if matched is None:
+        passed.append(matcher.flush())
+    return "".join(passed), matched
+
+
+def every_chunking(text: str) -> list[list[str]]:
+    return [[text], list(text)] + [[text[:i], text[i:]] for i in range(1, len(text))]
+
+
+CASES = [
+    # (stop sequences, model text, expected passed text, expected stop)
+    ([], "hello </block> world", "hello </block> world", None),
+    (["</block>"], "<block>yes</block> trailing", "<block>yes", "</block>"),
+    (["</block>"], "<block>no", "<block>no", None),
+    (["</block>"], "ends with </blo", "ends with </blo", None),
+    (["STOP"], "aSTSTOPb", "aST", "STOP"),
+    (["\n\n"], "line one\nline two\n\nnext", "line one\nline two", "\n\n"),
+    (["abc", "b"], "xabc", "xa", "b"),  # "b" completes first
+    (["bc", "c"], "abc", "a", "bc"),  # same end: the longer one wins
+    (["", "END"], "fooEND", "foo", "END"),
+    (["END"], "END", "", "END"),
+]
+
+
+@pytest.mark.parametrize("stops,text,expected_text,expected_stop", CASES)
+def test_stop_matching_is_independent_of_chunking(stops, text, expected_text, expected_stop):
+    for chunks in every_chunking(text):
+        assert run(stops, chunks) == (expected_text, expected_stop), chunks
+
+
+def test_no_stops_passes_through_without_holding_back():
+    matcher = StopMatcher([])
+    assert matcher.feed("</blo") == ("</blo", None)
+    assert matcher.flush() == ""
+
+
+def test_holds_back_only_a_possible_stop_prefix():
+    matcher = StopMatcher(["</block>"])
+    assert matcher.feed("yes</bl") == ("yes", None)
+    assert matcher.feed("ue") == ("</blue", None)
+
+
+def test_input_after_a_match_is_discarded():
+    matcher = StopMatcher(["X"])
+    assert matcher.feed("aXb") == ("a", "X")
+    assert matcher.matched == "X"
+    assert matcher.feed("more") == ("", None)
+    assert matcher.flush() == ""
