@@ -1,0 +1,64 @@
+"""Run the real app under uvicorn on a free loopback port, in a background thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import httpx
+import uvicorn
+
+from mlxclaude.engine.backend import Backend
+from mlxclaude.server.app import create_app
+from mlxclaude.settings import ServerSettings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    def __init__(self, app, port: int) -> None:
+        self.app = app
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    @property
+    def worker(self):
+        return self.app.state.mlxclaude.worker
+
+    def start(self, timeout: float = 120.0) -> "LiveServer":
+        self._thread.start()
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if self.worker.state == "failed":
+                raise RuntimeError(f"model failed to load: {self.worker.error}")
+            time.sleep(0.1)
+        raise TimeoutError("server did not become healthy")
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+
+@contextmanager
+def live_server(load_backend: Callable[[], Backend], **settings: object) -> Iterator[LiveServer]:
+    port = free_port()
+    config = ServerSettings(port=port, **settings)
+    server = LiveServer(create_app(config, load_backend), port).start()
+    try:
+        yield server
+    finally:
+        server.stop()
