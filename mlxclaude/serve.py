@@ -11,9 +11,11 @@ from mlxclaude.settings import ServerSettings
 def check_settings(settings: ServerSettings) -> None:
     if not settings.model:
         raise UsageError("no model given", hint="pass --model PATH (an mlx-lm model directory)")
-    if not Path(settings.model).expanduser().is_dir():
+    from mlxclaude.engine.loader import is_repo_id
+
+    if not Path(settings.model).expanduser().is_dir() and not is_repo_id(settings.model):
         raise MlxClaudeError(f"model directory not found: {settings.model}",
-                             hint="pass the path of an mlx-lm model directory")
+                             hint="pass an mlx-lm model directory or a Hugging Face repo id (org/name)")
     if not settings.is_loopback and not settings.auth_token:
         raise UsageError(f"refusing to bind {settings.host} without a token",
                          hint="set --auth-token or MLXCLAUDE_AUTH_TOKEN, or bind 127.0.0.1")

@@ -488,37 +488,206 @@ def tokenizer_json(vocab_size: int = DEFAULT_VOCAB_SIZE, *, cache_root: Path | N
 # Model
 # --------------------------------------------------------------------------
 
-# Logit shaping, so that a random model neither repeats one token forever
-# under greedy decoding nor rambles under sampling:
+# Making a random model stop
+# --------------------------
+# A random tied-embedding model either repeats one token forever under
+# greedy decoding or never samples EOS.  The weights are shaped so that it
+# behaves like a chatty but terminating model:
 #
-# * the final RMSNorm weight is LOGIT_SCALE * (random +-1 signs).  With tied
-#   embeddings and the default all-ones norm, the current token scores
-#   highest against itself and greedy decoding sticks on it; random signs
-#   remove that bias, and the scale makes the logits peaked enough that EOS
-#   can be likely under sampling without always winning under argmax.
-# * every embedding row gets a shared component SHARED_COMPONENT * u (u a
-#   random unit vector).  That shifts all logits alike (invisible to
-#   softmax) but makes the normalized hidden state always lean along u.
-# * the EOS row gets an extra EOS_BOOST * (signs * u), which raises the EOS
-#   logit by about EOS_BOOST * LOGIT_SCALE * <norm(h), u> at every position.
+# * channel 0 of the residual stream is a constant "bias channel": every
+#   embedding row holds BIAS_CHANNEL in it and no layer writes to it (row 0
+#   of o_proj / down_proj is zero).  The EOS row holds BIAS_CHANNEL + beta
+#   there, so the EOS logit is raised by ~beta at every position while all
+#   other logits shift alike (invisible to softmax).
+# * the final RMSNorm weight is LOGIT_SCALE * (random +-1 signs) and each
+#   embedding row is rebalanced so that its +-signed halves have equal norm:
+#   a token no longer scores itself highest (no greedy self-loops), and the
+#   logits are peaked enough for EOS to be likely under sampling without
+#   always winning the argmax.
+# * the MLP output is amplified by MLP_GAIN so the next token is a
+#   non-symmetric function of the current one (fewer greedy 2-cycles).
+#
+# beta (and the scale alpha of the EOS row's random part) are calibrated at
+# build time on a few fixed chats: beta so that the per-token EOS
+# probability under temperature-1 sampling is TARGET_EOS_PROB (mean length
+# ~1/TARGET_EOS_PROB tokens); among CALIBRATION_CANDIDATES sub-seeds and
+# alphas, the first whose greedy decodes end within GREEDY_RANGE for 80% of
+# the chats (else the best) is kept.  Everything is seeded, so builds are reproducible.
 LOGIT_SCALE = 3.0
-SHARED_COMPONENT = 0.6
-EOS_BOOST = 1.0
+BIAS_CHANNEL = 0.5
+MLP_GAIN = 6.0
+TARGET_EOS_PROB = 1 / 40
+GREEDY_RANGE = (4, 128)
+CALIBRATION_CANDIDATES = 3
+_CALIBRATION_ALPHAS = (0.0, 1.0)
+_CALIBRATION_PROMPTS = [
+    "hi",
+    "Write a function that parses JSON and returns a dict.",
+    "What is the weather in Paris?",
+    "List the files in /tmp",
+    "Explain recursion in one paragraph.",
+    "Fix the bug in main.py",
+    "Run the tests and tell me what fails.",
+    "ok",
+]
 
 
-def _shape_logits(model, eos_id: int, seed: int) -> None:
+def _calibration_chats(tok) -> list[list[int]]:
+    """Token ids of fixed ChatML chats ending in an assistant generation prompt."""
+    chats = []
+    for i, prompt in enumerate(_CALIBRATION_PROMPTS):
+        system = "You are a coding agent."
+        if i == 1:  # one long prompt, like an agent's system prompt + tools
+            system += "\n\n" + "\n".join(_docs_corpus()[:6])[:3000]
+        text = (
+            f"{IM_START}system\n{system}{IM_END}\n"
+            f"{IM_START}user\n{prompt}{IM_END}\n"
+            f"{IM_START}assistant\n"
+        )
+        chats.append(tok.encode(text).ids)
+    return chats
+
+
+def _random_model(config: dict[str, Any], seed: int):
+    """A seeded random qwen2 model with the shaping above (beta = 0, alpha = 1)."""
+    import mlx.core as mx
+    from mlx_lm.models import qwen2
+
+    mx.random.seed(seed)
+    model = qwen2.Model(qwen2.ModelArgs.from_dict(config))
+    dims = config["hidden_size"]
+    key = mx.random.key(seed + 7919)
+    signs = mx.where(mx.random.bernoulli(0.5, (dims,), key=key), 1.0, -1.0)
+    signs[0] = 1.0
+    pos = (signs > 0).astype(mx.float32)
+    pos[0] = 0.0
+    neg = (signs < 0).astype(mx.float32)
+
+    emb = model.model.embed_tokens.weight
+    a = ((emb * pos) ** 2).sum(axis=1, keepdims=True)
+    b = ((emb * neg) ** 2).sum(axis=1, keepdims=True)
+    m = (a + b) / 2
+    emb = emb * pos * mx.sqrt(m / a) + emb * neg * mx.sqrt(m / b)
+    emb[:, 0] = BIAS_CHANNEL
+    model.model.embed_tokens.weight = emb
+    model.model.norm.weight = LOGIT_SCALE * signs
+    for layer in model.model.layers:
+        o = layer.self_attn.o_proj.weight
+        o[0] = 0.0
+        layer.self_attn.o_proj.weight = o
+        d = MLP_GAIN * layer.mlp.down_proj.weight
+        d[0] = 0.0
+        layer.mlp.down_proj.weight = d
+    mx.eval(model.parameters())
+    return model
+
+
+def _set_eos_row(model, eos_id: int, alpha: float, beta: float, base_row) -> None:
+    row = alpha * base_row
+    row[0] = BIAS_CHANNEL + beta
+    emb = model.model.embed_tokens.weight
+    emb[eos_id] = row
+    model.model.embed_tokens.weight = emb
+
+
+def _trajectories(model, chats, eos_id: int, *, steps: int, seed: int):
+    """Decode ``steps`` tokens per chat, greedily and by sampling, EOS masked.
+
+    Returns ``(greedy, sampled)``: per chat an array (4, steps) of the EOS
+    logit's bias-channel coefficient, the EOS logit's random part (alpha =
+    1), and the max and logsumexp of the other logits.  Since EOS is never
+    fed back, the trajectories do not depend on alpha/beta, which are then
+    fitted offline.  All chats run as one left-padded batch.
+    """
+    import mlx.core as mx
+    import numpy as np
+    from mlx_lm.models.cache import BatchKVCache
+
+    n = len(chats)
+    seqs = list(chats) * 2  # first half greedy, second half sampled
+    width = max(len(c) for c in seqs)
+    padding = [width - len(c) for c in seqs]
+    x = mx.array([[0] * p + list(c) for p, c in zip(padding, seqs)])
+    cache = [BatchKVCache(padding) for _ in model.layers]
+    emb = model.model.embed_tokens.weight
+    eos_row = emb[eos_id]
+    mask = mx.zeros((emb.shape[0],)).at[eos_id].add(-1e9)
+    is_greedy = mx.array([True] * n + [False] * n)
+    key = mx.random.key(seed)
+    rows = []
+    for _ in range(steps):
+        h = model.model(x, cache=cache)[:, -1]
+        logits = h @ emb.T + mask
+        rows.append(mx.stack([h[:, 0], h[:, 1:] @ eos_row[1:], logits.max(axis=-1), mx.logsumexp(logits, axis=-1)]))
+        key, sub = mx.random.split(key)
+        nxt = mx.where(is_greedy, mx.argmax(logits, axis=-1), mx.random.categorical(logits, key=sub))
+        x = nxt[:, None]
+        mx.eval(x, rows[-1])
+    data = np.array(mx.stack(rows, axis=-1))  # (4, 2n, steps)
+    return [data[:, i] for i in range(n)], [data[:, n + i] for i in range(n)]
+
+
+def _eos_logit(traj, alpha: float, beta: float):
+    return traj[0] * (BIAS_CHANNEL + beta) + alpha * traj[1]
+
+
+def _mean_eos_prob(trajs, alpha: float, beta: float) -> float:
+    import numpy as np
+
+    return float(np.mean([1 / (1 + np.exp(t[3] - _eos_logit(t, alpha, beta))) for t in trajs]))
+
+
+def _greedy_lengths(trajs, alpha: float, beta: float) -> list[int | None]:
+    import numpy as np
+
+    res: list[int | None] = []
+    for t in trajs:
+        hit = np.nonzero(_eos_logit(t, alpha, beta) > t[2])[0]
+        res.append(int(hit[0]) + 1 if len(hit) else None)
+    return res
+
+
+def _solve_beta(trajs, alpha: float) -> float:
+    lo, hi = -20.0, 40.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if _mean_eos_prob(trajs, alpha, mid) < TARGET_EOS_PROB:
+            lo = mid
+        else:
+            hi = mid
+    return round((lo + hi) / 2, 3)
+
+
+def _calibrated_model(config: dict[str, Any], tok, eos_id: int, seed: int):
     import mlx.core as mx
 
-    embed = model.model.embed_tokens
-    dims = embed.weight.shape[1]
-    k1, k2 = mx.random.split(mx.random.key(seed + 7919))
-    u = mx.random.normal((dims,), key=k1)
-    u = u / mx.linalg.norm(u)
-    signs = mx.where(mx.random.bernoulli(0.5, (dims,), key=k2), 1.0, -1.0)
-    weight = embed.weight + SHARED_COMPONENT * u[None, :]
-    boost = mx.zeros((weight.shape[0], 1)).at[eos_id].add(EOS_BOOST)
-    embed.weight = weight + boost * (signs * u)[None, :]
-    model.model.norm.weight = LOGIT_SCALE * signs
+    chats = _calibration_chats(tok)
+    steps = GREEDY_RANGE[1]
+    best = None
+    for k in range(CALIBRATION_CANDIDATES):
+        sub_seed = seed * 1000 + k
+        model = _random_model(config, sub_seed)
+        base_row = mx.array(model.model.embed_tokens.weight[eos_id])
+        greedy, sampled = _trajectories(model, chats, eos_id, steps=steps, seed=sub_seed)
+        for alpha in _CALIBRATION_ALPHAS:
+            beta = _solve_beta(sampled, alpha)
+            lengths = _greedy_lengths(greedy, alpha, beta)
+            score = sum(1 for n in lengths if n is not None and n >= GREEDY_RANGE[0])
+            if best is None or score > best[0]:
+                best = (score, k, alpha, beta, lengths, model, base_row)
+        if best[0] >= 0.8 * len(chats):
+            break
+    score, k, alpha, beta, lengths, model, base_row = best
+    _set_eos_row(model, eos_id, alpha, beta, base_row)
+    info = {
+        "sub_seed": seed * 1000 + k,
+        "eos_alpha": alpha,
+        "eos_beta": beta,
+        "target_eos_prob": TARGET_EOS_PROB,
+        "calibration_greedy_lengths": lengths,
+        "greedy_range": list(GREEDY_RANGE),
+    }
+    return model, info
 
 
 def _model_config(
@@ -576,7 +745,6 @@ def build_tiny_model(
     """
     import mlx.core as mx
     from mlx.utils import tree_flatten
-    from mlx_lm.models import qwen2
     from tokenizers import Tokenizer
 
     out_dir = Path(out_dir)
@@ -644,13 +812,12 @@ def build_tiny_model(
         encoding="utf-8",
     )
 
-    mx.random.seed(seed)
-    args = qwen2.ModelArgs.from_dict(config)
-    model = qwen2.Model(args)
-    _shape_logits(model, eos_id, seed)
+    model, info = _calibrated_model(config, tok, eos_id, seed)
     weights = {k: v.astype(mx.float32) for k, v in tree_flatten(model.parameters())}
     mx.eval(weights)
     mx.save_safetensors(str(out_dir / "model.safetensors"), weights, metadata={"format": "mlx"})
+    info.update(version=TINY_MODEL_VERSION, eos_token_id=eos_id, endoftext_token_id=eot_id, vocab_size=real_vocab)
+    (out_dir / "tiny_model.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return out_dir
 
 

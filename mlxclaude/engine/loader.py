@@ -44,12 +44,31 @@ def context_length_of(config: dict) -> int:
     return DEFAULT_CONTEXT
 
 
+def resolve_model_dir(path_or_repo: str | Path) -> Path:
+    """A local directory as is; a Hugging Face repo id from the HF cache (downloading it if allowed)."""
+    local = Path(path_or_repo).expanduser()
+    if local.is_dir():
+        return local
+    if not is_repo_id(str(path_or_repo)):
+        raise ModelLoadError(f"model directory not found: {local}")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(str(path_or_repo),
+                                      allow_patterns=["*.json", "*.safetensors", "*.py", "*.model", "*.tiktoken", "*.txt", "*.jinja"]))
+    except Exception as exc:
+        raise ModelLoadError(f"could not fetch {path_or_repo} from the Hugging Face hub: {exc}") from exc
+
+
+def is_repo_id(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) == 2 and all(part and not part.startswith(".") for part in parts) and not text.startswith(("~", "/"))
+
+
 def load_model(path: str | Path, *, name: str | None = None, context_limit: int | None = None) -> LoadedModel:
     from mlx_lm import load as mlx_load
 
-    model_path = Path(path).expanduser()
-    if not model_path.is_dir():
-        raise ModelLoadError(f"model directory not found: {model_path}")
+    model_path = resolve_model_dir(path)
     config = read_config(model_path)
     try:
         model, tokenizer = mlx_load(str(model_path))
@@ -60,7 +79,7 @@ def load_model(path: str | Path, *, name: str | None = None, context_limit: int 
         context = min(context, context_limit)
     template = getattr(tokenizer, "chat_template", None) or getattr(tokenizer._tokenizer, "chat_template", None)
     info = ModelInfo(
-        name=name or model_path.name,
+        name=name or (str(path) if is_repo_id(str(path)) and not Path(path).is_dir() else model_path.name),
         path=str(model_path),
         context_length=context,
         supports_vision=any(key in config for key in VISION_KEYS),
