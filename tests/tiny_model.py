@@ -27,7 +27,6 @@ the parameters and return it).
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import shutil
@@ -40,10 +39,10 @@ from pathlib import Path
 from typing import Any
 
 # Bump when anything that changes the produced files changes.
-TINY_MODEL_VERSION = 1
-TOKENIZER_VERSION = 1
+TINY_MODEL_VERSION = 2
+TOKENIZER_VERSION = 2
 
-DEFAULT_VOCAB_SIZE = 2048
+DEFAULT_VOCAB_SIZE = 8192
 
 ENDOFTEXT = "<|endoftext|>"
 IM_START = "<|im_start|>"
@@ -308,72 +307,98 @@ def _docs_corpus() -> list[str]:
     return out
 
 
-def _json_type(annotation: Any, default: Any) -> str:
-    for value in (default,):
-        if isinstance(value, bool):
-            return "boolean"
-        if isinstance(value, int):
-            return "integer"
-        if isinstance(value, float):
-            return "number"
-        if isinstance(value, (list, tuple)):
-            return "array"
-        if isinstance(value, dict):
-            return "object"
+def _json_type(default: Any) -> str:
+    if isinstance(default, bool):
+        return "boolean"
+    if isinstance(default, int):
+        return "integer"
+    if isinstance(default, float):
+        return "number"
+    if isinstance(default, (list, tuple)):
+        return "array"
+    if isinstance(default, dict):
+        return "object"
     return "string"
 
 
+def _module_source(mod_name: str) -> str | None:
+    root = _stdlib_dir()
+    rel = Path(*mod_name.split("."))
+    for path in (root / rel.with_suffix(".py"), root / rel / "__init__.py"):
+        if path.is_file():
+            try:
+                return path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                return None
+    return None
+
+
 def _schema_records() -> list[dict[str, Any]]:
-    import importlib
-    import warnings
+    """Tool-schema-like records from public stdlib functions, parsed with ``ast``.
+
+    Parsing source (rather than importing and introspecting modules) keeps
+    the corpus independent of the interpreter's state.
+    """
+    import ast
 
     records: list[dict[str, Any]] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for mod_name in _SCHEMA_MODULES:
-            try:
-                mod = importlib.import_module(mod_name)
-            except Exception:
+    for mod_name in _SCHEMA_MODULES:
+        source = _module_source(mod_name)
+        if source is None:
+            continue
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        functions = []
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                functions += [(f"{node.name}_", m) for m in node.body]
+            else:
+                functions.append(("", node))
+        for prefix, node in functions:
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.name.startswith("_"):
                 continue
-            for name in sorted(dir(mod)):
-                if name.startswith("_"):
+            args = node.args
+            positional = args.posonlyargs + args.args
+            defaults: list[Any] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+            params = list(zip(positional, defaults)) + list(zip(args.kwonlyargs, args.kw_defaults))
+            props: dict[str, Any] = {}
+            required: list[str] = []
+            for arg, default_node in params:
+                if arg.arg in ("self", "cls"):
                     continue
-                obj = getattr(mod, name, None)
-                if not callable(obj) or isinstance(obj, type):
-                    continue
-                doc = inspect.getdoc(obj) or ""
-                try:
-                    sig = inspect.signature(obj)
-                except (TypeError, ValueError):
-                    continue
-                props: dict[str, Any] = {}
-                required: list[str] = []
-                for pname, param in sig.parameters.items():
-                    if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                        continue
-                    default = None if param.default is param.empty else param.default
-                    prop: dict[str, Any] = {"type": _json_type(param.annotation, default)}
-                    prop["description"] = f"The {pname.replace('_', ' ')} argument of {name}."
-                    if param.default is param.empty:
-                        required.append(pname)
-                    elif isinstance(default, (str, int, float, bool)) and default is not None:
-                        prop["default"] = default
-                    props[pname] = prop
-                summary = doc.split("\n\n")[0].replace("\n", " ").strip() or f"Call {mod_name}.{name}."
-                records.append(
-                    {
-                        "name": f"{mod_name.replace('.', '_')}_{name}",
-                        "description": summary[:600],
-                        "input_schema": {
-                            "type": "object",
-                            "properties": props,
-                            "required": required,
-                            "additionalProperties": False,
-                            "$schema": "http://json-schema.org/draft-07/schema#",
-                        },
-                        "_example": {k: (v.get("default", f"<{k}>")) for k, v in props.items()},
-                    }
-                )
+                default: Any = None
+                if default_node is not None:
+                    try:
+                        default = ast.literal_eval(default_node)
+                    except ValueError:
+                        default = None
+                prop: dict[str, Any] = {
+                    "type": _json_type(default),
+                    "description": f"The {arg.arg.replace('_', ' ')} argument of {node.name}.",
+                }
+                if default_node is None:
+                    required.append(arg.arg)
+                elif isinstance(default, (str, int, float, bool)):
+                    prop["default"] = default
+                props[arg.arg] = prop
+            doc = ast.get_docstring(node) or ""
+            summary = doc.split("\n\n")[0].replace("\n", " ").strip() or f"Call {mod_name}.{node.name}."
+            records.append(
+                {
+                    "name": f"{mod_name.replace('.', '_')}_{prefix}{node.name}",
+                    "description": summary[:600],
+                    "input_schema": {
+                        "type": "object",
+                        "properties": props,
+                        "required": required,
+                        "additionalProperties": False,
+                        "$schema": "http://json-schema.org/draft-07/schema#",
+                    },
+                    "_example": {k: v.get("default", f"<{k}>") for k, v in props.items()},
+                }
+            )
     return records
 
 
@@ -511,8 +536,8 @@ def tokenizer_json(vocab_size: int = DEFAULT_VOCAB_SIZE, *, cache_root: Path | N
 # build time on a few fixed chats: beta so that the per-token EOS
 # probability under temperature-1 sampling is TARGET_EOS_PROB (mean length
 # ~1/TARGET_EOS_PROB tokens); among CALIBRATION_CANDIDATES sub-seeds and
-# alphas, the first whose greedy decodes end within GREEDY_RANGE for 80% of
-# the chats (else the best) is kept.  Everything is seeded, so builds are reproducible.
+# alphas, the first whose greedy decodes end within GREEDY_RANGE for all but
+# two of the chats (else the best) is kept.  Everything is seeded, so builds are reproducible.
 LOGIT_SCALE = 3.0
 BIAS_CHANNEL = 0.5
 MLP_GAIN = 6.0
@@ -597,34 +622,43 @@ def _trajectories(model, chats, eos_id: int, *, steps: int, seed: int):
     logit's bias-channel coefficient, the EOS logit's random part (alpha =
     1), and the max and logsumexp of the other logits.  Since EOS is never
     fed back, the trajectories do not depend on alpha/beta, which are then
-    fitted offline.  All chats run as one left-padded batch.
+    fitted offline.  Chats of similar length run as one left-padded batch.
     """
     import mlx.core as mx
     import numpy as np
     from mlx_lm.models.cache import BatchKVCache
 
-    n = len(chats)
-    seqs = list(chats) * 2  # first half greedy, second half sampled
-    width = max(len(c) for c in seqs)
-    padding = [width - len(c) for c in seqs]
-    x = mx.array([[0] * p + list(c) for p, c in zip(padding, seqs)])
-    cache = [BatchKVCache(padding) for _ in model.layers]
     emb = model.model.embed_tokens.weight
     eos_row = emb[eos_id]
     mask = mx.zeros((emb.shape[0],)).at[eos_id].add(-1e9)
-    is_greedy = mx.array([True] * n + [False] * n)
     key = mx.random.key(seed)
-    rows = []
-    for _ in range(steps):
-        h = model.model(x, cache=cache)[:, -1]
-        logits = h @ emb.T + mask
-        rows.append(mx.stack([h[:, 0], h[:, 1:] @ eos_row[1:], logits.max(axis=-1), mx.logsumexp(logits, axis=-1)]))
-        key, sub = mx.random.split(key)
-        nxt = mx.where(is_greedy, mx.argmax(logits, axis=-1), mx.random.categorical(logits, key=sub))
-        x = nxt[:, None]
-        mx.eval(x, rows[-1])
-    data = np.array(mx.stack(rows, axis=-1))  # (4, 2n, steps)
-    return [data[:, i] for i in range(n)], [data[:, n + i] for i in range(n)]
+    greedy: dict[int, Any] = {}
+    sampled: dict[int, Any] = {}
+    order = sorted(range(len(chats)), key=lambda i: len(chats[i]))
+    while order:
+        group = [i for i in order if len(chats[i]) <= 1.5 * len(chats[order[0]])]
+        order = order[len(group) :]
+        n = len(group)
+        seqs = [chats[i] for i in group] * 2  # first half greedy, second half sampled
+        width = max(len(c) for c in seqs)
+        padding = [width - len(c) for c in seqs]
+        x = mx.array([[0] * p + list(c) for p, c in zip(padding, seqs)])
+        cache = [BatchKVCache(padding) for _ in model.layers]
+        is_greedy = mx.array([True] * n + [False] * n)
+        rows = []
+        for _ in range(steps):
+            h = model.model(x, cache=cache)[:, -1]
+            logits = h @ emb.T + mask
+            rows.append(mx.stack([h[:, 0], h[:, 1:] @ eos_row[1:], logits.max(axis=-1), mx.logsumexp(logits, axis=-1)]))
+            key, sub = mx.random.split(key)
+            nxt = mx.where(is_greedy, mx.argmax(logits, axis=-1), mx.random.categorical(logits, key=sub))
+            x = nxt[:, None]
+            mx.eval(x, rows[-1])
+        data = np.array(mx.stack(rows, axis=-1))  # (4, 2n, steps)
+        for j, i in enumerate(group):
+            greedy[i] = data[:, j]
+            sampled[i] = data[:, n + j]
+    return [greedy[i] for i in range(len(chats))], [sampled[i] for i in range(len(chats))]
 
 
 def _eos_logit(traj, alpha: float, beta: float):
@@ -675,7 +709,7 @@ def _calibrated_model(config: dict[str, Any], tok, eos_id: int, seed: int):
             score = sum(1 for n in lengths if n is not None and n >= GREEDY_RANGE[0])
             if best is None or score > best[0]:
                 best = (score, k, alpha, beta, lengths, model, base_row)
-        if best[0] >= 0.8 * len(chats):
+        if best[0] >= len(chats) - 2:
             break
     score, k, alpha, beta, lengths, model, base_row = best
     _set_eos_row(model, eos_id, alpha, beta, base_row)
