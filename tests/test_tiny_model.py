@@ -32,10 +32,17 @@ def loaded(tiny_model_dir):
 
 
 def test_build_into_tmp_path_is_deterministic_and_loadable(tmp_path, tiny_model_dir):
+    import mlx.core as mx
+
     out = tiny_model.build_tiny_model(tmp_path / "m")
     assert out == tmp_path / "m"
-    for name in ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"):
+    for name in ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"):
         assert (out / name).read_bytes() == (tiny_model_dir / name).read_bytes(), name
+    fresh, cached = mx.load(str(out / "model.safetensors")), mx.load(str(tiny_model_dir / "model.safetensors"))
+    assert fresh.keys() == cached.keys()
+    for name in fresh:
+        assert fresh[name].dtype == mx.float32
+        assert mx.allclose(fresh[name], cached[name], atol=1e-3).item(), name
 
     model, tokenizer, config = mlx_lm.load(str(out), return_config=True)
     assert config["model_type"] == "qwen2"

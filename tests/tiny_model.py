@@ -10,9 +10,15 @@ The model directory looks like a small Qwen2.5-style checkpoint:
 * ``tokenizer_config.json``: ``PreTrainedTokenizerFast`` with a ChatML /
   Hermes tool-calling chat template modelled on Qwen2.5's.
 * ``config.json`` / ``generation_config.json``: mlx-lm ``qwen2`` architecture.
-* ``model.safetensors``: seeded random float32 weights, with the EOS
-  (``<|im_end|>``) embedding row biased so that sampling usually stops after
-  a few dozen tokens.
+* ``model.safetensors``: seeded random float32 weights, shaped and
+  calibrated (see "Making a random model stop" below) so that both greedy
+  and temperature-1 decoding usually emit ``<|im_end|>`` after a few dozen
+  tokens.
+* ``tiny_model.json``: what the calibration chose (informational only).
+
+Token ids: ``<|endoftext|>`` = 0, ``<|im_start|>`` = 1, ``<|im_end|>`` = 2
+(EOS); the added tokens are the last six ids.  ``generation_config.json``
+lists ``[2, 0]`` as EOS, and mlx-lm's ``load`` takes its EOS ids from there.
 
 Usable as a plain module (tests put ``tests/`` on ``sys.path``) or loaded by
 file path from bench scripts::
@@ -170,6 +176,15 @@ def _tokenizers_version() -> str:
     import tokenizers
 
     return tokenizers.__version__
+
+
+def _dist_version(name: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "none"
 
 
 # --------------------------------------------------------------------------
@@ -879,7 +894,15 @@ def model_cache_key(
         seed=seed,
     )
     blob = json.dumps(
-        {"v": TINY_MODEL_VERSION, "tv": TOKENIZER_VERSION, "py": _python_tag(), "tok": _tokenizers_version(), **params},
+        {
+            "v": TINY_MODEL_VERSION,
+            "tv": TOKENIZER_VERSION,
+            "py": _python_tag(),
+            "tok": _tokenizers_version(),
+            "mlx": _dist_version("mlx"),
+            "mlx_lm": _dist_version("mlx-lm"),
+            **params,
+        },
         sort_keys=True,
     )
     digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
@@ -897,6 +920,7 @@ def ensure_tiny_model(cache_root: Path | None = None, **params: Any) -> Path:
     if (target / "model.safetensors").is_file() and (target / "tokenizer_config.json").is_file():
         return target
     root.mkdir(parents=True, exist_ok=True)
+    tokenizer_json(params.get("vocab_size", DEFAULT_VOCAB_SIZE), cache_root=root)  # memoized for the build
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=root))
     try:
         build_tiny_model(tmp, **params)
