@@ -12,10 +12,12 @@ def check_settings(settings: ServerSettings) -> None:
     if not settings.model:
         raise UsageError("no model given", hint="pass --model PATH (an mlx-lm model directory)")
     from mlxclaude.engine.loader import is_repo_id
+    from mlxclaude.models.catalog import find_model
 
-    if not Path(settings.model).expanduser().is_dir() and not is_repo_id(settings.model):
-        raise MlxClaudeError(f"model directory not found: {settings.model}",
-                             hint="pass an mlx-lm model directory or a Hugging Face repo id (org/name)")
+    model = settings.model
+    if not Path(model).expanduser().is_dir() and not is_repo_id(model) and find_model(model) is None:
+        raise MlxClaudeError(f"model directory not found: {model}",
+                             hint="pass a model directory, a name from `mlxclaude models list`, or a repo id (org/name)")
     if not settings.is_loopback and not settings.auth_token:
         raise UsageError(f"refusing to bind {settings.host} without a token",
                          hint="set --auth-token or MLXCLAUDE_AUTH_TOKEN, or bind 127.0.0.1")

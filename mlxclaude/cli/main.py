@@ -54,6 +54,15 @@ def serve(
     run_server(settings)
 
 
+def register_commands() -> None:
+    from mlxclaude.cli import models_cmds
+
+    models_cmds.register(app)
+
+
+register_commands()
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     try:
         app(args=argv, standalone_mode=False)

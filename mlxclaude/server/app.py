@@ -14,7 +14,7 @@ from mlxclaude.engine.backend import Backend
 from mlxclaude.engine.worker import QueueFull, Worker
 from mlxclaude.logs import log_event
 from mlxclaude.protocol.errors import ApiError
-from mlxclaude.server import messages, meta
+from mlxclaude.server import admin, messages, meta
 from mlxclaude.server.auth import OPEN_PATHS, is_authorized
 from mlxclaude.server.state import ServerState, new_request_id
 from mlxclaude.settings import ServerSettings
@@ -89,6 +89,7 @@ def install_routes(app: FastAPI) -> None:
         app.add_api_route(f"{prefix}/messages/count_tokens", messages.count_tokens, methods=["POST"])
         app.add_api_route(f"{prefix}/models", meta.list_models, methods=["GET"])
         app.add_api_route(f"{prefix}/models/{{model_id:path}}", meta.retrieve_model, methods=["GET"])
+    admin.install(app)
 
 
 def create_app(settings: ServerSettings, load_backend: Callable[[], Backend]) -> FastAPI:
@@ -112,8 +113,11 @@ def mlx_backend_loader(settings: ServerSettings) -> Callable[[], Backend]:
     def load() -> Backend:
         from mlxclaude.engine.mlx_backend import MlxBackend
 
+        from mlxclaude.models.resolve import resolve_for_serving
+
         log_event("model_loading", kind="request", model=settings.model)
-        backend = MlxBackend(settings.model, context_limit=settings.context_limit,
+        path, name = resolve_for_serving(settings.model)
+        backend = MlxBackend(str(path), name=name, context_limit=settings.context_limit,
                              prefill_step_size=settings.prefill_step_size)
         log_event("model_ready", model=backend.info.name, context_length=backend.info.context_length,
                   tool_format=backend.info.tool_format.name if backend.info.tool_format else None)

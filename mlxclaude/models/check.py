@@ -1,0 +1,628 @@
+"""`mlxclaude models check`: will this model work with Claude Code on this machine?
+
+`check_model` runs nine checks in a fixed order and always reports all nine lines (see
+LINE_NAMES). A check that cannot run because an earlier one failed is reported as
+`fail` with a detail starting "skipped: ". Heavy imports (mlx, mlx_lm) happen inside the
+functions, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Optional
+
+from mlxclaude.parsing.events import ToolCall
+from mlxclaude.parsing.tools import HERMES, ToolFormat
+from mlxclaude.protocol.chat import ChatRequest, Sampling
+
+Status = Literal["ok", "warn", "fail"]
+LINE_NAMES = ("files", "load", "chat template", "tool format", "thinking", "generation", "tool call", "speed",
+              "memory")
+
+CLAUDE_CODE_MIN_CONTEXT = 32768
+MIN_DECODE_TPS = 5.0
+MIN_PREFILL_TPS = 50.0
+SPEED_PROMPT_TOKENS = 1024
+TOOL_CALL_TOKENS = 128
+WEIGHTS_OVERHEAD = 1.1
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tiktoken.model")
+TOKENIZER_EXTRAS = ("tokenizer_config.json", "chat_template.jinja", "chat_template.json")
+
+
+@dataclass
+class CheckLine:
+    name: str
+    status: Status
+    detail: str
+
+
+@dataclass
+class CheckReport:
+    model: str
+    path: str
+    lines: list[CheckLine] = field(default_factory=list)
+    figures: dict[str, float | int | str] = field(default_factory=dict)
+
+    @property
+    def fit_for_claude_code(self) -> bool:
+        return not any(line.status == "fail" for line in self.lines)
+
+    @property
+    def verdict(self) -> str:
+        failed = [line.name for line in self.lines if line.status == "fail" and not line.detail.startswith("skipped:")]
+        warned = [line.name for line in self.lines if line.status == "warn"]
+        if failed:
+            return f"{self.model} is not fit for Claude Code on this machine (failed: {', '.join(failed)})."
+        if warned:
+            return f"{self.model} should work with Claude Code on this machine, with warnings ({', '.join(warned)})."
+        return f"{self.model} is fit for Claude Code on this machine."
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "path": self.path,
+            "fit_for_claude_code": self.fit_for_claude_code,
+            "verdict": self.verdict,
+            "lines": [asdict(line) for line in self.lines],
+            "figures": dict(self.figures),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Memory arithmetic (pure) and the machine's free memory
+# --------------------------------------------------------------------------------------------
+
+_DTYPE_BYTES = {"float32": 4, "float": 4, "bfloat16": 2, "float16": 2, "half": 2, "float64": 8}
+
+
+def _first_int(config: dict, *keys: str) -> Optional[int]:
+    for key in keys:
+        value = config.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def kv_bytes_per_token(config: dict) -> Optional[int]:
+    """KV-cache bytes one token costs: 2 (K and V) × layers × kv_heads × head_dim × bytes per element.
+
+    Reads a Hugging Face / mlx-lm config.json, with a multimodal model's `text_config` taking
+    precedence. num_key_value_heads defaults to the attention heads (no GQA); head_dim defaults to
+    hidden_size / heads. Only full-attention layers count when `layer_types` or
+    `sliding_window_pattern` mark the others as sliding-window (their cache is bounded).
+    MLA models (`kv_lora_rank`, DeepSeek) cache one latent of kv_lora_rank + qk_rope_head_dim.
+    The element size is the model's activation dtype (a quantized model's is 16-bit).
+    None when the config doesn't say enough.
+    """
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
+    merged = {**config, **text}
+    layers = _first_int(merged, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
+    if layers is None:
+        return None
+    layer_types = merged.get("layer_types")
+    if isinstance(layer_types, list) and layer_types:
+        layers = sum(1 for kind in layer_types if "sliding" not in str(kind)) or 0
+    else:
+        pattern = _first_int(merged, "sliding_window_pattern")
+        if pattern and pattern > 1 and merged.get("sliding_window"):
+            layers = layers // pattern
+    dtype = str(merged.get("torch_dtype") or merged.get("dtype") or "bfloat16").replace("torch.", "")
+    element = 2 if "quantization" in config or "quantization_config" in config else _DTYPE_BYTES.get(dtype, 2)
+    lora_rank = _first_int(merged, "kv_lora_rank")
+    if lora_rank:
+        return layers * (lora_rank + (_first_int(merged, "qk_rope_head_dim") or 0)) * element
+    heads = _first_int(merged, "num_attention_heads", "n_head", "num_heads", "n_heads")
+    kv_heads = _first_int(merged, "num_key_value_heads", "num_kv_heads", "n_kv_heads", "multi_query_group_num")
+    kv_heads = kv_heads or heads
+    head_dim = _first_int(merged, "head_dim")
+    if head_dim is None:
+        hidden = _first_int(merged, "hidden_size", "n_embd", "d_model", "dim")
+        head_dim = hidden // heads if hidden and heads else None
+    if not kv_heads or not head_dim:
+        return None
+    return 2 * layers * kv_heads * head_dim * element
+
+
+def max_context_that_fits(*, model_context: int, available_bytes: int, weights_bytes: int,
+                          kv_per_token: Optional[int]) -> int:
+    """min(model context, (free − weights × 1.1) / KV bytes per token); 0 when the weights don't fit."""
+    room = available_bytes - weights_bytes * WEIGHTS_OVERHEAD
+    if room <= 0:
+        return 0
+    if not kv_per_token:
+        return model_context
+    return max(0, min(model_context, int(room // kv_per_token)))
+
+
+def available_memory_bytes() -> Optional[int]:
+    """Memory a new allocation can get now (Linux MemAvailable within any cgroup limit; macOS vm_stat)."""
+    try:
+        if sys.platform.startswith("linux"):
+            return _linux_available()
+        if sys.platform == "darwin":
+            return _macos_available()
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+    return None
+
+
+def _linux_available() -> Optional[int]:
+    available = None
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            available = int(line.split()[1]) * 1024
+    cgroup = Path("/sys/fs/cgroup")
+    try:
+        limit = (cgroup / "memory.max").read_text().strip()
+        if limit.isdigit():
+            used = int((cgroup / "memory.current").read_text().strip())
+            room = max(0, int(limit) - used)
+            available = room if available is None else min(available, room)
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+def _macos_available() -> Optional[int]:
+    try:
+        out = subprocess.run(["vm_stat"], capture_output=True, text=True, timeout=5, check=True).stdout
+        page = int(re.search(r"page size of (\d+) bytes", out).group(1))  # type: ignore[union-attr]
+        pages = {m.group(1): int(m.group(2)) for m in re.finditer(r'^"?([^:"]+)"?:\s+(\d+)\.', out, re.M)}
+        free = sum(pages.get(key, 0) for key in ("Pages free", "Pages inactive", "Pages speculative",
+                                                   "Pages purgeable"))
+        if free:
+            return free * page
+    except (AttributeError, subprocess.SubprocessError, OSError, ValueError):
+        pass
+    out = subprocess.run(["sysctl", "-n", "hw.memsize"], capture_output=True, text=True, timeout=5, check=True)
+    return int(out.stdout.strip())  # total memory: the best we can say without vm_stat
+
+
+def _gpu_working_set_bytes() -> Optional[int]:
+    """Metal's recommended working-set limit on Apple silicon (models must fit under it), else None."""
+    if sys.platform != "darwin":
+        return None
+    try:
+        import mlx.core as mx
+
+        if not mx.metal.is_available():
+            return None
+        info = mx.device_info() if hasattr(mx, "device_info") else mx.metal.device_info()
+        value = info.get("max_recommended_working_set_size")
+        return int(value) if value else None
+    except Exception:
+        return None
+
+
+def human_bytes(n: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+# --------------------------------------------------------------------------------------------
+# Tool schemas and a tiny JSON-schema check (type / required / properties / enum / items)
+# --------------------------------------------------------------------------------------------
+
+def _function(name: str, description: str, properties: dict, required: list[str]) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name, "description": description, "parameters": {
+        "type": "object", "properties": properties, "required": required, "additionalProperties": False}}}
+
+
+CLAUDE_CODE_TOOLS = [
+    _function("Bash", "Executes a given bash command and returns its output.", {
+        "command": {"type": "string", "description": "The command to execute"},
+        "description": {"type": "string", "description": "Clear, concise description of what this command does"},
+        "timeout": {"type": "number", "description": "Optional timeout in milliseconds (max 600000)"},
+        "run_in_background": {"type": "boolean", "description": "Run this command in the background"},
+    }, ["command"]),
+    _function("Read", "Reads a file from the local filesystem.", {
+        "file_path": {"type": "string", "description": "The absolute path to the file to read"},
+        "offset": {"type": "number", "description": "The line number to start reading from"},
+        "limit": {"type": "number", "description": "The number of lines to read"},
+    }, ["file_path"]),
+]
+WEATHER_TOOL = _function("get_weather", "Get the current weather in a city.", {
+    "city": {"type": "string", "description": "The city name, e.g. Paris"},
+}, ["city"])
+
+_JSON_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+    "null": lambda v: v is None,
+}
+
+
+def schema_errors(value: Any, schema: dict[str, Any], where: str = "arguments") -> list[str]:
+    """What's wrong with `value` under the subset of JSON Schema tool definitions use; [] when valid."""
+    expected = schema.get("type")
+    if expected is not None:
+        types = expected if isinstance(expected, list) else [expected]
+        if not any(_JSON_TYPES.get(t, lambda v: True)(value) for t in types):
+            return [f"{where} should be {'/'.join(types)}, got {type(value).__name__}"]
+    if "enum" in schema and value not in schema["enum"]:
+        return [f"{where} should be one of {schema['enum']}"]
+    errors: list[str] = []
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        errors += [f"{where} misses required '{key}'" for key in schema.get("required", []) if key not in value]
+        for key, item in value.items():
+            if key in properties:
+                errors += schema_errors(item, properties[key], f"{where}.{key}")
+            elif schema.get("additionalProperties") is False:
+                errors.append(f"{where} has unexpected '{key}'")
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            errors += schema_errors(item, schema["items"], f"{where}[{i}]")
+    return errors
+
+
+# --------------------------------------------------------------------------------------------
+# The checks
+# --------------------------------------------------------------------------------------------
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _snippet(text: str, limit: int = 60) -> str:
+    return json.dumps(_one_line(text, limit), ensure_ascii=False)
+
+
+def _generic_tool_format() -> ToolFormat:
+    """The format tools use when a model's template has no known family."""
+    import mlxclaude.parsing.tools as tools
+
+    return getattr(tools, "GENERIC", HERMES)
+
+
+class _Checker:
+    def __init__(self, path: Path, name: str, generate_tokens: int) -> None:
+        self.path = path
+        self.name = name
+        self.generate_tokens = max(1, generate_tokens)
+        self.figures: dict[str, float | int | str] = {}
+        self.config: Optional[dict] = None
+        self.backend: Any = None
+        self.template_ok = False
+
+    def files(self) -> CheckLine:
+        if not self.path.is_dir():
+            return CheckLine("files", "fail", f"not a directory: {self.path}")
+        missing, found = [], []
+        config = self.path / "config.json"
+        if config.is_file():
+            found.append("config.json")
+            try:
+                self.config = json.loads(config.read_text())
+            except (OSError, ValueError) as exc:
+                return CheckLine("files", "fail", f"config.json is not valid JSON: {_one_line(exc)}")
+        else:
+            missing.append("config.json")
+        weights = sorted(self.path.glob("*.safetensors"))
+        index = self.path / "model.safetensors.index.json"
+        if index.is_file():
+            try:
+                shards = set(json.loads(index.read_text()).get("weight_map", {}).values())
+            except (OSError, ValueError):
+                shards = set()
+            missing += sorted(s for s in shards if not (self.path / s).is_file())
+        if weights:
+            size = sum(w.stat().st_size for w in weights)
+            self.figures["weights_bytes"] = size
+            found.append(f"{len(weights)} weight file{'s' if len(weights) > 1 else ''} ({human_bytes(size)})")
+        else:
+            others = sorted(p.name for p in self.path.iterdir() if p.suffix in (".bin", ".gguf", ".pt", ".pth"))
+            hint = f" (found {', '.join(others[:3])}: convert it with mlx_lm.convert)" if others else ""
+            missing.append(f"weights (*.safetensors){hint}")
+        tokenizers = [f for f in TOKENIZER_FILES if (self.path / f).is_file()]
+        tokenizers += sorted(p.name for p in self.path.glob("*.tiktoken"))
+        if not tokenizers:
+            missing.append("tokenizer (tokenizer.json or tokenizer.model)")
+        found += tokenizers + [f for f in TOKENIZER_EXTRAS if (self.path / f).is_file()]
+        if missing:
+            return CheckLine("files", "fail", "missing: " + "; ".join(missing))
+        return CheckLine("files", "ok", ", ".join(found))
+
+    def load(self) -> CheckLine:
+        from mlxclaude.engine.mlx_backend import MlxBackend
+
+        started = time.perf_counter()
+        try:
+            self.backend = MlxBackend(str(self.path), name=self.name)
+        except Exception as exc:  # ModelLoadError, or whatever mlx-lm raised while building the model
+            return CheckLine("load", "fail", _one_line(exc))
+        seconds = time.perf_counter() - started
+        broken = self._tokenizer_problem()
+        if broken:
+            self.backend = None
+            return CheckLine("load", "fail", f"loaded, but {broken}; tokenizer.json or tokenizer.model is missing "
+                                             "or broken")
+        self.figures["load_seconds"] = round(seconds, 3)
+        self.figures["model_context"] = self.backend.info.context_length
+        config = self.config or {}
+        kind = config.get("model_type") or (config.get("text_config") or {}).get("model_type") or "model"
+        bits = (config.get("quantization") or {}).get("bits")
+        quant = f", {bits}-bit" if bits else ""
+        return CheckLine("load", "ok", f"{kind}{quant}, context {self.backend.info.context_length:,} tokens, "
+                                       f"loaded in {seconds:.1f}s")
+
+    def _tokenizer_problem(self) -> Optional[str]:
+        """Without its files, transformers builds an empty tokenizer instead of failing: catch that."""
+        sample = "Hello, world! def main():"
+        tokenizer = self.backend.tokenizer
+        try:
+            ids = list(tokenizer.encode(sample, add_special_tokens=False))
+            back = tokenizer.decode(ids) if ids else ""
+        except Exception as exc:
+            return f"the tokenizer fails on plain text ({_one_line(exc, 120)})"
+        if not ids:
+            return f"the tokenizer is empty (it encodes {sample!r} to no tokens)"
+        if "world" not in back:
+            return f"the tokenizer does not round-trip text ({sample!r} came back as {back!r})"
+        return None
+
+    def _render(self, chat: ChatRequest):
+        return self.backend.render(chat)
+
+    def template(self) -> CheckLine:
+        from mlxclaude.engine.render import RenderError
+
+        tokenizer = self.backend.tokenizer
+        template = getattr(tokenizer, "chat_template", None) or getattr(
+            getattr(tokenizer, "_tokenizer", None), "chat_template", None)
+        if not template:
+            return CheckLine("chat template", "fail",
+                             "no chat template (tokenizer_config.json has no chat_template and there is no "
+                             "chat_template.jinja); Claude Code needs one to format its conversation and tools")
+        conversation = [
+            {"role": "system", "content": "You are Claude Code, an interactive coding agent."},
+            {"role": "user", "content": "List the files here, then read README.md."},
+            {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "id": "toolu_01", "function": {
+                "name": "Bash", "arguments": {"command": "ls"}}}]},
+            {"role": "tool", "tool_call_id": "toolu_01", "name": "Bash", "content": "README.md\nsetup.py"},
+        ]
+        try:
+            prompt = self._render(ChatRequest(model=self.name, messages=conversation, tools=CLAUDE_CODE_TOOLS))
+        except RenderError as exc:
+            try:
+                self._render(ChatRequest(model=self.name, messages=conversation[:2], tools=CLAUDE_CODE_TOOLS))
+            except RenderError:
+                return CheckLine("chat template", "fail", _one_line(exc))
+            return CheckLine("chat template", "fail", "renders tools but rejects a tool call and its result: "
+                                                      + _one_line(exc))
+        self.template_ok = True
+        self.figures["prompt_tokens"] = len(prompt.tokens)
+        expected = ["Read", "file_path", "Bash", "run_in_background"]
+        absent = [word for word in expected if word not in prompt.text]
+        if absent:
+            return CheckLine("chat template", "warn",
+                             f"renders, but the template ignores tools ({', '.join(absent)} not in the prompt); "
+                             "Claude Code's tools will not reach the model")
+        return CheckLine("chat template", "ok",
+                         f"renders a tool conversation with the tool schemas ({len(prompt.tokens)} tokens)")
+
+    def tool_format(self) -> CheckLine:
+        fmt = self.backend.info.tool_format
+        self.figures["tool_format"] = fmt.name if fmt else "none"
+        if fmt is None:
+            return CheckLine("tool format", "warn", "no native tool-call format; tools will use the generic format")
+        return CheckLine("tool format", "ok", f"{fmt.name} ({fmt.open}…{fmt.close})")
+
+    def thinking(self) -> CheckLine:
+        info = self.backend.info
+        if info.think_open:
+            self.figures["thinking"] = f"{info.think_open} {info.think_close or ''}".strip()
+            return CheckLine("thinking", "ok", f"{info.think_open} … {info.think_close or '(no close marker)'}")
+        self.figures["thinking"] = "none"
+        return CheckLine("thinking", "ok", "none")
+
+    def _generate(self, chat: ChatRequest, on_text: Callable[[str, threading.Event], None] | None = None):
+        prompt = self._render(chat)
+        cancel = threading.Event()
+        pieces, stats = [], None
+        for item in self.backend.generate(prompt, chat, chat.max_tokens, cancel):
+            if isinstance(item, str):
+                pieces.append(item)
+                if on_text:
+                    on_text(item, cancel)
+            else:
+                stats = item
+        return prompt, "".join(pieces), stats
+
+    def generation(self) -> CheckLine:
+        chat = ChatRequest(model=self.name, messages=[{"role": "user", "content": "Say hello in one short sentence."}],
+                           sampling=Sampling(temperature=0.0), max_tokens=self.generate_tokens)
+        _, text, stats = self._generate(chat)
+        tokens = stats.generated_tokens if stats else 0
+        self.figures["generated_tokens"] = tokens
+        if not text.strip():
+            return CheckLine("generation", "warn", f"the model produced no text ({tokens} tokens, then stopped)")
+        return CheckLine("generation", "ok", f"{_snippet(text)} ({tokens} tokens, greedy)")
+
+    def _tool_call_example(self, fmt: ToolFormat) -> str:
+        """How this model's own template writes a get_weather call; a Hermes-style body if it won't say."""
+        from mlxclaude.engine.render import RenderError
+
+        arguments = {"city": "Lisbon"}
+        try:
+            text = self._render(ChatRequest(model=self.name, tools=[WEATHER_TOOL], messages=[
+                {"role": "user", "content": "What's the weather in Lisbon?"},
+                {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "id": "call_1", "function": {
+                    "name": "get_weather", "arguments": arguments}}]}])).text
+            start = text.rfind(fmt.open)
+            end = text.find(fmt.close, start + len(fmt.open)) if start >= 0 else -1
+            if end >= 0 and fmt.parse(text[start + len(fmt.open):end]):
+                return text[start:end + len(fmt.close)]
+        except RenderError:
+            pass
+        return f"{fmt.open}\n{json.dumps({'name': 'get_weather', 'arguments': arguments})}\n{fmt.close}"
+
+    def tool_call(self) -> CheckLine:
+        from mlxclaude.parsing.reply import ReplyParser
+
+        native = self.backend.info.tool_format
+        fmt = native or _generic_tool_format()
+        example = self._tool_call_example(fmt)
+        chat = ChatRequest(
+            model=self.name, tools=[WEATHER_TOOL], thinking="disabled", sampling=Sampling(temperature=0.0),
+            max_tokens=TOOL_CALL_TOKENS,
+            messages=[{"role": "system", "content": "You are a tool-calling assistant. To call get_weather, reply "
+                                                    "with only the call, in exactly this format and nothing else:\n"
+                                                    + example},
+                      {"role": "user", "content": "What is the weather in Tokyo right now? Use the get_weather tool."}])
+        info = self.backend.info
+        prompt = self._render(chat)
+        parser = ReplyParser(emit_thinking=False, starts_in_thinking=prompt.starts_in_thinking,
+                             think_open=info.think_open or "<think>", think_close=info.think_close or "</think>",
+                             tool_format=fmt)
+        events: list = []
+
+        def on_text(piece: str, cancel: threading.Event) -> None:
+            events.extend(parser.feed(piece))
+            if any(isinstance(event, ToolCall) for event in events):
+                cancel.set()  # one call is all we need
+
+        _, text, _ = self._generate(chat, on_text)
+        events.extend(parser.finish())
+        calls = [event for event in events if isinstance(event, ToolCall)]
+        how = "unconstrained; constrained decoding (coming) will enforce it"
+        if not calls:
+            return CheckLine("tool call", "warn", f"model did not produce a valid tool call {how} "
+                                                  f"(no {fmt.name} call in {_snippet(text, 50)})")
+        call = calls[0]
+        schema = WEATHER_TOOL["function"]["parameters"]
+        problems = [f"called {call.name!r}, not 'get_weather'"] if call.name != "get_weather" else \
+            schema_errors(call.arguments, schema)
+        if problems:
+            return CheckLine("tool call", "warn", f"model did not produce a valid tool call {how} "
+                                                  f"({'; '.join(problems[:3])})")
+        args = json.dumps(call.arguments, ensure_ascii=False)
+        via = "" if native else " (generic format)"
+        return CheckLine("tool call", "ok", f"get_weather({_one_line(args, 80)}){via}")
+
+    def speed(self) -> CheckLine:
+        import mlx.core as mx
+        from mlx_lm.generate import generate_step
+        from mlx_lm.models.cache import make_prompt_cache
+
+        from mlxclaude.engine.render import RenderError
+        from mlxclaude.engine.sampling import make_mlx_sampler
+
+        tokenizer = self.backend.tokenizer
+        paragraph = ("Claude Code reads the repository, runs the test suite with Bash, and edits files "
+                     "until the failing test passes; then it explains the change in a short summary. ")
+        repeats = math.ceil(SPEED_PROMPT_TOKENS / max(1, len(tokenizer.encode(paragraph)))) + 1
+        chat = ChatRequest(model=self.name, messages=[{"role": "user", "content": paragraph * repeats}])
+        try:
+            tokens = self._render(chat).tokens
+        except RenderError:
+            tokens = list(tokenizer.encode(paragraph * repeats))
+        tokens = tokens[-SPEED_PROMPT_TOKENS:]
+        if not tokens:
+            return CheckLine("speed", "fail", "the tokenizer produced no tokens for the test prompt")
+        decode_tokens = max(2, self.generate_tokens)
+        # Not MlxBackend.generate: a fresh cache (no prefix reuse) and no stop at EOS, so both figures are real.
+        started = time.perf_counter()
+        first = last = started
+        count = 0
+        for count, _ in enumerate(generate_step(mx.array(tokens), self.backend.model, max_tokens=decode_tokens,
+                                                sampler=make_mlx_sampler(Sampling(temperature=0.0)),
+                                                prompt_cache=make_prompt_cache(self.backend.model),
+                                                prefill_step_size=self.backend.prefill_step_size), start=1):
+            last = time.perf_counter()
+            if count == 1:
+                first = last
+        prefill_tps = len(tokens) / (first - started) if first > started else 0.0
+        decode_tps = (count - 1) / (last - first) if count > 1 and last > first else 0.0
+        self.figures.update(prefill_tokens=len(tokens), prefill_tps=round(prefill_tps, 1),
+                            decode_tokens=count, decode_tps=round(decode_tps, 1))
+        detail = f"prefill {prefill_tps:,.0f} tok/s ({len(tokens)}-token prompt), decode {decode_tps:,.1f} tok/s"
+        if decode_tps < MIN_DECODE_TPS or prefill_tps < MIN_PREFILL_TPS:
+            return CheckLine("speed", "warn", f"{detail}; Claude Code turns will be slow")
+        return CheckLine("speed", "ok", detail)
+
+    def memory(self, available: Optional[int]) -> CheckLine:
+        from mlxclaude.engine.loader import context_length_of
+
+        config = self.config or {}
+        weights = int(self.figures.get("weights_bytes", 0))
+        kv = kv_bytes_per_token(config)
+        context = int(self.figures.get("model_context") or context_length_of(config))
+        self.figures.update(kv_bytes_per_token=kv or 0, model_context=context)
+        gpu_limit = _gpu_working_set_bytes()
+        if gpu_limit and available is not None and gpu_limit < available:
+            available, where = gpu_limit, " (Metal working-set limit)"
+        else:
+            where = " free"
+        kv_text = f"KV cache {human_bytes(kv)}/token" if kv else "KV cache size unknown"
+        if available is None:
+            return CheckLine("memory", "warn", f"could not read free memory; weights {human_bytes(weights)}, {kv_text}")
+        self.figures["available_bytes"] = available
+        fits = max_context_that_fits(model_context=context, available_bytes=available, weights_bytes=weights,
+                                     kv_per_token=kv)
+        self.figures["max_context"] = fits
+        base = f"weights {human_bytes(weights)}, {kv_text}, {human_bytes(available)}{where}"
+        if weights * WEIGHTS_OVERHEAD >= available:
+            return CheckLine("memory", "fail", f"the weights don't fit: {base}")
+        if not kv:
+            return CheckLine("memory", "warn", f"{base}; could not work out the KV-cache size from config.json")
+        limit = "the model's maximum" if fits == context else "memory-bound"
+        if fits < CLAUDE_CODE_MIN_CONTEXT:
+            return CheckLine("memory", "warn", f"{base}: largest context that fits is {fits:,} tokens; Claude Code's "
+                                               "system prompt and tools alone are ~20k tokens")
+        return CheckLine("memory", "ok", f"{base}: a {fits:,}-token context fits ({limit})")
+
+
+def check_model(path: Path | str, *, name: str | None = None, generate_tokens: int = 16,
+                on_line: Callable[[CheckLine], None] | None = None) -> CheckReport:
+    """Check a local mlx-lm model directory for use with Claude Code; every line in LINE_NAMES, in order."""
+    path = Path(path).expanduser()
+    available = available_memory_bytes()  # before loading, so the model's own weights aren't counted as used
+    checker = _Checker(path, name or path.name, generate_tokens)
+    report = CheckReport(model=checker.name, path=str(path), figures=checker.figures)
+
+    def run(line_name: str, check: Callable[[], CheckLine], skip: Optional[str] = None) -> CheckLine:
+        if skip:
+            line = CheckLine(line_name, "fail", f"skipped: {skip}")
+        else:
+            try:
+                line = check()
+            except Exception as exc:  # a check that crashes is a failed check, not a failed report
+                line = CheckLine(line_name, "fail", f"{type(exc).__name__}: {_one_line(exc)}")
+        report.lines.append(line)
+        if on_line is not None:
+            on_line(line)
+        return line
+
+    try:
+        files = run("files", checker.files)
+        run("load", checker.load, None if path.is_dir() else "no model directory")  # never a hub download
+        no_model = None if checker.backend is not None else "model did not load"
+        run("chat template", checker.template, no_model)
+        run("tool format", checker.tool_format, no_model)
+        run("thinking", checker.thinking, no_model)
+        no_template = no_model or (None if checker.template_ok else "no usable chat template")
+        run("generation", checker.generation, no_template)
+        run("tool call", checker.tool_call, no_template)
+        run("speed", checker.speed, no_model)
+        no_config = None if checker.config is not None else (
+            "no readable config.json" if files.status == "fail" else "config.json unreadable")
+        run("memory", lambda: checker.memory(available), no_config)
+    finally:
+        checker.backend = None  # let the weights go before the caller renders the report
+    return report

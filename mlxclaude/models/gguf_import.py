@@ -1,0 +1,377 @@
+"""`mlxclaude models import FILE.gguf`: turn a GGUF file (Ollama, LM Studio) into an mlx-lm model dir.
+
+mlx reads GGUF itself (``mx.load(path, return_metadata=True)``): Q4_0 / Q4_1 / Q8_0 tensors come
+back as mlx affine-quantized triples (``weight``/``scales``/``biases``, group size 32), the K-quants
+and the rest as float16/float32.  This module renames the tensors to the mlx-lm model's names,
+undoes llama.cpp's layout changes (Q/K row permutation for llama, +1 on Gemma norms), writes
+config.json from the metadata and the tokenizer files (``gguf_tokenizer``), and saves with mlx-lm's
+own helpers, so ``mlx_lm.load(dir)`` works.
+
+Output weights:
+
+* ``quantize=None``: dequantized to ``dtype`` (float32 by default; on CPU float32 decodes fastest).
+* ``quantize=4`` / ``8`` (or 2, 3, 5, 6): re-quantized by ``mlx_lm.utils.quantize_model``
+  (affine, ``group_size`` 64 by default) from the dequantized weights.
+* ``quantize="gguf"``: the file's own Q4_0/Q4_1/Q8_0 blocks kept as they are (lossless, group 32);
+  other tensors in ``dtype``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+from mlxclaude import paths
+from mlxclaude.errors import MlxClaudeError, UsageError
+from mlxclaude.models.gguf_arch import ARCHES, ConfigError, Meta, is_dropped, llama3_rope_scaling, \
+    supported_architectures
+
+GGUF_MAGIC = b"GGUF"
+GGUF_BLOCK = 32  # group size of the Q4_0 / Q4_1 / Q8_0 blocks mlx loads quantized
+DTYPES = ("float32", "float16", "bfloat16")
+QUANT_BITS = (2, 3, 4, 5, 6, 8)
+KEEP = "gguf"
+IMPORT_RECORD = "mlxclaude_import.json"
+
+
+class GgufImportError(MlxClaudeError):
+    """A GGUF file that cannot be imported (not GGUF, unsupported architecture, bad metadata...)."""
+
+
+Progress = Callable[[str], None]
+
+
+def import_gguf(
+    path: Path | str,
+    *,
+    name: str | None = None,
+    quantize: int | str | None = None,
+    dtype: str = "float32",
+    group_size: int = 64,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Path:
+    """Import a GGUF file into ``paths.imported_models_dir() / name`` and return that directory."""
+    path = Path(path).expanduser()
+    say = progress or (lambda _msg: None)
+    _check_options(quantize, dtype, group_size)
+    check_gguf_file(path)
+    blob = name is None and path.name.startswith("sha256")  # an Ollama blob: name it from its metadata
+    if not blob:
+        name = name or default_name(path)
+        dest = destination(name, overwrite=overwrite)
+
+    started = time.perf_counter()
+    say(f"reading {path.name}")
+    weights, metadata = read_gguf(path)
+    arch = architecture_of(metadata, path)
+    if blob:
+        name = default_name(path, metadata)
+        dest = destination(name, overwrite=overwrite)
+    say(f"converting {arch.gguf_name} weights")
+    config, tensors = convert(arch, weights, metadata)
+    del weights
+
+    def build(tmp: Path) -> None:
+        write_model(tmp, arch, config, tensors, quantize=quantize, dtype=dtype, group_size=group_size, say=say)
+        from mlxclaude.models.gguf_tokenizer import write_tokenizer_files
+
+        say("writing tokenizer")
+        write_tokenizer_files(metadata, tmp, arch=arch.gguf_name, context_length=config.get("max_position_embeddings"))
+        record = {
+            "source": str(path.resolve()),
+            "format": "gguf",
+            "architecture": arch.gguf_name,
+            "gguf_file_type": metadata.get("general.file_type"),
+            "gguf_name": metadata.get("general.name"),
+            "quantize": quantize,
+            "dtype": dtype,
+        }
+        (tmp / IMPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+
+    build_atomically(dest, build, overwrite=overwrite)
+    say(f"imported {name} in {time.perf_counter() - started:.1f}s")
+    return dest
+
+
+# --- checks and names ----------------------------------------------------------------------------
+
+
+def _check_options(quantize: int | str | None, dtype: str, group_size: int) -> None:
+    if quantize is not None and quantize != KEEP and quantize not in QUANT_BITS:
+        raise UsageError(f"cannot quantize to {quantize!r} bits",
+                         hint=f"use --quantize 4 or 8 (mlx also supports {', '.join(map(str, QUANT_BITS))}),"
+                              f" or --quantize {KEEP} to keep the GGUF's own Q4_0/Q4_1/Q8_0 blocks")
+    if dtype not in DTYPES:
+        raise UsageError(f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}")
+    if group_size not in (32, 64, 128):
+        raise UsageError(f"unsupported quantization group size {group_size}", hint="use 32, 64 or 128")
+
+
+def check_gguf_file(path: Path) -> None:
+    if path.is_dir():
+        raise GgufImportError(f"{path} is a directory, not a GGUF file",
+                              hint="to import a Hugging Face safetensors directory, pass the directory "
+                                   "(it is converted with mlx-lm); for GGUF, pass the .gguf file itself")
+    if not path.is_file():
+        raise GgufImportError(f"no such file: {path}", hint="check the path; Ollama keeps GGUF blobs in "
+                                                           "~/.ollama/models/blobs, LM Studio in ~/.lmstudio/models")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic != GGUF_MAGIC:
+        raise GgufImportError(f"{path.name} is not a GGUF file (it does not start with 'GGUF')",
+                              hint="pass a .gguf model file (llama.cpp / Ollama / LM Studio format)")
+
+
+_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def default_name(path: Path, metadata: dict[str, Any] | None = None) -> str:
+    """A directory name from the file name (``SmolLM2-135M-Instruct.Q4_1.gguf`` -> ``SmolLM2-135M-Instruct-Q4_1``)."""
+    stem = path.name[: -len(".gguf")] if path.name.lower().endswith(".gguf") else path.name
+    if stem.startswith("sha256") and metadata:  # an Ollama blob: the metadata names it better
+        stem = str(metadata.get("general.basename") or metadata.get("general.name") or stem)
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-._")
+    return name or "imported-model"
+
+
+def destination(name: str, *, overwrite: bool) -> Path:
+    if not _NAME_OK.match(name) or ".." in name:
+        raise UsageError(f"invalid model name {name!r}",
+                         hint="use letters, digits, '.', '_' and '-' (no slashes), e.g. --name smollm2-135m")
+    dest = paths.imported_models_dir() / name
+    if dest.exists() and not overwrite:
+        raise MlxClaudeError(f"an imported model named {name!r} already exists at {dest}",
+                             hint="pass --overwrite to replace it, or --name to import under another name")
+    return dest
+
+
+def build_atomically(dest: Path, build: Callable[[Path], None], *, overwrite: bool) -> None:
+    """Run ``build(tmp)`` in a sibling temp dir, then move it into place (replacing ``dest`` if asked)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        build(tmp)
+        if dest.exists():
+            if not overwrite:
+                raise MlxClaudeError(f"an imported model named {dest.name!r} already exists at {dest}",
+                                     hint="pass --overwrite to replace it")
+            old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
+            dest.rename(old)
+            tmp.rename(dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def read_gguf(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(tensors, plain-Python metadata) of a GGUF file."""
+    import mlx.core as mx
+
+    from mlxclaude.models.gguf_tokenizer import plain_metadata
+
+    try:
+        weights, metadata = mx.load(str(path), return_metadata=True)
+    except Exception as exc:  # mlx raises RuntimeError/ValueError with the C++ message
+        raise GgufImportError(f"mlx could not read {path.name}: {exc}",
+                              hint="the file may be truncated or use a GGUF feature mlx does not support; "
+                                   "re-download it or import the original Hugging Face model") from exc
+    return weights, plain_metadata(metadata)
+
+
+def architecture_of(metadata: dict[str, Any], path: Path) -> Any:
+    arch = metadata.get("general.architecture")
+    if arch not in ARCHES:
+        raise GgufImportError(
+            f"{path.name}: unsupported GGUF architecture {arch!r} "
+            f"(supported: {', '.join(supported_architectures())})",
+            hint="import the original Hugging Face safetensors directory instead (mlx-lm converts many more "
+                 "architectures), or pull an MLX build of the model",
+        )
+    return ARCHES[arch]
+
+
+# --- converting ----------------------------------------------------------------------------------
+
+
+def _split_name(gguf_name: str) -> tuple[str, str]:
+    base, _, suffix = gguf_name.rpartition(".")
+    return base, suffix
+
+
+def convert(arch: Any, weights: dict[str, Any], metadata: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict]]:
+    """(config.json dict, {module path: {"weight"|"bias"|"scales"|"biases": array}}) in mlx-lm names."""
+    import mlx.core as mx
+
+    names = set(weights)
+    shapes = {k: tuple(v.shape) for k, v in weights.items()}
+    meta = Meta(arch.gguf_name, metadata)
+    try:
+        config = arch.build_config(meta, names, shapes)
+    except ConfigError as exc:
+        raise GgufImportError(f"cannot build config.json: {exc}",
+                              hint="the GGUF metadata is incomplete; re-convert it with a recent llama.cpp") from exc
+    if arch.gguf_name == "llama" and "rope_freqs.weight" in weights and "rope_scaling" not in config:
+        factors = weights["rope_freqs.weight"].astype(mx.float32).tolist()
+        scaling = llama3_rope_scaling(factors, config["head_dim"], config["rope_theta"])
+        if scaling:
+            config["rope_scaling"] = scaling
+    for key, meta_key in (("bos_token_id", "tokenizer.ggml.bos_token_id"), ("eos_token_id", "tokenizer.ggml.eos_token_id")):
+        if isinstance(metadata.get(meta_key), int):
+            config[key] = metadata[meta_key]
+
+    tensors: dict[str, dict[str, Any]] = {}
+    unknown = []
+    for gguf_name, array in weights.items():
+        if is_dropped(gguf_name):
+            continue
+        base, suffix = _split_name(gguf_name)
+        module = arch.module_path(base)
+        if module is None or suffix not in ("weight", "bias", "scales", "biases"):
+            unknown.append(gguf_name)
+            continue
+        tensors.setdefault(module, {})[suffix] = array
+    if unknown:
+        shown = ", ".join(sorted(unknown)[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise GgufImportError(
+            f"{len(unknown)} tensor(s) in this {arch.gguf_name} GGUF have no mlx-lm counterpart: {shown}",
+            hint="this variant of the architecture is not supported yet; import the original Hugging Face model",
+        )
+    if arch.permute_qk:
+        heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
+        for module, parts in tensors.items():
+            if module.endswith("self_attn.q_proj"):
+                tensors[module] = {k: unpermute_rows(v, heads) for k, v in parts.items()}
+            elif module.endswith("self_attn.k_proj"):
+                tensors[module] = {k: unpermute_rows(v, kv_heads) for k, v in parts.items()}
+    if arch.norm_shift:
+        for module, parts in tensors.items():
+            if module.rsplit(".", 1)[-1].endswith("norm") and "weight" in parts:
+                parts["weight"] = parts["weight"].astype(mx.float32) - arch.norm_shift
+    return config, tensors
+
+
+def unpermute_rows(array: Any, n_head: int) -> Any:
+    """Undo llama.cpp's Q/K permutation (inverse of ``mlx_lm.gguf.permute_weights``).
+
+    llama.cpp interleaves the two rope halves of every head's rows; rows are output features, so
+    the same row permutation applies to a weight, its bias, and a quantized weight's scales/biases.
+    """
+    rows = array.shape[0]
+    rest = tuple(array.shape[1:])
+    return array.reshape(n_head, rows // n_head // 2, 2, *rest).swapaxes(1, 2).reshape(rows, *rest)
+
+
+def _bits_of(parts: dict[str, Any]) -> int:
+    return parts["weight"].shape[-1] // parts["scales"].shape[-1]
+
+
+def dequantize_f32(parts: dict[str, Any], group_size: int) -> Any:
+    """``q * scale + bias`` computed in float32, as llama.cpp does.
+
+    ``mx.dequantize`` would round the result to the float16 of the scales, and on CPU it is about
+    three times slower than these few vector ops.
+    """
+    import mlx.core as mx
+
+    packed, scales, biases = parts["weight"], parts["scales"], parts["biases"]
+    bits = _bits_of(parts)
+    shifts = mx.arange(0, 32, bits, dtype=mx.uint32)
+    q = (packed[..., None] >> shifts) & ((1 << bits) - 1)  # little-endian fields of each uint32
+    rows = packed.shape[0]
+    q = q.reshape(rows, -1, group_size).astype(mx.float32)
+    values = q * scales[..., None].astype(mx.float32) + biases[..., None].astype(mx.float32)
+    return values.reshape(rows, -1)
+
+
+def float_weights(tensors: dict[str, dict], dtype: Any) -> dict[str, Any]:
+    """Every tensor as ``dtype``; quantized GGUF blocks dequantized."""
+    import mlx.core as mx
+
+    out = {}
+    for module, parts in tensors.items():
+        if "scales" in parts:
+            out[f"{module}.weight"] = dequantize_f32(parts, GGUF_BLOCK).astype(dtype)
+            if "bias" in parts:
+                out[f"{module}.bias"] = parts["bias"].astype(dtype)
+        else:
+            for suffix, array in parts.items():
+                out[f"{module}.{suffix}"] = array.astype(dtype)
+    return out
+
+
+def native_weights(tensors: dict[str, dict], dtype: Any) -> tuple[dict[str, Any], dict[str, dict]]:
+    """Quantized GGUF blocks as they are (scales in ``dtype``), everything else in ``dtype``."""
+    out, layers = {}, {}
+    for module, parts in tensors.items():
+        if "scales" in parts:
+            layers[module] = {"group_size": GGUF_BLOCK, "bits": _bits_of(parts), "mode": "affine"}
+            out[f"{module}.weight"] = parts["weight"]
+            out[f"{module}.scales"] = parts["scales"].astype(dtype)
+            out[f"{module}.biases"] = parts["biases"].astype(dtype)
+            if "bias" in parts:
+                out[f"{module}.bias"] = parts["bias"].astype(dtype)
+        else:
+            for suffix, array in parts.items():
+                out[f"{module}.{suffix}"] = array.astype(dtype)
+    return out, layers
+
+
+def write_model(out: Path, arch: Any, config: dict[str, Any], tensors: dict[str, dict], *,
+                quantize: int | str | None, dtype: str, group_size: int, say: Progress) -> None:
+    """Build the mlx-lm model, load the weights strictly (catching any naming slip), save it."""
+    import importlib
+
+    import mlx.core as mx
+    import mlx.nn as nn
+    from mlx_lm.utils import quantize_model, save_config, save_model
+
+    mx_dtype = getattr(mx, dtype)
+    module = importlib.import_module(f"mlx_lm.models.{arch.model_type}")
+    model = module.Model(module.ModelArgs.from_dict(config))
+    layers: dict[str, dict] = {}
+    if quantize == KEEP:
+        weights, layers = native_weights(tensors, mx_dtype)
+    else:
+        weights = float_weights(tensors, mx_dtype)
+    if hasattr(model, "sanitize"):
+        weights = model.sanitize(weights)
+    if layers:
+        nn.quantize(model, class_predicate=lambda p, m: layers.get(p, False))
+    try:
+        model.load_weights(list(weights.items()), strict=True)
+    except ValueError as exc:
+        raise GgufImportError(f"the converted weights do not fit mlx-lm's {arch.model_type} model: {exc}",
+                              hint="this GGUF variant is not supported yet; import the original Hugging Face model"
+                              ) from exc
+    del weights
+    config = dict(config)
+    if layers:
+        (bits, group), _ = Counter((q["bits"], q["group_size"]) for q in layers.values()).most_common(1)[0]
+        quantization: dict[str, Any] = {"group_size": group, "bits": bits, "mode": "affine"}
+        for path, params in layers.items():
+            if (params["bits"], params["group_size"]) != (bits, group):
+                quantization[path] = params
+        config["quantization"] = quantization
+    elif isinstance(quantize, int):
+        say(f"quantizing to {quantize} bits (group size {group_size})")
+        with contextlib.redirect_stdout(sys.stderr):  # mlx-lm prints its bits-per-weight line
+            model, config = quantize_model(model, config, group_size, quantize)
+    say("saving weights")
+    save_model(out, model, donate_model=True)
+    save_config(config, out / "config.json")

@@ -1,0 +1,370 @@
+"""Pull MLX models from the Hugging Face hub into the standard Hugging Face cache.
+
+huggingface_hub does the work (HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN, locks, retries). Two
+things are read from the environment at call time and passed explicitly, because huggingface_hub
+reads them once, at import: the endpoint (HF_ENDPOINT) and the cache directory (HF_HUB_CACHE /
+HF_HOME, via mlxclaude.paths). The token is left to huggingface_hub, which reads HF_TOKEN (then
+the `hf auth login` file) on every request.
+
+Resuming: within one pull, huggingface_hub retries a cut connection from the byte it got to
+(HTTP Range). Across pulls it keeps every finished file, so running the pull again fetches only
+what is missing; a file that was half-way is fetched again from its start (huggingface_hub 1.x/2.x
+download into a per-process temporary file and delete it on failure).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from mlxclaude import __version__, paths
+from mlxclaude.errors import MlxClaudeError, UsageError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
+# What mlx-lm needs from a repo: the same patterns as mlx_lm.utils.DEFAULT_ALLOW_PATTERNS (so
+# mlx-lm's own offline completeness check agrees with what we fetched; *.py carries custom
+# tokenizer code) plus "*.model" (sentencepiece files such as spiece.model). Weights are only
+# "model*.safetensors" at the root: mlx-lm loads nothing else, and this skips duplicates such as
+# consolidated.safetensors or original/*.
+ALLOW_PATTERNS: tuple[str, ...] = (
+    "*.json",
+    "model*.safetensors",
+    "*.py",
+    "tokenizer.model",
+    "*.model",
+    "*.tiktoken",
+    "tiktoken.model",
+    "*.txt",
+    "*.jsonl",
+    "*.jinja",
+)
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class HubError(MlxClaudeError):
+    """A pull failed; the message is one line, the hint says what to do."""
+
+
+class RepoNotFound(HubError):
+    pass
+
+
+class RepoAccessDenied(HubError):
+    pass
+
+
+class RevisionNotFound(HubError):
+    pass
+
+
+class HubUnreachable(HubError):
+    pass
+
+
+class NotAnMlxModel(HubError):
+    pass
+
+
+class DownloadFailed(HubError):
+    pass
+
+
+def split_repo_revision(text: str) -> tuple[str, str | None]:
+    """`org/name@rev` -> ("org/name", "rev"); `org/name` -> ("org/name", None)."""
+    value = text.strip()
+    repo, sep, revision = value.partition("@")
+    parts = repo.split("/")
+    valid = 1 <= len(parts) <= 2 and all(part and not part.startswith((".", "-")) for part in parts)
+    if not valid or (sep and not revision) or any(ch.isspace() for ch in value):
+        raise UsageError(f"not a Hugging Face model repo: {text!r}", hint="use ORG/NAME or ORG/NAME@REVISION")
+    return repo, (revision or None)
+
+
+def hub_endpoint() -> str:
+    """HF_ENDPOINT as set now (huggingface_hub's own constant is frozen at import time)."""
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return env.strip().lower() in _TRUE or constants.is_offline_mode()
+
+
+def check_repo_files(repo: str, filenames: list[str]) -> None:
+    """Refuse a repo mlx-lm cannot load: GGUF only, PyTorch .bin only, no weights, no config.json."""
+    root = [name for name in filenames if "/" not in name]
+    has_weights = any(fnmatch.fnmatch(name, "model*.safetensors") for name in root)
+    if has_weights and "config.json" in root:
+        return
+    gguf = [name for name in filenames if name.lower().endswith(".gguf")]
+    torch = [name for name in filenames if name.endswith((".bin", ".pt", ".pth"))]
+    if not has_weights and gguf:
+        example = min(gguf, key=len)
+        raise NotAnMlxModel(
+            f"{repo} holds GGUF files, not MLX weights",
+            hint=f"download one (`hf download {repo} {example}`) and run `mlxclaude models import FILE.gguf`, "
+            "or pick an mlx-community/... repo",
+        )
+    if not has_weights and torch:
+        raise NotAnMlxModel(
+            f"{repo} holds PyTorch .bin weights, not safetensors",
+            hint=f"download it (`hf download {repo} --local-dir DIR`) and convert it with "
+            "`mlxclaude models import DIR`, or pick an mlx-community/... repo",
+        )
+    if not has_weights:
+        raise NotAnMlxModel(f"{repo} has no model*.safetensors weights", hint="pick an mlx-community/... repo")
+    raise NotAnMlxModel(f"{repo} has no config.json", hint="pick an mlx-community/... repo")
+
+
+def pull_model(repo: str, revision: str | None = None, *, progress: bool = True) -> Path:
+    """Download REPO (ORG/NAME or ORG/NAME@REV) into the HF cache; return its snapshot directory."""
+    repo_id, embedded = split_repo_revision(repo)
+    if revision and embedded and revision != embedded:
+        raise UsageError(f"two revisions given for {repo_id}: {embedded} and {revision}")
+    revision = revision or embedded
+    endpoint = hub_endpoint()
+    if hub_offline():
+        raise HubUnreachable(
+            "cannot reach the Hugging Face hub (HF_HUB_OFFLINE is set)",
+            hint="unset HF_HUB_OFFLINE to download; models already pulled still run offline",
+        )
+
+    from huggingface_hub import HfApi, snapshot_download
+
+    try:
+        api = HfApi(endpoint=endpoint, library_name="mlxclaude", library_version=__version__)
+        info = api.model_info(repo_id, revision=revision, files_metadata=True)
+    except Exception as exc:
+        raise hub_error(exc, repo_id, revision, endpoint) from exc
+    check_repo_files(repo_id, [sibling.rfilename for sibling in info.siblings or []])
+
+    display, tqdm_class = _progress_display(repo_id, enabled=progress)
+    try:
+        with display if display is not None else nullcontext():
+            folder = snapshot_download(
+                repo_id,
+                revision=revision,
+                cache_dir=paths.hf_hub_cache(),
+                endpoint=endpoint,
+                allow_patterns=list(ALLOW_PATTERNS),
+                tqdm_class=tqdm_class,
+                library_name="mlxclaude",
+                library_version=__version__,
+            )
+    except Exception as exc:
+        raise hub_error(exc, repo_id, revision, endpoint, downloading=True) from exc
+    return Path(folder)
+
+
+def hub_error(exc: BaseException, repo: str, revision: str | None, endpoint: str, *, downloading: bool = False) -> MlxClaudeError:
+    """Turn a huggingface_hub / transport exception into a one-line MlxClaudeError with a hint."""
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    if isinstance(exc, MlxClaudeError):
+        return exc
+    if isinstance(exc, GatedRepoError) or (
+        isinstance(exc, HfHubHTTPError)
+        and not isinstance(exc, RepositoryNotFoundError)
+        and _status(exc) in (401, 403)
+    ):
+        return RepoAccessDenied(
+            f"access denied to {repo}",
+            hint=f"accept the model's licence at {endpoint}/{repo}, then set HF_TOKEN to a token of that "
+            "account (or run `hf auth login`)",
+        )
+    if isinstance(exc, RepositoryNotFoundError):
+        return RepoNotFound(
+            f"model repo not found: {repo}",
+            hint="check the spelling (ORG/NAME); a private repo also needs HF_TOKEN",
+        )
+    if isinstance(exc, RevisionNotFoundError):
+        return RevisionNotFound(
+            f"revision not found: {repo}@{revision}",
+            hint=f"use a branch, tag or commit of {repo} (the default is main)",
+        )
+    if isinstance(exc, OfflineModeIsEnabled):
+        return HubUnreachable(
+            "cannot reach the Hugging Face hub (HF_HUB_OFFLINE is set)",
+            hint="unset HF_HUB_OFFLINE to download; models already pulled still run offline",
+        )
+    if _is_connect_error(exc) or (not downloading and _is_transport_error(exc)) or (
+        isinstance(exc, LocalEntryNotFoundError) and not isinstance(exc.__cause__, HfHubHTTPError)
+    ):
+        return HubUnreachable(
+            f"cannot reach the Hugging Face hub (HF_ENDPOINT={endpoint})",
+            hint="check the network or proxy (or set HF_ENDPOINT to a reachable mirror); "
+            "models already pulled still run offline",
+        )
+    if isinstance(exc, HfHubHTTPError) and not downloading:
+        return HubError(
+            f"the Hugging Face hub answered {_status(exc) or 'an error'} for {repo}",
+            hint="try again later",
+        )
+    if isinstance(exc, LocalEntryNotFoundError) and isinstance(exc.__cause__, HfHubHTTPError):
+        exc = exc.__cause__
+    status = _status(exc)
+    reason = f"HTTP {status} for {_url_file(exc) or 'a file'}" if status else _first_line(exc)
+    return DownloadFailed(
+        f"download of {repo} failed: {reason}",
+        hint="run the same pull again: files already downloaded are kept",
+    )
+
+
+def _status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _url_file(exc: BaseException) -> str | None:
+    """The file name in a /resolve/REV/FILE url of the failed request."""
+    request = getattr(getattr(exc, "response", None), "request", None)
+    path = str(getattr(request, "url", "") or "")
+    _, sep, rest = path.partition("/resolve/")
+    if not sep:
+        return None
+    return unquote(rest.partition("/")[2]) or None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _transport_types(*names: str) -> tuple[type, ...]:
+    """Classes from whichever HTTP client huggingface_hub uses (httpx2 in 2.x, httpx in 1.x, requests
+    before); only modules already imported are consulted, so nothing is imported here."""
+    found: list[type] = []
+    for module_name in ("httpx2", "httpx", "requests.exceptions"):
+        module = sys.modules.get(module_name)
+        for name in names:
+            cls = getattr(module, name, None) if module else None
+            if isinstance(cls, type):
+                found.append(cls)
+    return tuple(found)
+
+
+def _is_connect_error(exc: BaseException) -> bool:
+    types = _transport_types("ConnectError", "ConnectTimeout", "ProxyError", "ConnectionError") + (ConnectionRefusedError,)
+    return any(isinstance(item, types) for item in _chain(exc))
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    types = _transport_types("TransportError", "RequestException") + (ConnectionError, TimeoutError)
+    return any(isinstance(item, types) for item in _chain(exc))
+
+
+def _progress_display(repo: str, *, enabled: bool) -> tuple["Progress | None", type]:
+    """A rich Progress on stderr and the tqdm class that feeds it (huggingface_hub's `tqdm_class`).
+
+    snapshot_download makes three bars from the class: bytes written (shown, labelled with the repo),
+    a files count (shown), and bytes received, which for plain HTTP repeats the first (hidden).
+    With progress off (or HF_HUB_DISABLE_PROGRESS_BARS=1) the class keeps tqdm's counters and draws
+    nothing.
+    """
+    from tqdm.std import tqdm as std_tqdm
+
+    display = None
+    if enabled:
+        from huggingface_hub.utils import are_progress_bars_disabled
+
+        if not are_progress_bars_disabled():
+            display = _make_progress()
+
+    class RichTqdm(std_tqdm):
+        monitor_interval = 0  # no tqdm monitor thread
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.pop("name", None)
+            kwargs["gui"] = True  # tqdm keeps counting but does not print
+            kwargs["disable"] = False
+            super().__init__(*args, **kwargs)
+            self._task_id = None
+            if display is None:
+                return
+            is_bytes = self.unit == "B"
+            hidden = (self.desc or "").startswith("Downloading bytes")
+            self._task_id = display.add_task(
+                repo if is_bytes else "files",
+                total=self.total or None,
+                completed=self.n,
+                visible=not hidden,
+                bytes=is_bytes,
+            )
+
+        def display(self, *args: Any, **kwargs: Any) -> None:
+            if display is not None and getattr(self, "_task_id", None) is not None:
+                display.update(self._task_id, completed=self.n, total=self.total or None)
+
+        def clear(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def close(self) -> None:
+            if not self.disable:
+                self.display()
+            super().close()
+
+    return display, RichTqdm
+
+
+def _make_progress() -> "Progress":
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+    from rich.text import Text
+
+    class AmountColumn(ProgressColumn):
+        def render(self, task):  # type: ignore[override]
+            if task.fields.get("bytes"):
+                return DownloadColumn().render(task)
+            total = "?" if task.total is None else int(task.total)
+            return Text(f"{int(task.completed)}/{total} files", style="progress.download")
+
+    class SpeedColumn(ProgressColumn):
+        def render(self, task):  # type: ignore[override]
+            return TransferSpeedColumn().render(task) if task.fields.get("bytes") else Text("")
+
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        AmountColumn(),
+        SpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
