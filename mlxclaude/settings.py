@@ -1,12 +1,180 @@
-"""Typed settings for the server. Precedence: defaults < MLXCLAUDE_* environment < explicit arguments."""
+"""Typed settings and the one registry that describes them.
+
+Precedence, lowest first: built-in defaults < config.toml < MLXCLAUDE_* environment < CLI flags
+(the keyword overrides callers pass). `SETTINGS` lists every setting once: `config show`, `config set`,
+validation and the README table all read it. Only the standard library is imported here.
+"""
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
+import re
+import secrets
+import sys
+import tempfile
 from dataclasses import dataclass, fields, replace
-from typing import Literal, Optional
+from pathlib import Path
+from typing import Any, Literal, Mapping, Optional
+
+from mlxclaude.config_toml import default_config_path, read_config, write_config
+from mlxclaude.errors import MlxClaudeError, UsageError
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+ENV_PREFIX = "MLXCLAUDE_"
+Source = Literal["default", "config", "env", "flag"]
+SettingType = Literal["str", "int", "float", "bool", "choice", "bytes"]
+NULL_WORDS = {"none", "null", "auto"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name is the config.toml key; its env var is MLXCLAUDE_<NAME>."""
+
+    name: str
+    type: SettingType
+    default: Any
+    description: str
+    nullable: bool = False
+    choices: tuple[str, ...] = ()
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+    secret: bool = False
+    unset_label: str = "(none)"
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def type_label(self) -> str:
+        label = "|".join(self.choices) if self.type == "choice" else self.type
+        return f"{label}?" if self.nullable else label
+
+    def coerce(self, value: object) -> Any:
+        """Value from TOML (typed) or from text (env, `config set`); raises ValueError saying what was expected."""
+        if isinstance(value, str):
+            text = value.strip()
+            if self.nullable and self.type != "str" and (text == "" or text.lower() in NULL_WORDS):
+                return None
+        if value is None:
+            if self.nullable:
+                return None
+            raise ValueError(f"expected {self._expected()}")
+        result = self._coerce(value)
+        self._check_range(result)
+        return result
+
+    def _coerce(self, value: object) -> Any:
+        expected = self._expected()
+        if self.type == "str":
+            if isinstance(value, os.PathLike):
+                return os.fspath(value)
+            if not isinstance(value, str):
+                raise ValueError(f"expected {expected}, got {value!r}")
+            return value
+        if self.type == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+                return _BOOL_WORDS[value.strip().lower()]
+            raise ValueError(f"expected {expected}, got {value!r}")
+        if self.type == "choice":
+            if isinstance(value, str) and value.strip().lower() in self.choices:
+                return value.strip().lower()
+            raise ValueError(f"expected {expected}, got {value!r}")
+        if isinstance(value, bool):
+            raise ValueError(f"expected {expected}, got {value!r}")
+        if self.type == "int":
+            if isinstance(value, int):
+                return value
+            if isinstance(value, str) and re.fullmatch(r"[+-]?\d[\d_]*", value.strip()):
+                return int(value.strip().replace("_", ""))
+            raise ValueError(f"expected {expected}, got {value!r}")
+        if self.type == "float":
+            if isinstance(value, (int, float)):
+                result = float(value)
+            else:
+                try:
+                    result = float(str(value).strip().replace("_", ""))
+                except ValueError:
+                    raise ValueError(f"expected {expected}, got {value!r}") from None
+            if not math.isfinite(result):
+                raise ValueError(f"expected a finite number, got {value!r}")
+            return result
+        if self.type == "bytes":
+            return parse_bytes(value)
+        raise AssertionError(self.type)
+
+    def _check_range(self, value: Any) -> None:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError(f"must be at least {_number(self.minimum)}, got {_number(value)}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(f"must be at most {_number(self.maximum)}, got {_number(value)}")
+
+    def _expected(self) -> str:
+        return {
+            "str": "a string",
+            "int": "an integer",
+            "float": "a number",
+            "bool": "true or false",
+            "choice": "one of " + ", ".join(self.choices),
+            "bytes": "a size in bytes (8589934592, 8GiB, 512MB)",
+        }[self.type]
+
+    def display(self, value: Any) -> str:
+        """The value as `config show` prints it (secrets masked)."""
+        if value is None:
+            return self.unset_label
+        if self.secret:
+            return mask_secret(str(value))
+        if self.type == "bytes":
+            return f"{value} ({format_bytes(value)})"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+
+_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("model", "str", None, nullable=True, unset_label="(none)",
+            description="Model to serve: a Hugging Face repo id (org/name) or an mlx-lm model directory."),
+    Setting("host", "str", "127.0.0.1",
+            description="Address the daemon binds. Any non-loopback address requires auth_token."),
+    Setting("port", "int", 8765, minimum=0, maximum=65535,
+            description="Port the daemon binds (0 picks a free port)."),
+    Setting("auth_token", "str", None, nullable=True, secret=True, unset_label="(generated)",
+            description="Token clients must send (x-api-key or Bearer). Unset: `up` and `run` use a token "
+                        "generated once and kept in the config dir (0600); `serve` on loopback checks none."),
+    Setting("context_limit", "int", None, nullable=True, minimum=1, unset_label="(model's own)",
+            description="Cap on the context window, in tokens."),
+    Setting("max_output_tokens", "int", None, nullable=True, minimum=1, unset_label="(no cap)",
+            description="Cap on every reply's max_tokens."),
+    Setting("max_tokens_policy", "choice", "clamp", choices=("clamp", "error"),
+            description="When prompt + max_tokens exceeds the context: clamp max_tokens, or answer 400 "
+                        "with the wording Claude Code retries on."),
+    Setting("ping_interval", "float", 10.0, minimum=0.1,
+            description="Seconds between SSE pings while the model sends nothing (a long prefill, say)."),
+    Setting("max_queue", "int", 16, minimum=1,
+            description="Requests that may wait for the model; more are answered 529 overloaded."),
+    Setting("prefill_step_size", "int", 2048, minimum=1,
+            description="Prompt tokens per prefill step: larger is faster and uses more memory."),
+    Setting("cache_max_bytes", "bytes", None, nullable=True, minimum=0, unset_label="(auto)",
+            description="Byte cap for the prompt (KV) cache, e.g. 8GiB. Unset: sized from available memory."),
+)
+REGISTRY: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
+
+# Variables that are not settings (no config.toml key), documented alongside them.
+ENV_ONLY: tuple[tuple[str, str], ...] = (
+    ("MLXCLAUDE_HOME", "Keep config, state, logs and data under this one directory (tests use it)."),
+    ("MLXCLAUDE_DEBUG", "Set to 1 to print tracebacks instead of one-line errors."),
+    ("MLXCLAUDE_CLAUDE_BIN", "Path of the `claude` executable to run (default: found on PATH)."),
+)
 
 
 @dataclass(frozen=True)
@@ -21,28 +189,238 @@ class ServerSettings:
     ping_interval: float = 10.0
     max_queue: int = 16
     prefill_step_size: int = 2048
+    cache_max_bytes: Optional[int] = None
 
     @classmethod
-    def from_env(cls, environ: Optional[dict[str, str]] = None, **overrides: object) -> "ServerSettings":
-        environ = dict(os.environ if environ is None else environ)
-        values: dict[str, object] = {}
-        for spec in fields(cls):
-            raw = environ.get(f"MLXCLAUDE_{spec.name.upper()}")
-            if raw is None or raw == "":
-                continue
-            values[spec.name] = _coerce(spec.type, raw)
-        values.update({key: value for key, value in overrides.items() if value is not None})
-        return replace(cls(), **values)
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None, *, config_path: Optional[Path] = None,
+                 **overrides: object) -> "ServerSettings":
+        """Defaults < config.toml < MLXCLAUDE_* in `environ` (default os.environ) < non-None overrides."""
+        return load_settings(environ, config_path=config_path, overrides=overrides).settings
 
     @property
     def is_loopback(self) -> bool:
         return self.host in LOOPBACK_HOSTS or self.host.startswith("127.")
 
 
-def _coerce(type_name: object, raw: str) -> object:
-    text = str(type_name)
-    if "int" in text:
-        return int(raw.replace("_", ""))
-    if "float" in text:
-        return float(raw)
-    return raw
+@dataclass(frozen=True)
+class ResolvedSettings:
+    settings: ServerSettings
+    sources: dict[str, Source]
+    config_path: Path
+
+    def value(self, name: str) -> Any:
+        return getattr(self.settings, name)
+
+
+def load_settings(environ: Optional[Mapping[str, str]] = None, *, config_path: Optional[Path] = None,
+                  overrides: Optional[Mapping[str, object]] = None) -> ResolvedSettings:
+    """Resolve every setting and where its value came from.
+
+    A malformed config.toml or an invalid value in it raises MlxClaudeError naming the file (and line or
+    key); unknown keys in it warn on stderr. An invalid MLXCLAUDE_* value warns and is ignored. An invalid
+    override raises UsageError.
+    """
+    environ = os.environ if environ is None else environ
+    path = config_path if config_path is not None else default_config_path()
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {setting.name: "default" for setting in SETTINGS}
+
+    for key, raw in read_config(path).items():
+        setting = REGISTRY.get(key)
+        if setting is None:
+            warn(f"{path}: unknown setting {key!r}{_suggestion(key)}; ignored")
+            continue
+        try:
+            values[key] = setting.coerce(raw)
+        except ValueError as exc:
+            raise MlxClaudeError(f"{path}: {key}: {exc}",
+                                 hint=f"fix it with `mlxclaude config set {key} VALUE` or "
+                                      f"`mlxclaude config unset {key}`") from None
+        sources[key] = "config"
+
+    for setting in SETTINGS:
+        raw_env = environ.get(setting.env)
+        if raw_env is None or raw_env == "":
+            continue
+        try:
+            values[setting.name] = setting.coerce(raw_env)
+        except ValueError as exc:
+            warn(f"{setting.env}={raw_env!r} ignored: {exc}")
+            continue
+        sources[setting.name] = "env"
+
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        setting = REGISTRY.get(key)
+        if setting is None:
+            raise TypeError(f"unknown setting {key!r}")
+        try:
+            values[key] = setting.coerce(value)
+        except ValueError as exc:
+            raise UsageError(f"{key}: {exc}") from None
+        sources[key] = "flag"
+
+    defaults = ServerSettings()
+    return ResolvedSettings(replace(defaults, **values), sources, path)
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+# --- lookup --------------------------------------------------------------------------------------
+
+
+def normalise_key(key: str) -> str:
+    return key.strip().lower().replace("-", "_")
+
+
+def lookup(key: str) -> Setting:
+    """The setting named `key` (dashes allowed); UsageError naming close matches otherwise."""
+    name = normalise_key(key)
+    if name.startswith(ENV_PREFIX.lower()):
+        name = name[len(ENV_PREFIX):]
+    setting = REGISTRY.get(name)
+    if setting is None:
+        raise UsageError(f"unknown setting {key!r}{_suggestion(name)}",
+                         hint="settings: " + ", ".join(REGISTRY))
+    return setting
+
+
+def _suggestion(key: str) -> str:
+    matches = difflib.get_close_matches(normalise_key(key), list(REGISTRY), n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(matches)}?)" if matches else ""
+
+
+# --- config.toml (read and written by mlxclaude.config_toml) -------------------------------------
+
+
+def set_config_value(key: str, raw: object, path: Optional[Path] = None) -> tuple[Setting, Any]:
+    """Validate, coerce and store one setting; a value meaning "unset" (e.g. `auto`) removes the key."""
+    setting = lookup(key)
+    try:
+        value = setting.coerce(raw)
+    except ValueError as exc:
+        raise UsageError(f"{setting.name}: {exc}") from None
+    current = read_config(path)
+    if value is None:
+        current.pop(setting.name, None)
+    else:
+        current[setting.name] = value
+    write_config(current, path)
+    return setting, value
+
+
+def unset_config_value(key: str, path: Optional[Path] = None) -> tuple[Setting, bool]:
+    """Remove one setting from config.toml; returns whether it was there."""
+    setting = lookup(key)
+    current = read_config(path)
+    if setting.name not in current:
+        return setting, False
+    del current[setting.name]
+    write_config(current, path)
+    return setting, True
+
+
+# --- the auth token ------------------------------------------------------------------------------
+
+
+def token_file() -> Path:
+    from mlxclaude import paths
+
+    return paths.config_dir() / "auth_token"
+
+
+def local_token(path: Optional[Path] = None) -> str:
+    """The token generated once for this user (created 0600 on first use) and reused across restarts."""
+    path = path if path is not None else token_file()
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+        if token:
+            return token
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = f"mlxc-{secrets.token_urlsafe(24)}"
+    handle, temp = tempfile.mkstemp(prefix=".auth_token-", dir=path.parent)
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(token + "\n")
+    os.chmod(temp, 0o600)
+    os.replace(temp, path)
+    return token
+
+
+def resolve_auth_token(settings: ServerSettings) -> str:
+    """The token the daemon requires and Claude Code sends: the configured one, else `local_token()`."""
+    return settings.auth_token or local_token()
+
+
+def mask_secret(value: str) -> str:
+    return "****" + value[-4:] if len(value) > 8 else "****"
+
+
+# --- sizes ---------------------------------------------------------------------------------------
+
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1024, "kib": 1024, "kb": 1000,
+    "m": 1024**2, "mib": 1024**2, "mb": 1000**2,
+    "g": 1024**3, "gib": 1024**3, "gb": 1000**3,
+    "t": 1024**4, "tib": 1024**4, "tb": 1000**4,
+}
+
+
+def parse_bytes(value: object) -> int:
+    """8589934592, "8GiB", "8G" (binary), "8GB" (decimal), "1.5GiB" → bytes."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size in bytes, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    match = re.fullmatch(r"\s*(\d[\d_]*(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(value))
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _UNITS:
+        raise ValueError(f"expected a size in bytes (8589934592, 8GiB, 512MB), got {value!r}")
+    return int(float(match.group(1).replace("_", "")) * _UNITS[unit])
+
+
+def format_bytes(value: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+# --- documentation -------------------------------------------------------------------------------
+
+
+def settings_markdown() -> str:
+    """The README's settings table, generated from the registry."""
+    rows = ["| setting (config.toml) | env var | type | default | description |",
+            "| --- | --- | --- | --- | --- |"]
+    for setting in SETTINGS:
+        default = setting.unset_label if setting.default is None else f"`{setting.default}`"
+        type_label = setting.type_label.replace("|", " \\| ")
+        rows.append(f"| `{setting.name}` | `{setting.env}` | {type_label} | {default} | "
+                    f"{setting.description} |")
+    for name, description in ENV_ONLY:
+        rows.append(f"| | `{name}` | | | {description} |")
+    return "\n".join(rows) + "\n"
+
+
+def _check_registry() -> None:
+    names = [spec.name for spec in fields(ServerSettings)]
+    assert names == list(REGISTRY), (names, list(REGISTRY))
+    defaults = ServerSettings()
+    for setting in SETTINGS:
+        assert getattr(defaults, setting.name) == setting.default, setting.name
+
+
+_check_registry()

@@ -13,3 +13,21 @@ def tiny_model_dir() -> Path:
     from tiny_model import ensure_tiny_model
 
     return ensure_tiny_model()
+
+
+KEEP_ENV = {"MLXCLAUDE_TEST_CACHE", "MLXCLAUDE_CLAUDE_BIN"}
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own MLXCLAUDE_HOME and HF cache: a developer's config and models never leak in."""
+    import os
+
+    home = tmp_path_factory.mktemp("mlxclaude-home")
+    for key in list(os.environ):
+        if key.startswith("MLXCLAUDE_") and key not in KEEP_ENV:
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("MLXCLAUDE_HOME", str(home))
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    return home

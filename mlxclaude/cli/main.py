@@ -55,35 +55,40 @@ def serve(
 
 
 def register_commands() -> None:
-    from mlxclaude.cli import models_cmds
+    from mlxclaude.cli import claude_cmds, config_cmds, daemon_cmds, doctor_cmd, logs_cmd, models_cmds
 
-    models_cmds.register(app)
+    for module in (daemon_cmds, claude_cmds, models_cmds, logs_cmd, config_cmds, doctor_cmd):
+        module.register(app)
 
 
 register_commands()
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def click_exceptions():
+    """Typer ≥0.29 vendors click as typer._click; older versions use click itself."""
     try:
-        app(args=argv, standalone_mode=False)
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click import exceptions
+    return exceptions
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    exceptions = click_exceptions()
+    try:
+        result = app(args=argv, standalone_mode=False)
     except MlxClaudeError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
+        print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+    except exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":

@@ -65,9 +65,16 @@ def is_repo_id(text: str) -> bool:
     return len(parts) == 2 and all(part and not part.startswith(".") for part in parts) and not text.startswith(("~", "/"))
 
 
-def load_model(path: str | Path, *, name: str | None = None, context_limit: int | None = None) -> LoadedModel:
+def load_model(path: str | Path, *, name: str | None = None, context_limit: int | None = None,
+               tool_format: str | None = None) -> LoadedModel:
+    """Load a model; `tool_format` names a format in parsing.tools.FORMATS_BY_NAME to use instead of detecting it."""
     from mlx_lm import load as mlx_load
 
+    if tool_format:
+        try:
+            detect_tool_format(None, override=tool_format)  # a bad name fails before the weights load
+        except ValueError as exc:
+            raise ModelLoadError(str(exc)) from exc
     model_path = resolve_model_dir(path)
     config = read_config(model_path)
     try:
@@ -78,6 +85,10 @@ def load_model(path: str | Path, *, name: str | None = None, context_limit: int 
     if context_limit:
         context = min(context, context_limit)
     template = getattr(tokenizer, "chat_template", None) or getattr(tokenizer._tokenizer, "chat_template", None)
+    try:
+        detected = detect_tool_format(template if isinstance(template, str) else None, override=tool_format)
+    except ValueError as exc:
+        raise ModelLoadError(str(exc)) from exc
     info = ModelInfo(
         name=name or (str(path) if is_repo_id(str(path)) and not Path(path).is_dir() else model_path.name),
         path=str(model_path),
@@ -85,6 +96,6 @@ def load_model(path: str | Path, *, name: str | None = None, context_limit: int 
         supports_vision=any(key in config for key in VISION_KEYS),
         think_open=tokenizer.think_start if tokenizer.has_thinking else None,
         think_close=tokenizer.think_end if tokenizer.has_thinking else None,
-        tool_format=detect_tool_format(template if isinstance(template, str) else None),
+        tool_format=detected,
     )
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, config=config)

@@ -6,6 +6,8 @@ import json
 from typing import Any, Optional
 
 from mlxclaude.engine.backend import RenderedPrompt
+from mlxclaude.parsing.tools import ToolFormat
+from mlxclaude.parsing.tools.history import adapt_history
 from mlxclaude.protocol.chat import ChatRequest
 
 
@@ -20,15 +22,26 @@ def json_schema_instruction(schema: dict[str, Any]) -> str:
     )
 
 
-def messages_for_template(chat: ChatRequest) -> list[dict[str, Any]]:
+def messages_for_template(chat: ChatRequest, tool_format: Optional[ToolFormat] = None) -> list[dict[str, Any]]:
+    """Messages in the shape the model's template needs: tool history adapted to `tool_format` (and, for a
+    template without tool support, the tools described in the system message), plus any JSON-output instruction."""
     messages = [dict(message) for message in chat.messages]
+    if tool_format is not None:
+        messages = adapt_history(messages, tool_format, tools=chat.tools or None)
     if chat.json_schema is not None:
         instruction = json_schema_instruction(chat.json_schema)
         if messages and messages[0]["role"] == "system":
-            messages[0]["content"] = f"{messages[0]['content']}\n\n{instruction}"
+            messages[0] = {**messages[0], "content": f"{messages[0]['content']}\n\n{instruction}"}
         else:
             messages.insert(0, {"role": "system", "content": instruction})
     return messages
+
+
+def template_tools(chat: ChatRequest, tool_format: Optional[ToolFormat] = None) -> Optional[list[dict[str, Any]]]:
+    """The `tools=` for apply_chat_template: none for a prompted format (they are in the system message)."""
+    if not chat.tools or (tool_format is not None and tool_format.prompted):
+        return None
+    return chat.tools
 
 
 def template_kwargs(chat: ChatRequest) -> dict[str, Any]:
@@ -47,11 +60,14 @@ def ends_inside_thinking(text: str, think_open: Optional[str], think_close: Opti
     return opened >= 0 and (not think_close or text.rfind(think_close) < opened)
 
 
-def render_chat(tokenizer: Any, chat: ChatRequest, think_open: Optional[str], think_close: Optional[str]) -> RenderedPrompt:
+def render_chat(tokenizer: Any, chat: ChatRequest, think_open: Optional[str], think_close: Optional[str],
+                tool_format: Optional[ToolFormat] = None) -> RenderedPrompt:
+    """Render through the model's chat template; pass the model's `tool_format` (ModelInfo.tool_format) so
+    tool history takes the family's shape. Without it, messages go to the template as they are."""
     try:
         text = tokenizer.apply_chat_template(
-            messages_for_template(chat),
-            tools=chat.tools or None,
+            messages_for_template(chat, tool_format),
+            tools=template_tools(chat, tool_format),
             add_generation_prompt=True,
             tokenize=False,
             **template_kwargs(chat),

@@ -8,11 +8,16 @@ from collections.abc import Iterable
 def partial_marker_length(buffer: str, markers: Iterable[str]) -> int:
     """Length of the longest suffix of `buffer` that is a proper prefix of one of `markers`."""
     longest = 0
+    end = len(buffer)
     for marker in markers:
-        for length in range(min(len(marker) - 1, len(buffer)), longest, -1):
-            if buffer.endswith(marker[:length]):
-                longest = length
+        if not marker:
+            continue
+        at = buffer.find(marker[0], max(0, end - len(marker) + 1))
+        while at >= 0 and end - at > longest:
+            if marker.startswith(buffer[at:]):
+                longest = end - at
                 break
+            at = buffer.find(marker[0], at + 1)
     return longest
 
 

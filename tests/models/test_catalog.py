@@ -68,7 +68,7 @@ def test_list_finds_hf_cached_and_imported_models(cached, imported):
     assert qwen.fits_in_memory and qwen.complete
     assert qwen.size_bytes == sum(p.stat().st_size for p in cached[QWEN].iterdir())
 
-    assert models[LLAMA].tool_format is None and models[LLAMA].context_length == 131072
+    assert models[LLAMA].tool_format == "generic" and models[LLAMA].context_length == 131072
     assert models[PLAIN].quant == "bf16"
 
     mine = models["my-import-8bit"]

@@ -1,0 +1,1 @@
+complete --command mlxclaude --no-files --arguments "(env _MLXCLAUDE_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) mlxclaude)" --condition "env _MLXCLAUDE_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) mlxclaude"

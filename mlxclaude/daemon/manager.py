@@ -1,0 +1,384 @@
+"""Start, stop, inspect and restart the background daemon.
+
+start() spawns `python -m mlxclaude.daemon.serve` detached and waits until /health says ok; it is
+idempotent, and an exclusive lock makes two concurrent starts yield one daemon. stop() escalates
+HTTP shutdown → SIGTERM → SIGKILL, signalling only a pid verified to run our daemon module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+from mlxclaude import paths
+from mlxclaude.daemon import client
+from mlxclaude.daemon.state import (
+    DAEMON_MODULE, DaemonState, is_our_daemon, load_state_file, pid_alive, read_state, remove_state,
+)
+from mlxclaude.errors import MlxClaudeError, ModelNotFound
+from mlxclaude.settings import ServerSettings
+
+START_TIMEOUT = 600.0  # a large model can take minutes to load
+STOP_TIMEOUT = 15.0  # the HTTP shutdown drains requests (5 s) and stops the engine thread (5 s)
+TERM_TIMEOUT = 5.0
+POLL = 0.1
+
+Progress = Callable[[str], None]
+
+
+def stderr_log_file() -> Path:
+    """The daemon's own stdout/stderr (tracebacks, startup errors); the structured log is paths.daemon_log_file()."""
+    return paths.log_dir() / "daemon.stderr.log"
+
+
+def lock_file() -> Path:
+    return paths.state_dir() / "daemon.lock"
+
+
+# -- model and port checks -----------------------------------------------------------------
+
+
+def resolve_model(name: Optional[str]) -> tuple[str, Optional[str]]:
+    """(what the daemon loads, the name to show or None for the directory's own name).
+
+    A directory as is; a name from `mlxclaude models list` (mlxclaude.models.catalog); a Hugging Face
+    repo id that is not local yet goes to the daemon as is (its loader fetches it, as `serve` does).
+    """
+    if not name:
+        raise MlxClaudeError("no model configured",
+                             hint="mlxclaude up --model PATH_OR_NAME, or see `mlxclaude models list`")
+    local = Path(name).expanduser()
+    if local.is_dir():
+        return str(local.resolve()), None
+    from mlxclaude.engine.loader import is_repo_id
+
+    try:
+        from mlxclaude.models import catalog
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("mlxclaude.models.catalog", "mlxclaude.models"):
+            raise
+        catalog = None
+    if catalog is not None:
+        try:
+            path = catalog.resolve_model(name)
+        except ModelNotFound as exc:
+            ambiguous = getattr(catalog, "AmbiguousModelName", ())
+            if isinstance(exc, ambiguous) or not is_repo_id(name):
+                raise
+        else:
+            find = getattr(catalog, "find_model", None)
+            listed = find(name) if find is not None else None
+            return str(path), listed.name if listed is not None else name
+    if is_repo_id(name):
+        return name, None
+    raise ModelNotFound(f"model not found: {name}",
+                        hint="pass a model directory or a name from `mlxclaude models list`")
+
+
+def auth_token(settings: ServerSettings) -> Optional[str]:
+    """The configured token, else the one generated once for this user (the daemon always checks one)."""
+    try:
+        from mlxclaude.settings import resolve_auth_token
+    except ImportError:
+        return settings.auth_token
+    return resolve_auth_token(settings)
+
+
+def same_model(running: DaemonState, model_path: str) -> bool:
+    if running.model_path is None:
+        return True
+    return os.path.realpath(running.model_path) == os.path.realpath(model_path)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail before spawning anything when something else listens on the port."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise MlxClaudeError(f"port {port} is already in use on {host}; "
+                                 "use --port N or stop what is using it") from None
+        raise MlxClaudeError(f"cannot bind {host}:{port}: {exc.strerror or exc}",
+                             hint="use --host 127.0.0.1 or another --port") from None
+
+
+# -- the start lock ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def start_lock(timeout: float) -> Iterator[None]:
+    """One `up` at a time: an exclusive flock held for the whole start (released if we die)."""
+    import fcntl
+
+    path = lock_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise MlxClaudeError("another `mlxclaude up` is still starting the daemon",
+                                         hint="wait for it, or check `mlxclaude status`") from None
+                time.sleep(POLL)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
+# -- spawning ------------------------------------------------------------------------------
+
+
+def child_env(settings: ServerSettings) -> dict[str, str]:
+    """The environment carries every setting (the token never goes on the command line)."""
+    env = dict(os.environ)
+    for spec in fields(ServerSettings):
+        key = f"MLXCLAUDE_{spec.name.upper()}"
+        value = getattr(settings, spec.name)
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = str(value)
+    home = env.get("MLXCLAUDE_HOME")
+    if home:
+        env["MLXCLAUDE_HOME"] = str(Path(home).expanduser().resolve())
+    # the daemon imports this very copy of mlxclaude, wherever the CLI was imported from
+    package_root = str(Path(__file__).resolve().parents[2])
+    python_path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = package_root + (os.pathsep + python_path if python_path else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def daemon_command(settings: ServerSettings, model_name: Optional[str]) -> list[str]:
+    command = [sys.executable, "-m", DAEMON_MODULE, "--model", str(settings.model),
+               "--host", settings.host, "--port", str(settings.port)]
+    if model_name:
+        command += ["--model-name", model_name]
+    return command
+
+
+def spawn(settings: ServerSettings, model_name: Optional[str]) -> subprocess.Popen:
+    log = stderr_log_file()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as output:
+        return subprocess.Popen(
+            daemon_command(settings, model_name), env=child_env(settings), stdin=subprocess.DEVNULL,
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+        )
+
+
+def _tail(path: Path, lines: int = 15) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
+def died_error(returncode: int) -> MlxClaudeError:
+    """The daemon's own one-line error if it printed one, else the last lines of its output."""
+    log = stderr_log_file()
+    tail = _tail(log)
+    for index, line in enumerate(tail):
+        if line.startswith("error: "):
+            following = tail[index + 1] if index + 1 < len(tail) else ""
+            hint = following[len("hint: "):] if following.startswith("hint: ") else f"daemon output: {log}"
+            return MlxClaudeError(line[len("error: "):], hint=hint)
+    detail = "\n".join(f"  {line}" for line in tail) or "  (no output)"
+    return MlxClaudeError(f"the daemon exited with code {returncode} before it was ready:\n{detail}",
+                          hint=f"daemon output: {log}")
+
+
+# -- waiting -------------------------------------------------------------------------------
+
+
+def wait_ready(pid: int, timeout: float, progress: Progress, proc: Optional[subprocess.Popen] = None) -> DaemonState:
+    """Poll until the state file names `pid` and /health is ok; raise if it dies, fails or times out."""
+    deadline = time.monotonic() + timeout
+    reported = None
+    state: Optional[DaemonState] = None
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise died_error(proc.returncode)
+        if proc is None and not pid_alive(pid):
+            raise MlxClaudeError("the daemon exited before it was ready", hint=f"see {stderr_log_file()}")
+        if state is None:
+            candidate = load_state_file()
+            state = candidate if candidate is not None and candidate.pid == pid else None
+        if state is not None:
+            health = client.health(state.url)
+            status = health["status"] if health else "starting"
+            if status == "ok":
+                return state
+            if status == "failed":
+                stop_pid(state, timeout=5.0)
+                raise MlxClaudeError(f"model failed to load: {health.get('error', 'unknown error')}",
+                                     hint=f"check the model, or see {state.log_path}")
+            message = "loading model…" if status == "loading" else "starting daemon…"
+        else:
+            message = "starting daemon…"
+        if message != reported:
+            progress(message)
+            reported = message
+        if time.monotonic() > deadline:
+            if state is not None:
+                stop_pid(state, timeout=5.0)
+            elif proc is not None:
+                proc.kill()
+            raise MlxClaudeError(f"the daemon was not ready after {timeout:.0f}s",
+                                 hint=f"see {stderr_log_file()} and {paths.daemon_log_file()}")
+        time.sleep(POLL)
+
+
+# -- the public API ------------------------------------------------------------------------
+
+
+def start(settings: ServerSettings, *, foreground: bool = False, on_progress: Optional[Progress] = None,
+          explicit_model: bool = False, timeout: float = START_TIMEOUT) -> DaemonState:
+    """Start the daemon and wait until it is ready; return its state.
+
+    A running daemon is waited for (if still loading) and returned with `already_running=True`. If it
+    serves another model than settings.model, that is an error only with explicit_model=True (the user
+    named a model, e.g. `up --model`); a model that merely comes from config does not override it.
+    With foreground=True this process becomes the daemon (logs on stderr) and the call does not
+    return, unless one is already running.
+    """
+    requested = resolve_model(settings.model) if settings.model else None
+    return _start(settings, requested, foreground=foreground, on_progress=on_progress, timeout=timeout,
+                  explicit_model=explicit_model)
+
+
+def _start(settings: ServerSettings, requested: Optional[tuple[str, Optional[str]]], *, foreground: bool,
+           on_progress: Optional[Progress], timeout: float, explicit_model: bool = True) -> DaemonState:
+    from mlxclaude.serve import check_settings
+
+    progress = on_progress or (lambda message: None)
+    with start_lock(timeout):
+        running = read_state()
+        if running is not None:
+            if explicit_model and requested is not None and not same_model(running, requested[0]):
+                raise MlxClaudeError(f"the daemon is already running with {running.model} ({running.url})",
+                                     hint=f"mlxclaude restart --model {requested[1] or requested[0]}")
+            state = wait_ready(running.pid, timeout, progress)
+            return replace(state, already_running=True)
+        if requested is None:
+            resolve_model(None)  # raises "no model configured"
+        model_path, model_name = requested
+        settings = replace(settings, model=model_path, auth_token=auth_token(settings))
+        check_settings(settings)
+        check_port_free(settings.host, settings.port)
+        if foreground:
+            command = daemon_command(settings, model_name) + ["--echo-logs"]
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execve(sys.executable, command, child_env(settings))
+        proc = spawn(settings, model_name)
+        try:
+            return wait_ready(proc.pid, timeout, progress, proc)
+        except KeyboardInterrupt:
+            _abandon(proc)
+            raise
+
+
+def _abandon(proc: subprocess.Popen) -> None:
+    """An interrupted `up` takes its half-started daemon down with it."""
+    state = load_state_file()
+    if state is not None and state.pid == proc.pid:
+        stop_pid(state, timeout=5.0)
+    elif proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
+
+
+def _wait_exit(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
+        if not pid_alive(pid):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+def stop_pid(state: DaemonState, timeout: float = STOP_TIMEOUT) -> None:
+    """HTTP shutdown, then SIGTERM, then SIGKILL; signals go only to a pid that runs our daemon."""
+    pid = state.pid
+    if not (client.shutdown(state.url, state.token) and _wait_exit(pid, timeout)):
+        for sig, wait in ((signal.SIGTERM, TERM_TIMEOUT), (signal.SIGKILL, TERM_TIMEOUT)):
+            if not is_our_daemon(pid):
+                break
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            if _wait_exit(pid, wait):
+                break
+    remove_state(pid)
+
+
+def stop(timeout: float = STOP_TIMEOUT) -> bool:
+    """Stop the running daemon; False when none was running."""
+    state = read_state()
+    if state is None:
+        return False
+    stop_pid(state, timeout)
+    return True
+
+
+def status() -> Optional[dict]:
+    """The running daemon's facts (never the token), or None when none runs. `state` is one of
+    ready, loading, failed or unreachable; live figures come from GET /mlxclaude/status.
+    """
+    state = read_state()
+    if state is None:
+        return None
+    info: dict = {"running": True, **state.to_dict(with_token=False)}
+    live = client.status(state.url, state.token)
+    if live is not None:
+        info.update({key: value for key, value in live.items() if key not in ("host", "port")})
+        return info
+    health = client.health(state.url)
+    info["state"] = {"ok": "ready"}.get(health["status"], health["status"]) if health else "unreachable"
+    if health and health.get("error"):
+        info["error"] = health["error"]
+    return info
+
+
+def restart(settings: Optional[ServerSettings] = None, *, model: Optional[str] = None, host: Optional[str] = None,
+            port: Optional[int] = None, on_progress: Optional[Progress] = None,
+            timeout: float = START_TIMEOUT) -> DaemonState:
+    """Stop the daemon (if any) and start it again. Model, host and port come from the arguments,
+    else from the daemon that was running, else from `settings` (default: MLXCLAUDE_* environment).
+    """
+    settings = settings or ServerSettings.from_env()
+    previous = read_state()
+    requested = resolve_model(model) if model else None  # fail on a bad name before stopping anything
+    if previous is not None:
+        if requested is None and previous.model_path:
+            name = previous.model if previous.model != Path(previous.model_path).name else None
+            requested = (previous.model_path, name)
+        host = host or previous.host
+        port = previous.port if port is None else port
+        stop_pid(previous)
+    settings = replace(settings, host=host or settings.host, port=settings.port if port is None else port)
+    if requested is None and settings.model:
+        requested = resolve_model(settings.model)
+    return _start(settings, requested, foreground=False, on_progress=on_progress, timeout=timeout)

@@ -1,0 +1,430 @@
+"""`mlxclaude doctor`: checks that say ok / warn / fail, each with the fix. Nothing here loads weights.
+
+Heavy or slow things (mlx, httpx, subprocesses) are imported or run inside the checks that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Optional
+from urllib.parse import urlparse
+
+from mlxclaude import paths
+from mlxclaude.errors import MlxClaudeError
+
+Status = Literal["ok", "warn", "fail"]
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+CLAUDE_INSTALL = "npm install -g @anthropic-ai/claude-code (or set MLXCLAUDE_CLAUDE_BIN to its path)"
+WIRE_HINT = "`mlxclaude run` wires each launch itself"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_checks(environ: Optional[Mapping[str, str]] = None) -> list[Check]:
+    """Every check, in the order a user fixes things. One check failing never stops the others."""
+    environ = os.environ if environ is None else environ
+    settings, config_check = _load_settings(environ)
+    checks = [
+        config_check,
+        _guard("python", check_python),
+        _guard("mlx", check_mlx),
+        _guard("memory", check_memory),
+        _guard("model", lambda: check_model(settings.model) if settings else
+               Check("model", "warn", "not checked: config.toml is invalid", config_check.fix)),
+        _guard("daemon", check_daemon),
+        _guard("claude", lambda: check_claude(environ)),
+        _guard("claude settings", lambda: check_claude_settings(environ, settings)),
+    ]
+    return checks
+
+
+def exit_code(checks: list[Check]) -> int:
+    return 1 if any(check.status == "fail" for check in checks) else 0
+
+
+def _guard(name: str, check: Callable[[], Check]) -> Check:
+    try:
+        return check()
+    except Exception as exc:  # a broken check is reported, never a traceback
+        return Check(name, "warn", f"check could not run: {exc!r}", "report this with `MLXCLAUDE_DEBUG=1`")
+
+
+def _load_settings(environ: Mapping[str, str]) -> tuple[Any, Check]:
+    from mlxclaude.settings import load_settings
+
+    path = paths.config_file()
+    try:
+        resolved = load_settings(environ)
+    except MlxClaudeError as exc:
+        return None, Check("config", "fail", exc.message, exc.hint or f"fix or remove {path}")
+    note = str(path) if path.exists() else f"{path} (not created; defaults in use)"
+    return resolved.settings, Check("config", "ok", note)
+
+
+# --- python, mlx, memory -------------------------------------------------------------------------
+
+
+def check_python(version_info: tuple[int, ...] = tuple(sys.version_info[:3])) -> Check:
+    version = ".".join(str(part) for part in version_info[:3])
+    if tuple(version_info[:2]) >= (3, 11):
+        return Check("python", "ok", f"{version} ({sys.executable})")
+    return Check("python", "fail", f"{version} is too old", "install Python 3.11 or newer")
+
+
+def _package_version(name: str) -> Optional[str]:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _safe(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except Exception:
+        return None
+
+
+def mlx_backend() -> tuple[str, str]:
+    """(backend, default device) for the installed MLX: backend is Metal, CUDA, GPU or CPU."""
+    import mlx.core as mx
+
+    device = str(mx.default_device())
+    metal = bool(_safe(lambda: mx.metal.is_available()))
+    cuda = bool(_safe(lambda: mx.cuda.is_available()))
+    if "gpu" in device.lower():
+        return ("Metal" if metal else "CUDA" if cuda else "GPU"), device
+    return "CPU", device
+
+
+def check_mlx() -> Check:
+    try:
+        backend, device = mlx_backend()
+    except Exception as exc:
+        extra = "mlx" if sys.platform == "darwin" else "'mlx[cpu]' (or 'mlx[cuda]' with an NVIDIA GPU)"
+        return Check("mlx", "fail", f"cannot import mlx: {exc}", f"pip install {extra}")
+    versions = f"mlx {_package_version('mlx') or '?'}"
+    mlx_lm = _package_version("mlx-lm")
+    if mlx_lm is None:
+        return Check("mlx", "fail", f"{backend} ({versions}) but mlx-lm is not installed", "pip install mlx-lm")
+    detail = f"{backend} ({versions}, mlx-lm {mlx_lm}; default device {device})"
+    if backend != "CPU":
+        return Check("mlx", "ok", detail)
+    if sys.platform == "darwin":
+        fix = "use a native arm64 Python (not one running under Rosetta) on Apple silicon"
+        if platform.machine() != "arm64":
+            fix = "mlxclaude needs Apple silicon for Metal; an Intel Mac runs MLX on the CPU only"
+        return Check("mlx", "warn", detail + ": Metal is not available, generation will be slow", fix)
+    if shutil.which("nvidia-smi"):
+        return Check("mlx", "warn", detail + ": an NVIDIA GPU is present but unused", "pip install 'mlx[cuda]'")
+    return Check("mlx", "ok", detail + "; no GPU backend, so generation is slow")
+
+
+GIB = 1024**3
+
+
+def memory_info() -> tuple[Optional[int], Optional[int]]:
+    """(total, available) bytes, None where the OS does not say."""
+    total = _safe(lambda: os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    available = None
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        for line in meminfo.read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key == "MemAvailable":
+                available = int(rest.split()[0]) * 1024
+            elif key == "MemTotal" and total is None:
+                total = int(rest.split()[0]) * 1024
+    elif sys.platform == "darwin":
+        available = _darwin_available()
+    return total, available
+
+
+def _darwin_available() -> Optional[int]:
+    try:
+        out = subprocess.run(["vm_stat"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    page = 16384
+    pages = 0
+    for line in out.splitlines():
+        if "page size of" in line:
+            page = int(line.split("page size of")[1].split()[0])
+        key, _, value = line.partition(":")
+        if key.strip() in ("Pages free", "Pages inactive", "Pages speculative", "Pages purgeable"):
+            pages += int(value.strip().rstrip("."))
+    return pages * page if pages else None
+
+
+def check_memory(info: Optional[tuple[Optional[int], Optional[int]]] = None) -> Check:
+    total, available = info if info is not None else memory_info()
+    if total is None:
+        return Check("memory", "warn", "cannot tell how much memory this machine has")
+    detail = f"{total / GIB:.1f} GiB total"
+    if available is not None:
+        detail += f", {available / GIB:.1f} GiB available"
+    if total < 8 * GIB:
+        return Check("memory", "warn", detail + ": only the smallest models fit",
+                     "pick a small 4-bit model (e.g. a 1.5B-3B one)")
+    if available is not None and available < 2 * GIB:
+        return Check("memory", "warn", detail + ": little is free", "close memory-hungry apps before `mlxclaude up`")
+    return Check("memory", "ok", detail)
+
+
+# --- the model -----------------------------------------------------------------------------------
+
+
+def resolve_model_dir(model: str) -> Optional[Path]:
+    """A local directory for `model` (a path, or a repo id in the Hugging Face cache); None if absent."""
+    try:
+        from mlxclaude.models.catalog import resolve_model  # written alongside; optional here
+    except ImportError:
+        resolve_model = None
+    if resolve_model is not None:
+        try:
+            return Path(resolve_model(model))
+        except MlxClaudeError:
+            return None
+    local = Path(model).expanduser()
+    if local.is_dir():
+        return local
+    if model.count("/") != 1 or model.startswith((".", "/", "~")):
+        return None
+    repo_dir = paths.hf_hub_cache() / ("models--" + model.replace("/", "--"))
+    ref = repo_dir / "refs" / "main"
+    if ref.is_file():
+        snapshot = repo_dir / "snapshots" / ref.read_text().strip()
+        if snapshot.is_dir():
+            return snapshot
+    snapshots = sorted((repo_dir / "snapshots").glob("*/config.json"), key=lambda p: p.stat().st_mtime)
+    return snapshots[-1].parent if snapshots else None
+
+
+def check_model(model: Optional[str], total_memory: Optional[int] = None) -> Check:
+    if not model:
+        return Check("model", "warn", "no model configured",
+                     "mlxclaude config set model ORG/NAME (a local mlx-lm directory works too)")
+    directory = resolve_model_dir(model)
+    if directory is None:
+        fix = (f"mlxclaude models pull {model}" if model.count("/") == 1 and not Path(model).expanduser().exists()
+               else "mlxclaude config set model PATH_OR_REPO")
+        return Check("model", "fail", f"{model}: not found locally", fix)
+    config_file = directory / "config.json"
+    if not config_file.is_file():
+        return Check("model", "fail", f"{directory} has no config.json", "point model at an mlx-lm model directory")
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as exc:
+        return Check("model", "fail", f"{config_file} is not valid JSON: {exc}", f"mlxclaude models pull {model}")
+    weights = sum(path.stat().st_size for path in directory.glob("*.safetensors"))
+    if weights == 0:
+        return Check("model", "fail", f"{directory} has no .safetensors weights",
+                     "pull or convert the model again (mlx-lm format)")
+    facts = [str(config.get("model_type") or "unknown type")]
+    bits = (config.get("quantization") or {}).get("bits") if isinstance(config.get("quantization"), dict) else None
+    if bits:
+        facts.append(f"{bits}-bit")
+    facts.append(f"{weights / GIB:.1f} GiB of weights")
+    detail = f"{model} ({', '.join(facts)})"
+    if not any((directory / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
+        return Check("model", "fail", detail + ": no tokenizer files", f"mlxclaude models pull {model}")
+    total = total_memory if total_memory is not None else memory_info()[0]
+    if total and weights > 0.75 * total:
+        return Check("model", "warn", detail + f": too big for {total / GIB:.0f} GiB of memory",
+                     "choose a smaller or more quantized model")
+    return Check("model", "ok", detail)
+
+
+# --- the daemon ----------------------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def daemon_state(path: Optional[Path] = None) -> Optional[dict[str, Any]]:
+    """The state file's JSON ({pid, url, ...}); None when absent; ValueError when unreadable."""
+    path = path if path is not None else paths.state_file()
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("pid"), int) or not isinstance(data.get("url"), str):
+        raise ValueError(f"{path}: no pid and url in it")
+    return data
+
+
+def check_daemon(path: Optional[Path] = None, timeout: float = 1.5) -> Check:
+    import httpx
+
+    try:
+        state = daemon_state(path)
+    except ValueError as exc:
+        return Check("daemon", "warn", f"unreadable state file {exc}", "mlxclaude down, then mlxclaude up")
+    if state is None:
+        return Check("daemon", "ok", "not running (`mlxclaude up` starts it)")
+    pid, url = state["pid"], state["url"].rstrip("/")
+    try:
+        response = httpx.get(f"{url}/health", timeout=timeout)
+    except httpx.HTTPError:
+        if _pid_alive(pid):
+            return Check("daemon", "warn", f"pid {pid} is alive but {url} does not answer", "mlxclaude restart")
+        return Check("daemon", "warn", f"stale state file: pid {pid} is gone", "mlxclaude up (it replaces the file)")
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    status = body.get("status") or ("ok" if response.status_code == 200 else f"HTTP {response.status_code}")
+    model = body.get("model") or state.get("model") or "?"
+    if response.status_code == 200:
+        return Check("daemon", "ok", f"running at {url} (pid {pid}, model {model})")
+    if status == "loading":
+        return Check("daemon", "ok", f"loading {model} at {url} (pid {pid})")
+    if status == "failed":
+        return Check("daemon", "fail", f"the model failed to load: {body.get('error', '?')}",
+                     "mlxclaude logs --level error, then mlxclaude restart")
+    return Check("daemon", "warn", f"{url}/health answered {status}", "mlxclaude restart")
+
+
+# --- Claude Code ---------------------------------------------------------------------------------
+
+
+def find_claude_binary(environ: Mapping[str, str]) -> Optional[str]:
+    try:
+        from mlxclaude.claude import find_claude  # written alongside; optional here
+    except ImportError:
+        find_claude = None
+    if find_claude is not None:
+        try:
+            found = find_claude()
+        except MlxClaudeError:
+            return None
+        except Exception:  # an interface we do not know: fall back to the plain search below
+            pass
+        else:
+            return str(found) if found else None
+    explicit = environ.get("MLXCLAUDE_CLAUDE_BIN")
+    if explicit:
+        return explicit
+    return shutil.which("claude", path=environ.get("PATH"))
+
+
+def check_claude(environ: Mapping[str, str]) -> Check:
+    binary = find_claude_binary(environ)
+    if binary is None:
+        return Check("claude", "fail", "Claude Code (`claude`) not found", CLAUDE_INSTALL)
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        return Check("claude", "fail", f"{binary} is not an executable file", CLAUDE_INSTALL)
+    env = dict(environ)
+    env.update({"DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"})
+    try:
+        result = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=20,
+                                stdin=subprocess.DEVNULL, env=env)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Check("claude", "warn", f"{binary} --version failed: {exc}", CLAUDE_INSTALL)
+    version = (result.stdout.strip().splitlines() or [""])[0]
+    if result.returncode != 0 or not version:
+        message = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
+        return Check("claude", "warn", f"{binary} --version failed: {message}", CLAUDE_INSTALL)
+    return Check("claude", "ok", f"{version} ({binary})")
+
+
+def claude_settings_path(environ: Mapping[str, str]) -> Path:
+    config_dir = environ.get("CLAUDE_CONFIG_DIR")
+    home = environ.get("HOME")
+    base = Path(config_dir).expanduser() if config_dir else (Path(home) if home else Path.home()) / ".claude"
+    return base / "settings.json"
+
+
+def check_claude_settings(environ: Mapping[str, str], settings: Any = None) -> Check:
+    path = claude_settings_path(environ)
+    hint = WIRE_HINT
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return Check("claude settings", "ok", f"not wired ({path} does not exist); {hint}")
+    except (OSError, ValueError) as exc:
+        return Check("claude settings", "warn", f"cannot read {path}: {exc}", "fix the JSON in that file")
+    env = data.get("env") if isinstance(data, dict) else None
+    base_url = env.get("ANTHROPIC_BASE_URL") if isinstance(env, dict) else None
+    if not base_url:
+        return Check("claude settings", "ok", f"not wired (no env.ANTHROPIC_BASE_URL in {path}); {hint}")
+    parsed = urlparse(str(base_url))
+    if parsed.hostname not in LOCAL_HOSTS and f"[{parsed.hostname}]" not in LOCAL_HOSTS:
+        return Check("claude settings", "ok",
+                     f"{path} points Claude Code at {base_url}, not mlxclaude; `mlxclaude run` overrides it per launch")
+    expected_port = _expected_port(settings)
+    if expected_port is not None and parsed.port not in (expected_port, None):
+        return Check("claude settings", "warn",
+                     f"{path} points at port {parsed.port} but mlxclaude serves on {expected_port}",
+                     f"set env.ANTHROPIC_BASE_URL to http://127.0.0.1:{expected_port} in {path}")
+    token = env.get("ANTHROPIC_AUTH_TOKEN") or env.get("ANTHROPIC_API_KEY")
+    if not token:
+        return Check("claude settings", "warn", f"{path} points at {base_url} but sets no ANTHROPIC_AUTH_TOKEN",
+                     f"set env.ANTHROPIC_AUTH_TOKEN to the output of `mlxclaude config get auth_token`")
+    expected_token = _expected_token(settings)
+    if expected_token is not None and token != expected_token:
+        return Check("claude settings", "warn", f"{path} sends a token the daemon will refuse",
+                     "set env.ANTHROPIC_AUTH_TOKEN to the output of `mlxclaude config get auth_token`")
+    return Check("claude settings", "ok", f"wired: {path} points Claude Code at {base_url}")
+
+
+def _expected_port(settings: Any) -> Optional[int]:
+    try:
+        state = daemon_state()
+    except ValueError:
+        state = None
+    if state is not None:
+        port = urlparse(state["url"]).port
+        if port:
+            return port
+    port = getattr(settings, "port", None)
+    return port or None
+
+
+def _expected_token(settings: Any) -> Optional[str]:
+    """The token the daemon requires (the running one's, else the configured or generated one), never creating one."""
+    try:
+        state = daemon_state()
+    except ValueError:
+        state = None
+    if state is not None and state.get("token"):
+        return str(state["token"])
+    token = getattr(settings, "auth_token", None)
+    if token:
+        return str(token)
+    from mlxclaude.settings import token_file
+
+    try:
+        return token_file().read_text().strip() or None
+    except OSError:
+        return None

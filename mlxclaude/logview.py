@@ -1,0 +1,333 @@
+"""Reading the daemon's JSON-lines log for `mlxclaude logs`.
+
+Parsing, filtering and following are plain functions over lines (tested without a terminal);
+`LineRenderer` turns records into rich lines, colouring at read time so the file stays grep-able.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
+
+from mlxclaude.errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+LEVEL_ALIASES = {"warn": "warning", "err": "error", "fatal": "critical"}
+KINDS = ("perf", "cache", "request", "daemon")
+DEFAULT_TAIL = 50
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One log line: the record (a dict) and the line as written; non-JSON lines become `raw` records."""
+
+    record: dict[str, Any]
+    line: str
+    is_json: bool = True
+
+    @property
+    def ts(self) -> Optional[float]:
+        value = self.record.get("ts")
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def parse_line(line: str, *, last_ts: Optional[float] = None, last_raw_level: Optional[str] = None
+               ) -> Optional[Entry]:
+    """An Entry for one line; None for blank lines. Text that is not a JSON object (a traceback the daemon
+    printed, say) becomes an entry of kind "raw" stamped with the previous line's time; an indented raw
+    line keeps the level of the raw line before it (the rest of a traceback)."""
+    text = line.rstrip("\r\n")
+    if not text.strip():
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        record = None
+    if isinstance(record, dict):
+        return Entry(record, text)
+    if last_raw_level is not None and text[:1].isspace():
+        level = last_raw_level
+    else:
+        level = "error" if _ERROR_TEXT.match(text) else "info"
+    return Entry({"ts": last_ts, "level": level, "kind": "raw", "event": "(text)", "message": text.rstrip()}, text,
+                 is_json=False)
+
+
+_ERROR_TEXT = re.compile(r"\s*(Traceback|\w*(Error|Exception)\b|error:|fatal)", re.IGNORECASE)
+
+
+class LineParser:
+    """parse_line with the state that carries from line to line (the last time, the last raw level)."""
+
+    def __init__(self) -> None:
+        self.last_ts: Optional[float] = None
+        self.last_raw_level: Optional[str] = None
+
+    def parse(self, line: str) -> Optional[Entry]:
+        entry = parse_line(line, last_ts=self.last_ts, last_raw_level=self.last_raw_level)
+        if entry is not None:
+            self.last_ts = entry.ts if entry.ts is not None else self.last_ts
+            self.last_raw_level = None if entry.is_json else str(entry.record["level"])
+        return entry
+
+
+def parse_lines(lines: Iterable[str]) -> Iterator[Entry]:
+    parser = LineParser()
+    for line in lines:
+        entry = parser.parse(line)
+        if entry is not None:
+            yield entry
+
+
+def normalise_level(name: str) -> str:
+    key = name.strip().lower()
+    key = LEVEL_ALIASES.get(key, key)
+    if key not in LEVELS:
+        raise UsageError(f"unknown level {name!r}: use one of {', '.join(LEVELS)}")
+    return key
+
+
+def normalise_kinds(names: Iterable[str]) -> frozenset[str]:
+    kinds = frozenset(name.strip().lower() for name in names)
+    unknown = sorted(kinds - set(KINDS))
+    if unknown:
+        raise UsageError(f"unknown kind {unknown[0]!r}: use {', '.join(KINDS)}")
+    return kinds
+
+
+def level_value(name: Any) -> int:
+    key = str(name or "info").lower()
+    return LEVELS.get(LEVEL_ALIASES.get(key, key), LEVELS["info"])
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|sec|secs|m|min|mins|h|hr|hrs|d|w)")
+_SECONDS = {"ms": 0.001, "s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60,
+            "h": 3600, "hr": 3600, "hrs": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: Optional[float] = None) -> float:
+    """`10m`, `1h30m`, `2d` (that long ago) or an ISO time/date (local unless it has an offset) → epoch seconds."""
+    now = time.time() if now is None else now
+    compact = text.strip().lower().replace(" ", "")
+    if compact and _DURATION.sub("", compact) == "" and _DURATION.search(compact):
+        seconds = sum(float(amount) * _SECONDS[unit] for amount, unit in _DURATION.findall(compact))
+        return now - seconds
+    iso = text.strip()
+    if iso.endswith(("Z", "z")):
+        iso = iso[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        raise UsageError(f"invalid --since {text!r}: use 10m, 1h, 2d or an ISO time like 2026-08-22T10:00") from None
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    since: Optional[float] = None          # epoch seconds; entries without a time pass
+    level: Optional[str] = None            # the minimum level
+    kinds: Optional[frozenset[str]] = None  # the records' `kind` field (perf, cache, request, daemon)
+
+    def matches(self, entry: Entry) -> bool:
+        record = entry.record
+        if self.since is not None and entry.ts is not None and entry.ts < self.since:
+            return False
+        if self.level is not None and level_value(record.get("level")) < LEVELS[self.level]:
+            return False
+        if self.kinds is not None and record.get("kind") not in self.kinds:
+            return False
+        return True
+
+
+def read_entries(path: Path, flt: LogFilter = LogFilter(), last: Optional[int] = None) -> tuple[list[Entry], int]:
+    """The matching entries (only the last `last` of them when given) and the file offset read up to."""
+    kept: deque[Entry] = deque(maxlen=last if last else None)
+    with open(path, "rb") as handle:
+        data = handle.read()
+    end = data.rfind(b"\n") + 1  # a half-written last line is left for follow_entries
+    text = data[:end].decode("utf-8", errors="replace")
+    for entry in parse_lines(text.splitlines()):
+        if flt.matches(entry):
+            kept.append(entry)
+    return list(kept), end
+
+
+def follow_entries(path: Path, flt: LogFilter = LogFilter(), *, offset: int = 0, poll: float = 0.25,
+                   stop: Optional[Callable[[], bool]] = None,
+                   sleep: Callable[[float], None] = time.sleep) -> Iterator[Entry]:
+    """Entries appended after `offset`, forever (or until `stop()` is true). A truncated or replaced file
+    is read again from its start; a missing one is waited for."""
+    handle = None
+    inode = None
+    pending = b""
+    parser = LineParser()
+    try:
+        while stop is None or not stop():
+            if handle is None:
+                try:
+                    handle = open(path, "rb")
+                except FileNotFoundError:
+                    sleep(poll)
+                    continue
+                inode = os.fstat(handle.fileno()).st_ino
+                handle.seek(offset)
+            chunk = handle.read()
+            if chunk:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    entry = parser.parse(raw.decode("utf-8", errors="replace"))
+                    if entry is not None and flt.matches(entry):
+                        yield entry
+                continue
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                current = None
+            if current is None or current.st_ino != inode or current.st_size < handle.tell():
+                handle.close()
+                handle, offset, pending = None, 0, b""
+                continue
+            sleep(poll)
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+SHOWN = {"ts", "level", "kind", "event", "request_id", "session", "request_kind", "prompt_tokens",
+         "cached_tokens", "new_tokens", "output_tokens", "ttft_s", "prefill_tps", "decode_tps", "cache"}
+# header, width (None: as wide as needed), justify: "<" left, ">" right, "<+" left and may run over
+COLUMNS: tuple[tuple[str, Optional[int], str], ...] = (
+    ("time", 8, "<"), ("level", 5, "<"), ("event", 14, "<"), ("request", 8, "<"), ("session", 8, "<"),
+    ("kind", 5, "<"), ("prompt", 6, ">"), ("cached", 6, ">"), ("new", 6, ">"), ("out", 5, ">"),
+    ("ttft", 6, ">"), ("prefill tok/s", 13, ">"), ("decode tok/s", 12, ">"), ("cache", 14, "<+"),
+    ("detail", None, "<"),
+)
+DETAIL_NAMES = {"peak_memory_gb": "peak_gb", "stop_reason": "stop"}
+LEVEL_STYLES = {"debug": "dim", "info": "dim", "warning": "yellow", "error": "bold red", "critical": "bold red"}
+LEVEL_LABELS = {"debug": "DEBUG", "info": "INFO", "warning": "WARN", "error": "ERROR", "critical": "CRIT"}
+
+
+def cache_style(note: str) -> str:
+    """Green for a hit, yellow for a partial reuse, red for a miss."""
+    lowered = note.strip().lower()
+    if lowered.startswith("hit"):
+        return "green"
+    if lowered.startswith("partial"):
+        return "yellow"
+    if lowered.startswith("miss"):
+        return "red"
+    return ""
+
+
+def format_time(ts: Optional[float]) -> str:
+    return "" if ts is None else datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+
+
+def day_of(ts: Optional[float]) -> Optional[str]:
+    return None if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d")
+
+
+def short_id(value: Any, prefix: str = "") -> str:
+    if not value:
+        return ""
+    text = str(value)
+    if prefix and text.startswith(prefix):
+        text = text[len(prefix):]
+    return text[:8]
+
+
+def _number(value: Any, spec: str = "d", suffix: str = "") -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "" if value is None else str(value)
+    return format(value, spec) + suffix
+
+
+def row_cells(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """(text, style) per column of COLUMNS for one record: the testable core of the rendering."""
+    level = str(record.get("level") or "info").lower()
+    level = LEVEL_ALIASES.get(level, level)
+    failed = level_value(level) >= LEVELS["error"]
+    red = "red" if failed else ""
+    note = str(record.get("cache") or "")
+    rest = {key: value for key, value in record.items() if key not in SHOWN and value is not None}
+    lead = [str(rest.pop(key)) for key in ("error", "message") if key in rest]
+    detail = " ".join(lead + [f"{DETAIL_NAMES.get(key, key)}={_compact(value)}" for key, value in rest.items()])
+    return [
+        (format_time(record.get("ts")), "dim"),
+        (LEVEL_LABELS.get(level, level.upper()), LEVEL_STYLES.get(level, "")),
+        (str(record.get("event") or ""), "bold red" if failed else "bold"),
+        (short_id(record.get("request_id"), "req_"), "cyan"),
+        (short_id(record.get("session")), "magenta"),
+        (str(record.get("request_kind") or ""), ""),
+        (_number(record.get("prompt_tokens")), ""),
+        (_number(record.get("cached_tokens")), "green" if record.get("cached_tokens") else ""),
+        (_number(record.get("new_tokens")), ""),
+        (_number(record.get("output_tokens")), ""),
+        (_number(record.get("ttft_s"), ".2f", "s"), ""),
+        (_number(record.get("prefill_tps"), ".1f"), ""),
+        (_number(record.get("decode_tps"), ".1f"), ""),
+        (note, cache_style(note)),
+        (detail, red),
+    ]
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _fit(text: str, width: Optional[int], justify: str) -> str:
+    if width is None:
+        return text
+    if len(text) > width:
+        return text if justify == "<+" else text[: width - 1] + "\u2026"
+    return text.rjust(width) if justify == ">" else text.ljust(width)
+
+
+class LineRenderer:
+    """Renders entries as one rich Text line each, in fixed-width columns (so a followed log stays aligned),
+    with a dated rule whenever the day changes; long details wrap at the terminal's edge."""
+
+    def __init__(self) -> None:
+        self._day: Optional[str] = None
+
+    def header(self) -> "Text":
+        from rich.text import Text
+
+        cells = [_fit(name, width, justify) for name, width, justify in COLUMNS]
+        return Text(" ".join(cells).rstrip(), style="bold")
+
+    def render(self, entry: Entry) -> "list[Text]":
+        from rich.text import Text
+
+        lines = []
+        day = day_of(entry.ts)
+        if day is not None and day != self._day:
+            self._day = day
+            lines.append(Text(f"-- {day} --", style="dim"))
+        line = Text()
+        for (text, style), (_, width, justify) in zip(row_cells(entry.record), COLUMNS):
+            if len(line):
+                line.append(" ")
+            line.append(_fit(text, width, justify), style=style or None)
+        line.rstrip()
+        lines.append(line)
+        return lines
+
+    def render_all(self, entries: Iterable[Entry]) -> "list[Text]":
+        return [line for entry in entries for line in self.render(entry)]

@@ -1,0 +1,163 @@
+"""`mlxclaude run` and `mlxclaude settings …` through a fresh Typer app (cli.main wires them in)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+import typer
+
+from mlxclaude.cli import claude_cmds
+from mlxclaude.errors import MlxClaudeError
+from support.claude_code import find_claude as find_real_claude
+from support.live_server import free_port, live_server
+from support.scripted_backend import ScriptedBackend
+
+TOKEN = "cmds-token-1234"
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer(pretty_exceptions_enable=False)
+
+    @app.callback()
+    def root() -> None:
+        """mlxclaude"""
+
+    claude_cmds.register(app)
+    return app
+
+
+def invoke(args: list[str]) -> int:
+    try:
+        result = make_app()(args=args, standalone_mode=False)
+    except SystemExit as exited:
+        return exited.code
+    return result or 0
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLXCLAUDE_HOME", str(tmp_path / "mlxclaude"))
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude-config"))
+    for key in list(os.environ):
+        if key.startswith("MLXCLAUDE_") and key != "MLXCLAUDE_HOME":
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+def user_settings(tmp_path):
+    return tmp_path / "claude-config" / "settings.json"
+
+
+def test_commands_import_nothing_heavy():
+    code = ("import sys; from mlxclaude.cli import claude_cmds; "
+            "heavy = [m for m in ('mlx', 'mlx_lm', 'fastapi', 'uvicorn', 'httpx', 'transformers') if m in sys.modules]; "
+            "print(heavy)")
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_wire_without_a_daemon_uses_the_configuration(tmp_path, monkeypatch, capsys):
+    port = free_port()
+    monkeypatch.setenv("MLXCLAUDE_MODEL", "mlx-community/Qwen3-4B-4bit")
+    monkeypatch.setenv("MLXCLAUDE_PORT", str(port))
+    monkeypatch.setenv("MLXCLAUDE_AUTH_TOKEN", TOKEN)
+    assert invoke(["settings", "wire"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"wired {user_settings(tmp_path)}" in captured.err
+    env = json.loads(user_settings(tmp_path).read_text())["env"]
+    assert env["ANTHROPIC_BASE_URL"] == f"http://127.0.0.1:{port}"
+    assert env["ANTHROPIC_AUTH_TOKEN"] == TOKEN
+    assert env["ANTHROPIC_MODEL"] == "claude-local-mlx-community-qwen3-4b-4bit"
+    assert "CLAUDE_CODE_MAX_CONTEXT_TOKENS" not in env        # unknown while the daemon is down
+    assert invoke(["settings", "unwire"]) == 0
+    assert not user_settings(tmp_path).exists()
+
+
+def test_wire_without_a_daemon_or_a_model_is_an_error(monkeypatch):
+    monkeypatch.setenv("MLXCLAUDE_PORT", str(free_port()))
+    with pytest.raises(MlxClaudeError, match="no model"):
+        invoke(["settings", "wire"])
+
+
+def test_wire_show_unwire_with_a_running_daemon(tmp_path, monkeypatch, capsys):
+    backend = ScriptedBackend(lambda chat: "hi", context_length=65536, name="Tiny-Model")
+    with live_server(lambda: backend, auth_token=TOKEN) as server:
+        monkeypatch.setenv("MLXCLAUDE_PORT", str(server.port))
+        monkeypatch.setenv("MLXCLAUDE_AUTH_TOKEN", TOKEN)
+        project = tmp_path / "proj"
+        project.mkdir()
+        monkeypatch.chdir(project)
+        assert invoke(["settings", "wire", "--project"]) == 0
+    local = project / ".claude" / "settings.local.json"
+    env = json.loads(local.read_text())["env"]
+    assert env["ANTHROPIC_MODEL"] == "claude-local-tiny-model"            # from /health
+    assert env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == "65536"
+    assert not user_settings(tmp_path).exists()
+    capsys.readouterr()
+
+    assert invoke(["settings", "show", "--project", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["wired"] and shown["path"] == str(local)
+    assert shown["env"]["ANTHROPIC_AUTH_TOKEN"] == {"value": "****1234", "by": "mlxclaude"}
+
+    assert invoke(["settings", "show", "--project"]) == 0
+    text = capsys.readouterr().out
+    assert "wired by mlxclaude" in text and "ANTHROPIC_MODEL" in text and TOKEN not in text
+
+    assert invoke(["settings", "unwire", "--project"]) == 0
+    assert "removed" in capsys.readouterr().err and not local.exists()
+
+
+@pytest.fixture
+def claude_bin(monkeypatch):
+    binary = find_real_claude()
+    if binary is None:
+        pytest.skip("claude binary not installed (npm install @anthropic-ai/claude-code)")
+    monkeypatch.setenv("MLXCLAUDE_CLAUDE_BIN", str(binary))
+    monkeypatch.setenv("MLXCLAUDE_CLAUDE_EXEC", "0")       # a child process: pytest must survive
+    return binary
+
+
+@pytest.mark.e2e
+def test_run_passes_args_and_the_exit_code_through(claude_bin, monkeypatch, capfd):
+    """`run` glue with the daemon manager stood in for by a live scripted server (the manager has its
+    own tests; `mlxclaude run` end to end is tested by the CLI)."""
+    from mlxclaude.daemon import manager
+    from mlxclaude.daemon.state import DaemonState
+
+    backend = ScriptedBackend(lambda chat: "Run reply.", context_length=32768, name="Tiny")
+    with live_server(lambda: backend, auth_token=TOKEN) as server:
+        started = []
+
+        def start(settings, **kwargs):
+            started.append(settings)
+            return DaemonState(pid=os.getpid(), url=server.url, host="127.0.0.1", port=server.port,
+                               model="Tiny", token=TOKEN)
+
+        monkeypatch.setattr(manager, "start", start)
+        ok = invoke(["run", "--model", "tiny", "--", "-p", "say hi", "--tools", "Bash",
+                     "--system-prompt", "Be terse."])
+        out, err = capfd.readouterr()
+        bad = invoke(["run", "--", "--no-such-flag"])
+    assert ok == 0, err[-2000:]
+    assert "Run reply." in out
+    assert started[0].model == "tiny"
+    request = backend.requests[0]
+    assert request.model == "claude-local-tiny" and request.max_tokens == 8192
+    assert "warning: the model's context is 32768 tokens" in err
+    assert bad not in (0, None)
+
+
+def test_run_without_claude_fails_before_starting_a_daemon(tmp_path, monkeypatch):
+    from mlxclaude.daemon import manager
+
+    monkeypatch.setenv("MLXCLAUDE_CLAUDE_BIN", str(tmp_path / "no-claude"))
+    monkeypatch.setattr(manager, "start", lambda *a, **k: pytest.fail("started a daemon"))
+    with pytest.raises(MlxClaudeError, match="claude not found"):
+        invoke(["run"])

@@ -1,0 +1,53 @@
+"""completions/ holds the scripts the live Typer app generates; a stale file fails with the fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "gen_completions.py"
+SHELLS = ("bash", "zsh", "fish")
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("completions")
+    result = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out)], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_committed_completion_is_current(generated, shell):
+    committed = REPO / "completions" / f"mlxclaude.{shell}"
+    fresh = (generated / f"mlxclaude.{shell}").read_text()
+    assert committed.is_file(), f"{committed} is missing: run `python scripts/gen_completions.py`"
+    assert committed.read_text() == fresh, (
+        f"{committed.relative_to(REPO)} is stale: run `python scripts/gen_completions.py` and commit the result")
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_scripts_call_back_into_mlxclaude(generated, shell):
+    text = (generated / f"mlxclaude.{shell}").read_text()
+    assert f"_MLXCLAUDE_COMPLETE=complete_{shell}" in text and "mlxclaude" in text
+
+
+def test_the_callback_completes_every_command_of_the_live_app():
+    from mlxclaude.cli.main import app
+
+    commands = sorted(name for name, command in get_command(app).commands.items() if not command.hidden)
+    assert commands
+    result = CliRunner().invoke(app, [], prog_name="mlxclaude",
+                                env={"_MLXCLAUDE_COMPLETE": "complete_bash", "COMP_WORDS": "mlxclaude ",
+                                     "COMP_CWORD": "1"})
+    assert result.exit_code == 0, result.output
+    offered = result.stdout.split()
+    for name in commands:
+        assert name in offered, (name, offered)

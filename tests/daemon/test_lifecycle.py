@@ -1,0 +1,258 @@
+"""`mlxclaude up | status | down | restart` against real daemon processes and the tiny MLX model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support.live_server import free_port
+
+pytestmark = pytest.mark.mlx
+
+# The daemon commands on a fresh Typer app run through cli.main's error handling; a non-zero code a
+# command returns (typer.Exit(3) from `status`) becomes the exit status.
+CLI = """
+import sys, typer
+from mlxclaude.cli import main as cli_main, daemon_cmds
+app = typer.Typer(pretty_exceptions_enable=False)
+daemon_cmds.register(app)
+def run(args=None, standalone_mode=False):
+    code = app(args=args, standalone_mode=standalone_mode)
+    if isinstance(code, int) and code:
+        sys.exit(code)
+cli_main.app = run
+cli_main.main(sys.argv[1:])
+"""
+DAEMON_MODULE = "mlxclaude.daemon.serve"
+
+
+def daemon_pids_under(home: Path) -> list[int]:
+    """Live daemons whose MLXCLAUDE_HOME is `home` (Linux /proc); [] elsewhere."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if DAEMON_MODULE.encode() not in (entry / "cmdline").read_bytes():
+                continue
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"MLXCLAUDE_HOME={home}".encode() in environ and (entry / "stat").read_text().split()[2] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+class Env:
+    def __init__(self, home: Path, model: Path) -> None:
+        self.home = home
+        self.model = model
+        self.port = free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MLXCLAUDE_")}
+        self.env.update(MLXCLAUDE_HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+                        HF_HUB_CACHE=str(home / "hf-cache"), HF_HUB_OFFLINE="1")
+        self.env.pop("HTTP_PROXY", None)
+        self.env.pop("http_proxy", None)
+
+    @property
+    def state_file(self) -> Path:
+        return self.home / "state" / "daemon.json"
+
+    @property
+    def daemon_log(self) -> Path:
+        return self.home / "log" / "daemon.jsonl"
+
+    def state(self) -> dict:
+        return json.loads(self.state_file.read_text())
+
+    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", CLI, *args], env=self.env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", CLI, *args], env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def up(self, *extra: str) -> subprocess.CompletedProcess:
+        result = self.cli("up", "--model", str(self.model), "--port", str(self.port), *extra)
+        assert result.returncode == 0, result.stderr
+        return result
+
+
+def wait_gone(pid: int, timeout: float = 10) -> bool:
+    from mlxclaude.daemon.state import pid_alive
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def env(tmp_path, tiny_model_dir):
+    home = (tmp_path / "home").resolve()
+    env = Env(home, tiny_model_dir)
+    yield env
+    # stop whatever a test left running, then kill stragglers outright
+    env.cli("down", timeout=30)
+    for pid in daemon_pids_under(home):
+        os.kill(pid, signal.SIGKILL)
+
+
+def pid_printed(stdout: str) -> int:
+    line = next(line for line in stdout.splitlines() if line.startswith("pid"))
+    return int(line.split()[-1])
+
+
+def test_up_status_request_down(env):
+    started = time.monotonic()
+    result = env.up()
+    up_seconds = time.monotonic() - started
+    assert f"http://127.0.0.1:{env.port}" in result.stdout and env.model.name in result.stdout
+    state = env.state()
+    assert pid_printed(result.stdout) == state["pid"] and state["port"] == env.port
+    assert oct(env.state_file.stat().st_mode & 0o777) == "0o600" and state["token"]
+    assert set(state) >= {"pid", "url", "host", "port", "model", "model_path", "version", "started_at", "log_path"}
+
+    status = env.cli("status", "--json")
+    assert status.returncode == 0, status.stderr
+    info = json.loads(status.stdout)
+    assert info["running"] is True and info["state"] == "ready" and info["pid"] == state["pid"]
+    assert info["model"] == env.model.name and info["context_length"] > 0 and info["requests_served"] == 0
+    assert "token" not in info and info["memory"]
+    assert env.cli("status").returncode == 0
+
+    # the admin routes sit behind the token like everything else
+    assert httpx.get(f"{state['url']}/mlxclaude/status").status_code == 401
+    assert httpx.post(f"{state['url']}/mlxclaude/shutdown").status_code == 401
+
+    reply = httpx.post(f"{state['url']}/v1/messages", timeout=60, headers={"x-api-key": state["token"]},
+                       json={"model": "claude-local", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})
+    assert reply.status_code == 200, reply.text
+    lines = [json.loads(line) for line in env.daemon_log.read_text().splitlines()]
+    finish = [line for line in lines if line["event"] == "request_finish"]
+    assert finish and finish[0]["kind"] == "perf" and finish[0]["prompt_tokens"] > 0
+    assert json.loads(env.cli("status", "--json").stdout)["requests_served"] == 1
+
+    again = env.cli("up")  # no --model: whatever runs is fine
+    assert again.returncode == 0 and "already running" in again.stderr
+    assert pid_printed(again.stdout) == state["pid"]
+    other = env.home.parent / "other-model"
+    other.mkdir()
+    switch = env.cli("up", "--model", str(other))  # naming another model is not a no-op
+    assert switch.returncode == 1 and "already running with" in switch.stderr
+    assert f"mlxclaude restart --model {other}" in switch.stderr
+
+    down = env.cli("down")
+    assert down.returncode == 0 and "stopped" in down.stderr
+    assert wait_gone(state["pid"]) and not env.state_file.exists()
+    stopped = env.cli("status")
+    assert stopped.returncode == 3 and "not running" in stopped.stderr and stopped.stdout == ""
+    assert json.loads(env.cli("status", "--json").stdout) == {"running": False}
+    events = [json.loads(line)["event"] for line in env.daemon_log.read_text().splitlines()]
+    assert events[-1] == "daemon_stop"
+
+    down_again = env.cli("down")
+    assert down_again.returncode == 0 and "not running" in down_again.stderr
+    print(f"up took {up_seconds:.2f}s")
+
+
+def test_kill_9_then_up_again_then_restart_then_sigterm(env):
+    env.up()
+    killed = env.state()["pid"]
+    os.kill(killed, signal.SIGKILL)
+    assert wait_gone(killed)
+    assert env.state_file.exists()  # nobody removed it
+    status = env.cli("status")
+    assert status.returncode == 3
+    assert not env.state_file.exists()  # the reader cleaned up the stale file
+
+    again = env.up()
+    assert "already running" not in again.stderr
+    first = env.state()
+    assert first["pid"] != killed
+
+    restarted = env.cli("restart")  # same model and port as the running one
+    assert restarted.returncode == 0, restarted.stderr
+    second = env.state()
+    assert second["pid"] != first["pid"] and second["port"] == first["port"] == env.port
+    assert second["model_path"] == first["model_path"] and wait_gone(first["pid"])
+    assert f"http://127.0.0.1:{env.port}" in restarted.stdout
+
+    os.kill(second["pid"], signal.SIGTERM)
+    assert wait_gone(second["pid"])
+    assert not env.state_file.exists()  # the daemon removed its own file on the way out
+    assert json.loads(env.daemon_log.read_text().splitlines()[-1])["event"] == "daemon_stop"
+
+
+def test_two_concurrent_ups_start_one_daemon_by_model_name(env):
+    imported = env.home / "data" / "models" / "tiny-local"  # a name `mlxclaude models list` shows
+    imported.parent.mkdir(parents=True)
+    imported.symlink_to(env.model, target_is_directory=True)
+    procs = [env.popen("up", "--model", "tiny-local", "--port", str(env.port)) for _ in range(2)]
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    state = env.state()
+    assert {pid_printed(stdout) for stdout, _ in outputs} == {state["pid"]}
+    assert sum("already running" in stderr for _, stderr in outputs) == 1
+    if Path("/proc").is_dir():
+        assert daemon_pids_under(env.home) == [state["pid"]]
+    assert state["model"] == "tiny-local" and Path(state["model_path"]).resolve() == env.model.resolve()
+    info = json.loads(env.cli("status", "--json").stdout)
+    assert info["model"] == "tiny-local" and info["state"] == "ready"
+
+
+def test_busy_port_is_one_line_naming_the_port(env):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = env.cli("up", "--model", str(env.model), "--port", str(port))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: port {port} is already in use on 127.0.0.1; use --port N or stop what is using it"]
+    assert not env.state_file.exists() and not (env.home / "log" / "daemon.stderr.log").exists()
+
+
+def test_no_model_and_bad_model(env):
+    result = env.cli("up")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == "error: no model configured"
+    assert "mlxclaude up --model" in result.stderr
+
+    broken = env.home.parent / "not-a-model"
+    broken.mkdir()
+    result = env.cli("up", "--model", str(broken), "--port", str(env.port))
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: model failed to load:") and "config.json" in result.stderr
+    assert not env.state_file.exists() and daemon_pids_under(env.home) == []
+
+
+def test_a_daemon_that_dies_early_is_reported_with_its_last_lines(tmp_path, monkeypatch, tiny_model_dir):
+    from mlxclaude.daemon import manager
+    from mlxclaude.errors import MlxClaudeError
+    from mlxclaude.settings import ServerSettings
+
+    monkeypatch.setenv("MLXCLAUDE_HOME", str(tmp_path))
+    settings = ServerSettings(model=str(tiny_model_dir), port=free_port())
+    crash = "import sys; print('loading things'); print('Traceback: it broke', file=sys.stderr); sys.exit(7)"
+    monkeypatch.setattr(manager, "daemon_command", lambda settings, name: [sys.executable, "-c", crash])
+    with pytest.raises(MlxClaudeError) as caught:
+        manager.start(settings, timeout=20)
+    assert "exited with code 7" in caught.value.message and "Traceback: it broke" in caught.value.message
+    assert "daemon.stderr.log" in caught.value.hint
+
+    says_why = "import sys; print('error: cannot bind 127.0.0.1:1: nope\\nhint: use --port N', file=sys.stderr); sys.exit(1)"
+    monkeypatch.setattr(manager, "daemon_command", lambda settings, name: [sys.executable, "-c", says_why])
+    with pytest.raises(MlxClaudeError) as caught:
+        manager.start(settings, timeout=20)
+    assert caught.value.message == "cannot bind 127.0.0.1:1: nope" and caught.value.hint == "use --port N"

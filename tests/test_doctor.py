@@ -1,0 +1,268 @@
+"""`mlxclaude doctor`: every check present, statuses that make sense, the --json shape and the exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from mlxclaude import doctor, paths
+from mlxclaude.cli.doctor_cmd import register
+from mlxclaude.doctor import GIB, check_claude_settings, check_daemon, check_memory, check_model, check_python
+from mlxclaude.settings import ServerSettings, local_token
+
+NAMES = ["config", "python", "mlx", "memory", "model", "daemon", "claude", "claude settings"]
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    for name in list(os.environ):
+        if name.startswith(("MLXCLAUDE_", "CLAUDE_", "ANTHROPIC_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MLXCLAUDE_HOME", str(tmp_path / "mlxclaude"))
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    return tmp_path
+
+
+@pytest.fixture
+def fake_claude(isolated, monkeypatch):
+    script = isolated / "bin" / "claude"
+    script.write_text("#!/bin/sh\necho '2.0.14 (Claude Code)'\n")
+    script.chmod(0o755)
+    return script
+
+
+def make_model(root, *, config=True, weights=True, tokenizer=True):
+    root.mkdir(parents=True)
+    if config:
+        (root / "config.json").write_text(json.dumps({"model_type": "qwen2", "quantization": {"bits": 4}}))
+    if weights:
+        (root / "model.safetensors").write_bytes(b"\0" * 4096)
+    if tokenizer:
+        (root / "tokenizer.json").write_text("{}")
+    return root
+
+
+def by_name(checks):
+    return {check.name: check for check in checks}
+
+
+# --- one check at a time -------------------------------------------------------------------------
+
+
+def test_python_version():
+    assert check_python((3, 11, 4)).status == "ok"
+    old = check_python((3, 10, 12))
+    assert old.status == "fail" and "3.11" in old.fix
+
+
+def test_memory_thresholds():
+    assert check_memory((64 * GIB, 40 * GIB)).status == "ok"
+    assert "64.0 GiB total, 40.0 GiB available" in check_memory((64 * GIB, 40 * GIB)).detail
+    assert check_memory((4 * GIB, 3 * GIB)).status == "warn"
+    assert check_memory((32 * GIB, 1 * GIB)).status == "warn"
+    assert check_memory((None, None)).status == "warn"
+    total, available = doctor.memory_info()
+    assert total and total > 0
+
+
+def test_model_checks_without_loading_weights(isolated):
+    assert check_model(None).status == "warn"
+    good = check_model(str(make_model(isolated / "m1")), total_memory=64 * GIB)
+    assert good.status == "ok" and "qwen2" in good.detail and "4-bit" in good.detail
+    assert check_model(str(make_model(isolated / "m2", config=False))).status == "fail"
+    assert check_model(str(make_model(isolated / "m3", weights=False))).status == "fail"
+    assert check_model(str(make_model(isolated / "m4", tokenizer=False))).status == "fail"
+    too_big = check_model(str(isolated / "m1"), total_memory=4096)
+    assert too_big.status == "warn" and "smaller" in too_big.fix
+    missing = check_model("org/not-pulled")
+    assert missing.status == "fail" and missing.fix == "mlxclaude models pull org/not-pulled"
+
+
+def test_model_in_the_hugging_face_cache(isolated):
+    repo = isolated / "hf" / "models--org--tiny"
+    make_model(repo / "snapshots" / "abc123")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    assert check_model("org/tiny", total_memory=64 * GIB).status == "ok"
+
+
+def test_daemon_not_running_is_fine():
+    check = check_daemon()
+    assert check.status == "ok" and "not running" in check.detail
+
+
+def write_state(url: str, pid: int) -> None:
+    path = paths.state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pid": pid, "url": url, "model": "tiny"}))
+
+
+class Health(BaseHTTPRequestHandler):
+    reply = (200, {"status": "ok", "model": "tiny"})
+
+    def do_GET(self):
+        code, body = self.reply
+        data = json.dumps(body).encode()
+        self.send_response(code if self.path == "/health" else 404)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def health_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("reply, status, words", [
+    ((200, {"status": "ok", "model": "tiny"}), "ok", "running at"),
+    ((503, {"status": "loading"}), "ok", "loading tiny"),
+    ((503, {"status": "failed", "error": "weights are corrupt"}), "fail", "weights are corrupt"),
+])
+def test_daemon_health(health_server, monkeypatch, reply, status, words):
+    monkeypatch.setattr(Health, "reply", reply)
+    write_state(f"http://127.0.0.1:{health_server.server_address[1]}", os.getpid())
+    check = check_daemon()
+    assert check.status == status and words in check.detail
+
+
+def test_daemon_stale_state_file(health_server):
+    port = health_server.server_address[1]
+    health_server.shutdown()
+    health_server.server_close()
+    write_state(f"http://127.0.0.1:{port}", 2**22 + 12345)
+    check = check_daemon(timeout=0.5)
+    assert check.status == "warn" and "stale" in check.detail
+    paths.state_file().write_text("{not json")
+    assert check_daemon().status == "warn"
+
+
+def test_claude_found_with_its_version(fake_claude):
+    check = doctor.check_claude(os.environ)
+    assert check.status == "ok" and "2.0.14 (Claude Code)" in check.detail
+
+
+def test_claude_missing_or_broken(isolated, monkeypatch):
+    assert doctor.check_claude(os.environ).status == "fail"
+    broken = isolated / "bin" / "claude"
+    broken.write_text("#!/bin/sh\necho 'no node' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("MLXCLAUDE_CLAUDE_BIN", str(broken))
+    check = doctor.check_claude(os.environ)
+    assert check.status == "warn" and "no node" in check.detail
+
+
+def write_claude_settings(directory, env):
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "settings.json").write_text(json.dumps({"env": env, "model": "sonnet"}))
+
+
+def test_claude_settings_wired_or_not(isolated, monkeypatch):
+    home_settings = isolated / "user" / ".claude"
+    settings = ServerSettings()
+    check = check_claude_settings(os.environ, settings)
+    assert check.status == "ok" and check.detail.startswith("not wired")
+
+    token = local_token()
+    write_claude_settings(home_settings, {"ANTHROPIC_BASE_URL": "http://127.0.0.1:8765",
+                                          "ANTHROPIC_AUTH_TOKEN": token})
+    check = check_claude_settings(os.environ, settings)
+    assert check.status == "ok" and check.detail.startswith("wired")
+
+    write_claude_settings(home_settings, {"ANTHROPIC_BASE_URL": "http://localhost:9999",
+                                          "ANTHROPIC_AUTH_TOKEN": token})
+    check = check_claude_settings(os.environ, settings)
+    assert check.status == "warn" and "9999" in check.detail and "8765" in check.fix
+
+    write_claude_settings(home_settings, {"ANTHROPIC_BASE_URL": "http://127.0.0.1:8765",
+                                          "ANTHROPIC_AUTH_TOKEN": "wrong"})
+    assert check_claude_settings(os.environ, settings).status == "warn"
+
+    other = isolated / "claude-config"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(other))
+    assert check_claude_settings(os.environ, settings).detail.startswith("not wired")
+    write_claude_settings(other, {"ANTHROPIC_BASE_URL": "https://api.example.com"})
+    check = check_claude_settings(os.environ, settings)
+    assert check.status == "ok" and "not mlxclaude" in check.detail
+    (other / "settings.json").write_text("{")
+    assert check_claude_settings(os.environ, settings).status == "warn"
+
+
+def test_malformed_config_fails_the_config_check():
+    paths.config_file().parent.mkdir(parents=True)
+    paths.config_file().write_text("port = = 1\n")
+    checks = by_name(doctor.run_checks())
+    assert checks["config"].status == "fail" and "line 1" in checks["config"].detail
+    assert checks["model"].status == "warn"
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli():
+    app = typer.Typer()
+
+    @app.callback()
+    def root() -> None:
+        """test app"""
+
+    register(app)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args), env={"COLUMNS": "160"})
+
+
+def test_json_shape_and_failure_exit(cli):
+    result = cli("doctor", "--json")
+    data = json.loads(result.stdout)
+    assert set(data) == {"ok", "checks"}
+    assert [check["name"] for check in data["checks"]] == NAMES
+    for check in data["checks"]:
+        assert set(check) == {"name", "status", "detail", "fix"}
+        assert check["status"] in ("ok", "warn", "fail")
+        if check["status"] != "ok":
+            assert check["fix"], check
+    checks = {check["name"]: check for check in data["checks"]}
+    assert checks["python"]["status"] == "ok"
+    assert checks["claude"]["status"] == "fail"  # no claude on the test PATH
+    assert data["ok"] is False and result.exit_code == 1
+
+
+def test_all_good_exits_zero(cli, fake_claude, isolated):
+    pytest.importorskip("mlx.core")
+    model = make_model(isolated / "model")
+    paths.config_file().parent.mkdir(parents=True)
+    paths.config_file().write_text(f'model = "{model}"\n')
+    result = cli("doctor")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    for name in NAMES:
+        assert any(name in line for line in lines), name
+    assert "2.0.14 (Claude Code)" in result.stdout
+    assert "fail" not in [line.split()[0] for line in lines if line.strip()]
+
+
+def test_text_output_shows_the_fix(cli):
+    result = cli("doctor")
+    assert result.exit_code == 1
+    assert "fix: npm install -g @anthropic-ai/claude-code" in result.stdout
+    assert "failure" in result.stderr

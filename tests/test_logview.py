@@ -1,0 +1,235 @@
+"""`mlxclaude logs`: parsing, filters, following, and the coloured rendering."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from datetime import datetime, timezone
+
+import pytest
+import typer
+from rich.console import Console
+from typer.testing import CliRunner
+
+from mlxclaude import logview, paths
+from mlxclaude.cli.logs_cmd import NO_LOGS, register
+from mlxclaude.errors import UsageError
+from mlxclaude.logview import Entry, LineRenderer, LogFilter, follow_entries, parse_lines, parse_since, read_entries
+
+GREEN, RED = "\x1b[32m", "\x1b[31m"
+
+
+def record(event: str, age: float, **fields) -> dict:
+    """A log record written `age` seconds ago."""
+    return {"ts": round(time.time() - age, 3), "level": fields.pop("level", "info"), "kind": fields.pop("kind", "request"),
+            "event": event, **fields}
+
+
+def finish(age: float, cache: str, **fields) -> dict:
+    values = dict(request_id="req_0123456789abcdef01234567", session="5f1d2c3b-1111-2222-3333-444455556666",
+                  request_kind="main", prompt_tokens=12034, cached_tokens=12000, new_tokens=34, output_tokens=210,
+                  ttft_s=0.412, prefill_tps=845.3, decode_tps=42.1, peak_memory_gb=9.87, cache=cache,
+                  stop_reason="tool_use")
+    values.update(fields)
+    return record("request_finish", age, kind="perf", **values)
+
+
+def make_records() -> list[dict]:
+    return [
+        record("daemon_start", 7200, kind="daemon", pid=123),
+        record("request_start", 600, request_id="req_aa", session="s1", request_kind="main", prompt_tokens=500),
+        finish(590, "miss: no entry", request_id="req_aa"),
+        record("request_start", 120, request_id="req_bb", session="s1", request_kind="main", prompt_tokens=520),
+        finish(110, "hit", request_id="req_bb"),
+        record("cache_evict", 100, kind="cache", bytes=1024, level="warning"),
+        record("request_error", 30, level="error", request_id="req_cc", error="generation failed: boom"),
+        finish(10, "partial: diverged at token 31", request_id="req_dd", cached_tokens=31),
+    ]
+
+
+RECORD_COUNT = len(make_records())
+
+
+@pytest.fixture
+def log_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLXCLAUDE_HOME", str(tmp_path / "home"))
+    path = paths.daemon_log_file()
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in make_records()))
+    return path
+
+
+def events(entries) -> list[str]:
+    return [entry.record["event"] for entry in entries]
+
+
+# --- parsing and filters ---------------------------------------------------------------------------
+
+
+def test_parse_since_durations_and_iso_times():
+    assert parse_since("10m", now=1000.0) == 400.0
+    assert parse_since("1h30m", now=10_000.0) == 10_000.0 - 5400
+    assert parse_since("2d", now=200_000.0) == 200_000.0 - 172_800
+    assert parse_since("2026-08-22T10:00:00Z") == datetime(2026, 8, 22, 10, tzinfo=timezone.utc).timestamp()
+    assert parse_since("2026-08-22") == datetime(2026, 8, 22).timestamp()
+    for bad in ("soon", "10", "m10", ""):
+        with pytest.raises(UsageError):
+            parse_since(bad)
+
+
+def test_filters_by_since_level_and_kind(log_file):
+    everything, _ = read_entries(log_file)
+    assert len(everything) == RECORD_COUNT
+    recent, _ = read_entries(log_file, LogFilter(since=parse_since("1m")))
+    assert events(recent) == ["request_error", "request_finish"]
+    last_hour, _ = read_entries(log_file, LogFilter(since=parse_since("1h")))
+    assert len(last_hour) == RECORD_COUNT - 1
+    warnings, _ = read_entries(log_file, LogFilter(level=logview.normalise_level("warn")))
+    assert events(warnings) == ["cache_evict", "request_error"]
+    perf, _ = read_entries(log_file, LogFilter(kinds=frozenset({"perf"})))
+    assert [e.record["cache"] for e in perf] == ["miss: no entry", "hit", "partial: diverged at token 31"]
+    both, _ = read_entries(log_file, LogFilter(since=parse_since("5m"), kinds=frozenset({"perf", "cache"})))
+    assert events(both) == ["request_finish", "cache_evict", "request_finish"]
+    with pytest.raises(UsageError):
+        logview.normalise_level("loud")
+    assert logview.normalise_kinds([" Perf", "cache"]) == {"perf", "cache"}
+    with pytest.raises(UsageError):
+        logview.normalise_kinds(["perfs"])
+
+
+def test_last_n_and_the_offset_skip_a_half_written_line(log_file):
+    with open(log_file, "a") as out:
+        out.write('{"ts": 1, "event": "half')
+    entries, offset = read_entries(log_file, last=2)
+    assert events(entries) == ["request_error", "request_finish"]
+    assert offset == log_file.read_bytes().rfind(b"\n") + 1
+
+
+def test_text_lines_become_raw_entries_with_the_previous_time():
+    lines = [json.dumps(record("model_loading", 5)), "Traceback (most recent call last):",
+             '  File "x.py", line 1, in <module>', "RuntimeError: boom", "", "plain note"]
+    entries = list(parse_lines(lines))
+    assert [e.record["level"] for e in entries] == ["info", "error", "error", "error", "info"]
+    assert all(e.ts == entries[0].ts for e in entries)
+    assert not entries[1].is_json and entries[1].record["message"].startswith("Traceback")
+    assert LogFilter(kinds=frozenset({"perf"})).matches(entries[1]) is False
+
+
+def test_follow_yields_appended_lines_and_survives_truncation(log_file):
+    _, offset = read_entries(log_file)
+    half = json.dumps(record("request_start", 1, request_id="req_partial")) + "\n"
+    script = [
+        lambda: append(log_file, json.dumps(finish(1, "hit", request_id="req_new1")) + "\n"),
+        lambda: append(log_file, half[:20]),
+        lambda: append(log_file, half[20:]),
+        lambda: log_file.write_text(json.dumps(record("daemon_start", 0, kind="daemon")) + "\n"),
+    ]
+    calls = []
+
+    def fake_sleep(_):
+        if script:
+            script.pop(0)()
+        calls.append(1)
+
+    got = []
+    for entry in follow_entries(log_file, LogFilter(), offset=offset, poll=0, sleep=fake_sleep,
+                                stop=lambda: len(calls) > 8):
+        got.append(entry)
+    assert events(got) == ["request_finish", "request_start", "daemon_start"]
+    assert got[0].record["request_id"] == "req_new1"
+    assert got[1].record["request_id"] == "req_partial"
+
+
+def append(path, text: str) -> None:
+    with open(path, "a") as out:
+        out.write(text)
+
+
+# --- rendering -------------------------------------------------------------------------------------
+
+
+def render(records) -> str:
+    console = Console(file=io.StringIO(), force_terminal=True, color_system="standard", width=220,
+                      soft_wrap=True)
+    renderer = LineRenderer()
+    console.print(renderer.header())
+    for line in renderer.render_all(Entry(r, json.dumps(r)) for r in records):
+        console.print(line)
+    return console.file.getvalue()
+
+
+def test_rendering_has_the_perf_columns_and_colours():
+    out = render([*make_records(), finish(1, "hit")])
+    for column in ("prompt", "cached", "new", "ttft", "prefill tok/s", "decode tok/s", "cache"):
+        assert column in out
+    assert "845.3" in out and "42.1" in out and "0.41s" in out and "12034" in out
+    assert f"{GREEN}hit" in out
+    assert f"{RED}miss: no entry" in out
+    assert "partial: diverged at token 31" in out
+    assert f"{RED}generation failed: boom" in out or "\x1b[1;31m" in out
+    assert "01234567" in out and "req_0123" not in out  # the short request id
+    assert "5f1d2c3b" in out and "5f1d2c3b-1111" not in out  # the short session
+
+
+def test_rendered_columns_line_up():
+    out = render([finish(5, "hit"), finish(4, "miss: no entry", prompt_tokens=5, ttft_s=12.5)])
+    lines = [line for line in _strip(out).splitlines() if line and not line.startswith("--")]
+    header, first, second = lines
+    position = header.index("decode tok/s") + len("decode tok/s")
+    assert first[position - 4:position] == "42.1" and second[position - 4:position] == "42.1"
+
+
+def test_dated_rule_when_the_day_changes():
+    day = datetime(2026, 1, 2, 12, 0).timestamp()
+    out = _strip(render([{"ts": day, "event": "a"}, {"ts": day + 60, "event": "b"},
+                         {"ts": day + 86400, "event": "c"}]))
+    assert out.count("-- 2026-01-02 --") == 1 and out.count("-- 2026-01-03 --") == 1
+
+
+def _strip(text: str) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+# --- the command -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli():
+    app = typer.Typer()
+
+    @app.callback()
+    def root() -> None:
+        """test app"""
+
+    register(app)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args), env={"COLUMNS": "200"})
+
+
+def test_missing_log_file_is_one_line_and_exit_1(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLXCLAUDE_HOME", str(tmp_path / "empty"))
+    result = cli("logs")
+    assert result.exit_code == 1
+    assert result.stderr == NO_LOGS + "\n" and result.stdout == ""
+
+
+def test_json_passes_the_raw_lines_through(cli, log_file):
+    with open(log_file, "a") as out:
+        out.write("not json\n")
+    result = cli("logs", "--json", "--kind", "perf", "-n", "2")
+    assert result.exit_code == 0
+    lines = log_file.read_text().splitlines()
+    assert result.stdout.splitlines() == [lines[4], lines[7]]
+
+
+def test_table_output_filters(cli, log_file):
+    result = cli("logs", "--level", "error")
+    assert result.exit_code == 0
+    body = [line for line in result.stdout.splitlines()[1:] if not line.startswith("--")]
+    assert len(body) == 1 and "generation failed: boom" in body[0]
+    assert "prefill tok/s" in result.stdout.splitlines()[0]
+    result = cli("logs", "--since", "yesterday-ish")
+    assert isinstance(result.exception, UsageError)
