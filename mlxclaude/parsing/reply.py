@@ -178,20 +178,27 @@ class ReplyParser:
     # bare JSON calls
 
     def _bare_start(self, limit: int) -> int | None:
-        """Where a bare JSON call could start in the buffer's first `limit` characters, if anywhere."""
-        fmt = self.tool_format
-        if not self._calls_enabled or fmt is None or fmt.bare is None:
+        """Where a bare JSON call could start in the buffer's first `limit` characters, if anywhere.
+
+        At the start of a text segment (after optional whitespace), and for "line" families also right
+        after a newline.
+        """
+        fmt, buffer = self.tool_format, self._buffer
+        if not self._calls_enabled or fmt is None or fmt.bare is None or limit <= 0:
             return None
-        for at in range(limit):
-            char = self._buffer[at]
-            if char not in START_CHARS:
-                continue
-            before = self._buffer[:at]
-            at_segment_start = not self._segment.started and not before.strip()
-            previous = before[-1:] or self._last_text_char
-            at_line_start = fmt.bare == "line" and previous in ("\n", "")
-            if at_segment_start or at_line_start:
-                return at
+        if not self._segment.started:
+            first = len(buffer) - len(buffer.lstrip())
+            if first < limit and buffer[first] in START_CHARS:
+                return first
+        if fmt.bare != "line":
+            return None
+        if buffer[0] in START_CHARS and self._last_text_char in ("\n", ""):
+            return 0
+        at = buffer.find("\n", 0, limit)
+        while 0 <= at < limit - 1:
+            if buffer[at + 1] in START_CHARS:
+                return at + 1
+            at = buffer.find("\n", at + 1, limit)
         return None
 
     def _start_bare(self) -> None:

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,83 +17,7 @@ from support.live_server import free_port
 
 pytestmark = pytest.mark.mlx
 
-# The daemon commands on a fresh Typer app run through cli.main's error handling; a non-zero code a
-# command returns (typer.Exit(3) from `status`) becomes the exit status.
-CLI = """
-import sys, typer
-from mlxclaude.cli import main as cli_main, daemon_cmds
-app = typer.Typer(pretty_exceptions_enable=False)
-daemon_cmds.register(app)
-def run(args=None, standalone_mode=False):
-    code = app(args=args, standalone_mode=standalone_mode)
-    if isinstance(code, int) and code:
-        sys.exit(code)
-cli_main.app = run
-cli_main.main(sys.argv[1:])
-"""
-DAEMON_MODULE = "mlxclaude.daemon.serve"
-
-
-def daemon_pids_under(home: Path) -> list[int]:
-    """Live daemons whose MLXCLAUDE_HOME is `home` (Linux /proc); [] elsewhere."""
-    found = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            if DAEMON_MODULE.encode() not in (entry / "cmdline").read_bytes():
-                continue
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"MLXCLAUDE_HOME={home}".encode() in environ and (entry / "stat").read_text().split()[2] != "Z":
-            found.append(int(entry.name))
-    return found
-
-
-class Env:
-    def __init__(self, home: Path, model: Path) -> None:
-        self.home = home
-        self.model = model
-        self.port = free_port()
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MLXCLAUDE_")}
-        self.env.update(MLXCLAUDE_HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parents[2]),
-                        HF_HUB_CACHE=str(home / "hf-cache"), HF_HUB_OFFLINE="1")
-        self.env.pop("HTTP_PROXY", None)
-        self.env.pop("http_proxy", None)
-
-    @property
-    def state_file(self) -> Path:
-        return self.home / "state" / "daemon.json"
-
-    @property
-    def daemon_log(self) -> Path:
-        return self.home / "log" / "daemon.jsonl"
-
-    def state(self) -> dict:
-        return json.loads(self.state_file.read_text())
-
-    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-c", CLI, *args], env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
-
-    def popen(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-c", CLI, *args], env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-
-    def up(self, *extra: str) -> subprocess.CompletedProcess:
-        result = self.cli("up", "--model", str(self.model), "--port", str(self.port), *extra)
-        assert result.returncode == 0, result.stderr
-        return result
-
-
-def wait_gone(pid: int, timeout: float = 10) -> bool:
-    from mlxclaude.daemon.state import pid_alive
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
+from support.daemon_env import Env, daemon_pids_under, wait_gone
 
 
 @pytest.fixture

@@ -94,6 +94,12 @@ HERMES_CASES = [
          '{"name": "get_weather", "arguments": {"city": "Rome", "days": 3}}', [PARIS, ROME]),
     Case("call cut at max_tokens", HERMES, '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}',
          [PARIS]),
+    Case("trailing garbage repaired", HERMES,
+         '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}} hope this helps</tool_call>', [PARIS]),
+    Case("single quotes repaired", HERMES, "<tool_call>{'name': 'get_weather', 'arguments': {'city': 'Paris'}}</tool_call>",
+         [PARIS]),
+    Case("fenced json inside the tags", HERMES,
+         '<tool_call>\n```json\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n```\n</tool_call>', [PARIS]),
 ]
 
 GENERIC_CASES = [
@@ -321,6 +327,14 @@ def test_a_broken_call_stays_text_and_is_recorded(fmt, text):
         assert len(parser.failed_calls) == 1
         rendered = "".join(event.text for event in events if isinstance(event, TextPiece))
         assert "Par" in rendered  # nothing is lost
+
+
+def test_a_broken_quote_cannot_hide_the_rest_of_the_reply():
+    text = '<tool_call>{"name": "get_weather", "arguments": {"city": "Pa"ris"}}</tool_call> After.'
+    for chunks in every_chunking(text):
+        events, parser = parse(chunks, HERMES, {})
+        assert coalesce(events) == [TextPiece(text)]
+        assert parser.failed_calls == ['<tool_call>{"name": "get_weather", "arguments": {"city": "Pa"ris"}}</tool_call>']
 
 
 @pytest.mark.parametrize(

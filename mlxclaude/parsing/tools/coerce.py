@@ -83,6 +83,11 @@ def _coerce(value: Any, schema: dict[str, Any], depth: int) -> Any:
     options = _alternatives(schema)
     if options:
         return _coerce_any_of(value, options, depth)
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum and value not in enum:
+        for option in enum:  # "3" for an enum holding 3
+            if isinstance(value, str) and not isinstance(option, str) and json.dumps(option) == value.strip():
+                return option
     all_of = schema.get("allOf")
     if isinstance(all_of, list) and len(all_of) == 1 and isinstance(all_of[0], dict):
         return _coerce(value, all_of[0], depth + 1)
