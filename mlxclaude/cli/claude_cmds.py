@@ -40,7 +40,9 @@ def run(
     from mlxclaude.settings import ServerSettings
 
     claude = require_claude()   # before starting a daemon we would not use
-    settings = ServerSettings.from_env(model=model)
+    from mlxclaude.cli.model_choice import with_default_model
+
+    settings = with_default_model(ServerSettings.from_env(model=model))
     state = manager.start(settings, on_progress=_progress)
     token = getattr(state, "token", None) or _auth_token(settings)
     health = fetch_health(state.url) or {}

@@ -48,7 +48,9 @@ def up(
     from mlxclaude.daemon import manager
     from mlxclaude.settings import ServerSettings
 
-    settings = ServerSettings.from_env(model=model, host=host, port=port)
+    from mlxclaude.cli.model_choice import with_default_model
+
+    settings = with_default_model(ServerSettings.from_env(model=model, host=host, port=port))
     if foreground:
         # returns only when one is already running; otherwise this process becomes the daemon
         state = manager.start(settings, foreground=True, explicit_model=model is not None)

@@ -25,7 +25,8 @@ class MlxBackend:
         self.prefix_slot = PrefixSlot(self.model)
 
     def render(self, chat: ChatRequest) -> RenderedPrompt:
-        return render_chat(self.tokenizer, chat, self.info.think_open, self.info.think_close)
+        return render_chat(self.tokenizer, chat, self.info.think_open, self.info.think_close,
+                           tool_format=self.info.tool_format)
 
     def generate(self, prompt: RenderedPrompt, chat: ChatRequest, max_tokens: int,
                  cancel: threading.Event) -> Iterator[GenerationItem]:

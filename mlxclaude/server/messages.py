@@ -82,6 +82,9 @@ async def create_message(request: Request):
 
 def log_finish(request_id: str, chat: ChatRequest, end: TurnEnd) -> None:
     stats = end.stats
+    for raw in end.failed_tool_calls:
+        log_event("tool_call_unparsed", level="warning", request_id=request_id, session=chat.session_id,
+                  raw=raw[:2000], note="returned to the client as text")
     log_event(
         "request_finish", kind="perf", request_id=request_id, session=chat.session_id, request_kind=chat.kind,
         prompt_tokens=stats.prompt_tokens, cached_tokens=stats.cached_tokens,

@@ -25,6 +25,7 @@ class TurnEnd:
     stop_sequence: str | None
     usage: Usage
     stats: GenerationStats
+    failed_tool_calls: tuple[str, ...] = ()
 
 
 TurnItem = Union[ReplyEvent, TurnEnd]
@@ -50,7 +51,8 @@ def make_parser(chat: ChatRequest, info: ModelInfo, prompt: RenderedPrompt) -> R
         starts_in_thinking=prompt.starts_in_thinking,
         think_open=info.think_open or "<think>",
         think_close=info.think_close or "</think>",
-        tool_format=info.tool_format if chat.tools else None,
+        tool_format=info.tool_format,
+        tools=chat.tools,
     )
 
 
@@ -69,6 +71,10 @@ class TurnFilter:
         self._parser = parser
         self.matched_stop: str | None = None
         self.tool_calls = 0
+
+    @property
+    def failed_tool_calls(self) -> tuple[str, ...]:
+        return tuple(self._parser.failed_calls)
 
     def feed(self, text: str) -> list[ReplyEvent]:
         safe, matched = self._stops.feed(text)
@@ -135,4 +141,4 @@ async def run_turn(worker: Worker, chat: ChatRequest, prompt: RenderedPrompt, ma
     for event in turn.finish():
         yield event
     stop_reason, stop_sequence = turn.stop_reason(stats)
-    yield TurnEnd(stop_reason, stop_sequence, usage_of(stats), stats)
+    yield TurnEnd(stop_reason, stop_sequence, usage_of(stats), stats, turn.failed_tool_calls)

@@ -144,6 +144,7 @@ def test_run_passes_args_and_the_exit_code_through(claude_bin, monkeypatch, capf
         ok = invoke(["run", "--model", "tiny", "--", "-p", "say hi", "--tools", "Bash",
                      "--system-prompt", "Be terse."])
         out, err = capfd.readouterr()
+        monkeypatch.setenv("MLXCLAUDE_MODEL", "tiny")  # a configured model: no default-model offer
         bad = invoke(["run", "--", "--no-such-flag"])
     assert ok == 0, err[-2000:]
     assert "Run reply." in out
