@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from typing import Optional
 
 import typer
@@ -78,6 +80,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     try:
         result = app(args=argv, standalone_mode=False)
     except MlxClaudeError as exc:
+        if os.environ.get("MLXCLAUDE_DEBUG"):
+            traceback.print_exc()
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)

@@ -29,6 +29,11 @@ class RenderedPrompt:
     text: str
     tokens: list[int]
     starts_in_thinking: bool = False
+    # For the prompt cache: the token index where the system+tools prefix ends (None: unknown), and the
+    # char offset in `text` and role of each template message (to say which message a miss diverged in).
+    system_end: Optional[int] = None
+    message_offsets: tuple[int, ...] = ()
+    message_roles: tuple[str, ...] = ()
 
 
 @dataclass

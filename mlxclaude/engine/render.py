@@ -6,6 +6,7 @@ import json
 from typing import Any, Optional
 
 from mlxclaude.engine.backend import RenderedPrompt
+from mlxclaude.engine.cache.boundary import message_offsets, system_end
 from mlxclaude.parsing.tools import ToolFormat
 from mlxclaude.parsing.tools.history import adapt_history
 from mlxclaude.protocol.chat import ChatRequest
@@ -64,20 +65,19 @@ def render_chat(tokenizer: Any, chat: ChatRequest, think_open: Optional[str], th
                 tool_format: Optional[ToolFormat] = None) -> RenderedPrompt:
     """Render through the model's chat template; pass the model's `tool_format` (ModelInfo.tool_format) so
     tool history takes the family's shape. Without it, messages go to the template as they are."""
+    messages, tools, kwargs = messages_for_template(chat, tool_format), template_tools(chat, tool_format), template_kwargs(chat)
     try:
-        text = tokenizer.apply_chat_template(
-            messages_for_template(chat, tool_format),
-            tools=template_tools(chat, tool_format),
-            add_generation_prompt=True,
-            tokenize=False,
-            **template_kwargs(chat),
-        )
+        text = tokenizer.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=False, **kwargs)
     except Exception as exc:  # jinja2 TemplateError, or a template's raise_exception()
         raise RenderError(f"the model's chat template rejected this conversation: {exc}") from exc
     text += chat.assistant_prefill
-    tokens = tokenizer.encode(text, add_special_tokens=False)
+    tokens = list(tokenizer.encode(text, add_special_tokens=False))
     return RenderedPrompt(
         text=text,
-        tokens=list(tokens),
+        tokens=tokens,
         starts_in_thinking=ends_inside_thinking(text, think_open, think_close),
+        # prompt-cache landmarks (engine/cache/boundary.py)
+        system_end=system_end(tokenizer, messages, tools, kwargs, tokens),
+        message_offsets=message_offsets(text, messages),
+        message_roles=tuple(str(message.get("role")) for message in messages),
     )

@@ -76,30 +76,58 @@ def import_gguf(
     if blob:
         name = default_name(path, metadata)
         dest = destination(name, overwrite=overwrite)
-    say(f"converting {arch.gguf_name} weights")
-    config, tensors = convert(arch, weights, metadata)
-    del weights
-
-    def build(tmp: Path) -> None:
-        write_model(tmp, arch, config, tensors, quantize=quantize, dtype=dtype, group_size=group_size, say=say)
-        from mlxclaude.models.gguf_tokenizer import write_tokenizer_files
-
-        say("writing tokenizer")
-        write_tokenizer_files(metadata, tmp, arch=arch.gguf_name, context_length=config.get("max_position_embeddings"))
-        record = {
-            "source": str(path.resolve()),
-            "format": "gguf",
-            "architecture": arch.gguf_name,
-            "gguf_file_type": metadata.get("general.file_type"),
-            "gguf_name": metadata.get("general.name"),
-            "quantize": quantize,
-            "dtype": dtype,
-        }
-        (tmp / IMPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-
-    build_atomically(dest, build, overwrite=overwrite)
+    build_atomically(dest, lambda tmp: write_gguf_model(path, tmp, quantize=quantize, dtype=dtype,
+                                                        group_size=group_size, progress=say,
+                                                        loaded=(weights, metadata)), overwrite=overwrite)
     say(f"imported {name} in {time.perf_counter() - started:.1f}s")
     return dest
+
+
+def write_gguf_model(
+    path: Path | str,
+    out_dir: Path | str,
+    *,
+    quantize: int | str | None = None,
+    dtype: str = "float32",
+    group_size: int = 64,
+    progress: Progress | None = None,
+    loaded: tuple[dict[str, Any], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Write the mlx-lm model directory for the GGUF ``path`` into ``out_dir``; return its config.
+
+    The building block of :func:`import_gguf` (which adds naming, the models dir and atomic
+    replacement); tests use it to build into a cache directory of their own.
+    """
+    path, out_dir = Path(path).expanduser(), Path(out_dir)
+    say = progress or (lambda _msg: None)
+    _check_options(quantize, dtype, group_size)
+    if loaded is None:
+        check_gguf_file(path)
+        say(f"reading {path.name}")
+        loaded = read_gguf(path)
+    weights, metadata = loaded
+    arch = architecture_of(metadata, path)
+    say(f"converting {arch.gguf_name} weights")
+    config, tensors = convert(arch, weights, metadata)
+    del weights, loaded
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = write_model(out_dir, arch, config, tensors, quantize=quantize, dtype=dtype, group_size=group_size,
+                         say=say)
+    from mlxclaude.models.gguf_tokenizer import write_tokenizer_files
+
+    say("writing tokenizer")
+    write_tokenizer_files(metadata, out_dir, arch=arch.gguf_name, context_length=config.get("max_position_embeddings"))
+    record = {
+        "source": str(path.resolve()),
+        "format": "gguf",
+        "architecture": arch.gguf_name,
+        "gguf_file_type": metadata.get("general.file_type"),
+        "gguf_name": metadata.get("general.name"),
+        "quantize": quantize,
+        "dtype": dtype,
+    }
+    (out_dir / IMPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    return config
 
 
 # --- checks and names ----------------------------------------------------------------------------
@@ -333,7 +361,7 @@ def native_weights(tensors: dict[str, dict], dtype: Any) -> tuple[dict[str, Any]
 
 
 def write_model(out: Path, arch: Any, config: dict[str, Any], tensors: dict[str, dict], *,
-                quantize: int | str | None, dtype: str, group_size: int, say: Progress) -> None:
+                quantize: int | str | None, dtype: str, group_size: int, say: Progress) -> dict[str, Any]:
     """Build the mlx-lm model, load the weights strictly (catching any naming slip), save it."""
     import importlib
 
@@ -375,3 +403,4 @@ def write_model(out: Path, arch: Any, config: dict[str, Any], tensors: dict[str,
     say("saving weights")
     save_model(out, model, donate_model=True)
     save_config(config, out / "config.json")
+    return config
