@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import re
-import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from mlxclaude.atomic import atomic_write_text
 from mlxclaude.errors import MlxClaudeError
 
 
@@ -42,17 +40,7 @@ def write_config(values: Mapping[str, Any], path: Optional[Path] = None) -> Path
     """Write a flat config.toml atomically (mode 0600: it may hold the token)."""
     path = path if path is not None else default_config_path()
     text = dumps_toml(values)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(temp, 0o600)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    atomic_write_text(path, text, mode=0o600)
     return path
 
 

@@ -6,10 +6,10 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
+from mlxclaude.atomic import atomic_write_bytes
 from mlxclaude.errors import MlxClaudeError
 
 FIX_HINT = "fix or move it, then retry"
@@ -83,19 +83,4 @@ def file_mode(path: Path) -> Optional[int]:
 
 
 def atomic_write(path: Path, raw: bytes, mode: int) -> None:
-    real = real_path(path)
-    real.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, real)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_bytes(real_path(path), raw, mode=mode)

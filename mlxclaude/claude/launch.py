@@ -16,10 +16,10 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import IO, Iterator, Mapping, Optional, Union
 
+from mlxclaude.atomic import atomic_write_bytes
 from mlxclaude import paths
 from mlxclaude.claude.find import require_claude
 
@@ -46,17 +46,7 @@ def settings_file(env: Mapping[str, str]) -> Path:
     with contextlib.suppress(OSError):
         if path.read_bytes() == raw:
             return path
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, raw, mode=0o600)
     return path
 
 

@@ -10,12 +10,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
 from mlxclaude import paths
+from mlxclaude.atomic import atomic_write_text
 
 DAEMON_MODULE = "mlxclaude.daemon.serve"
 
@@ -131,22 +131,7 @@ def is_our_daemon(pid: int) -> bool:
 def write_state(state: DaemonState, path: Optional[Path] = None) -> Path:
     """Write atomically with mode 0600: readers never see a half-written file."""
     path = path or paths.state_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(state.to_dict(), handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_text(path, json.dumps(state.to_dict(), indent=2) + "\n", mode=0o600)
     return path
 
 

@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-from mlxclaude.daemon import state as daemon_state
 from mlxclaude.daemon.state import (
     DaemonState, is_our_daemon, load_state_file, pid_alive, read_state, remove_state, url_for, write_state,
 )
@@ -63,7 +62,9 @@ def test_write_replaces_atomically_and_a_failed_write_keeps_the_old_file(state_p
     def explode(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(daemon_state.json, "dump", explode)
+    import mlxclaude.atomic
+
+    monkeypatch.setattr(mlxclaude.atomic.os, "fsync", explode)  # fails after the temp file is written
     with pytest.raises(OSError):
         write_state(sample(3))
     assert load_state_file().pid == 2
