@@ -390,7 +390,7 @@ def check_claude_settings(environ: Mapping[str, str], settings: Any = None) -> C
     token = env.get("ANTHROPIC_AUTH_TOKEN") or env.get("ANTHROPIC_API_KEY")
     if not token:
         return Check("claude settings", "warn", f"{path} points at {base_url} but sets no ANTHROPIC_AUTH_TOKEN",
-                     f"set env.ANTHROPIC_AUTH_TOKEN to the output of `mlxclaude config get auth_token`")
+                     "set env.ANTHROPIC_AUTH_TOKEN to the output of `mlxclaude config get auth_token`")
     expected_token = _expected_token(settings)
     if expected_token is not None and token != expected_token:
         return Check("claude settings", "warn", f"{path} sends a token the daemon will refuse",
