@@ -52,20 +52,25 @@ def pull(
 def import_model(
     source: Path = typer.Argument(..., help="A .gguf file, or a Hugging Face safetensors model directory."),
     name: Optional[str] = typer.Option(None, "--name", help="Name of the imported model [default: from the file]."),
-    quantize: Optional[int] = typer.Option(None, "--quantize", help="Quantize weights to 4 or 8 bits."),
+    quantize: Optional[str] = typer.Option(None, "--quantize",
+                                           help="4 or 8 bits; `gguf` keeps a GGUF file's own 4/8-bit blocks "
+                                                "(smallest lossless import) [default: full precision]."),
     force: bool = typer.Option(False, "--force", help="Replace an imported model of the same name."),
 ) -> None:
     """Turn a GGUF file (Ollama, LM Studio) or a safetensors directory into an MLX model."""
     from mlxclaude.errors import UsageError
 
-    if quantize not in (None, 4, 8):
-        raise UsageError(f"--quantize must be 4 or 8, not {quantize}")
+    if quantize not in (None, "4", "8", "gguf"):
+        raise UsageError(f"--quantize must be 4, 8 or gguf, not {quantize}")
+    if quantize == "gguf" and source.is_dir():
+        raise UsageError("--quantize gguf applies to .gguf files; use 4 or 8 for a safetensors directory")
     console = stderr_console()
     with console.status(f"importing {source.name}…"):
         if source.is_dir():
             from mlxclaude.models.convert_import import import_safetensors_dir
 
-            path = import_safetensors_dir(source, name=name, quantize=quantize, overwrite=force)
+            path = import_safetensors_dir(source, name=name, quantize=int(quantize) if quantize else None,
+                                          overwrite=force)
         else:
             from mlxclaude.models.gguf_import import import_gguf
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Literal, Optional
 
 from mlxclaude.parsing.events import ToolCall
 from mlxclaude.parsing.tools import HERMES, ToolFormat
-from mlxclaude.protocol.chat import ChatRequest, Sampling
+from mlxclaude.protocol.chat import ChatRequest, Sampling, ToolChoice
 
 from mlxclaude.models.memory import (  # noqa: F401  (re-exported for callers and tests)
     WEIGHTS_OVERHEAD, available_memory_bytes, gpu_working_set_bytes, human_bytes, kv_bytes_per_token,
@@ -343,15 +343,14 @@ class _Checker:
             pass
         return fmt.render(ToolCall("get_weather", arguments))
 
-    def tool_call(self) -> CheckLine:
+    def _tool_call_attempt(self, fmt: ToolFormat, example: str, choice: ToolChoice,
+                           constrained: bool) -> tuple[Optional[ToolCall], list[str], str]:
+        """One get_weather request; (the first call or None, what's wrong with it, the raw text)."""
         from mlxclaude.parsing.reply import ReplyParser
 
-        native = self.backend.info.tool_format
-        fmt = native or _generic_tool_format()
-        example = self._tool_call_example(fmt)
         chat = ChatRequest(
             model=self.name, tools=[WEATHER_TOOL], thinking="disabled", sampling=Sampling(temperature=0.0),
-            max_tokens=TOOL_CALL_TOKENS,
+            max_tokens=TOOL_CALL_TOKENS, tool_choice=choice,
             messages=[{"role": "system", "content": "You are a tool-calling assistant. To call get_weather, reply "
                                                     "with only the call, in exactly this format and nothing else:\n"
                                                     + example},
@@ -368,23 +367,51 @@ class _Checker:
             if any(isinstance(event, ToolCall) for event in events):
                 cancel.set()  # one call is all we need
 
-        _, text, _ = self._generate(chat, on_text)
+        constraints = getattr(self.backend, "constraints", None)
+        enabled = constraints.enabled if constraints is not None else None
+        if constraints is not None:
+            constraints.enabled = constrained
+        try:
+            _, text, _ = self._generate(chat, on_text)
+        finally:
+            if constraints is not None:
+                constraints.enabled = enabled
         events.extend(parser.finish())
         calls = [event for event in events if isinstance(event, ToolCall)]
-        how = "unconstrained; constrained decoding (coming) will enforce it"
         if not calls:
-            return CheckLine("tool call", "warn", f"model did not produce a valid tool call {how} "
-                                                  f"(no {fmt.name} call in {_snippet(text, 50)})")
+            return None, [f"no {fmt.name} call in {_snippet(text, 50)}"], text
         call = calls[0]
         schema = WEATHER_TOOL["function"]["parameters"]
         problems = [f"called {call.name!r}, not 'get_weather'"] if call.name != "get_weather" else \
             schema_errors(call.arguments, schema)
-        if problems:
-            return CheckLine("tool call", "warn", f"model did not produce a valid tool call {how} "
-                                                  f"({'; '.join(problems[:3])})")
-        args = json.dumps(call.arguments, ensure_ascii=False)
+        return call, problems, text
+
+    def tool_call(self) -> CheckLine:
+        """Constraints on: a call forced with tool_choice must come back valid (ok). The model's own,
+        unconstrained call is reported alongside (figure `tool_call_unconstrained`)."""
+        native = self.backend.info.tool_format
+        fmt = native or _generic_tool_format()
+        example = self._tool_call_example(fmt)
         via = "" if native else " (generic format)"
-        return CheckLine("tool call", "ok", f"get_weather({_one_line(args, 80)}){via}")
+        call, problems, _ = self._tool_call_attempt(fmt, example, ToolChoice(), constrained=False)
+        unconstrained = "valid" if call is not None and not problems else "not valid: " + "; ".join(problems[:3])
+        self.figures["tool_call_unconstrained"] = "valid" if unconstrained == "valid" else "invalid"
+        if getattr(self.backend, "constraints", None) is None:
+            if unconstrained != "valid":
+                return CheckLine("tool call", "warn", f"model did not produce a valid tool call unconstrained, and "
+                                                      f"constrained decoding is unavailable ({unconstrained[11:]})")
+            assert call is not None
+            return CheckLine("tool call", "ok", f"get_weather({_one_line(json.dumps(call.arguments, ensure_ascii=False), 80)})"
+                                                f"{via}, unconstrained (constrained decoding unavailable)")
+        call, problems, _ = self._tool_call_attempt(fmt, example, ToolChoice("tool", "get_weather"), constrained=True)
+        self.figures["tool_call_constrained"] = "valid" if call is not None and not problems else "invalid"
+        if call is None or problems:
+            return CheckLine("tool call", "warn", "a call forced with tool_choice under constrained decoding came "
+                                                  f"back invalid ({'; '.join(problems[:3])}); unconstrained: "
+                                                  f"{unconstrained}")
+        args = json.dumps(call.arguments, ensure_ascii=False)
+        return CheckLine("tool call", "ok", f"get_weather({_one_line(args, 80)}){via}, constrained decoding; "
+                                            f"unconstrained: {unconstrained}")
 
     def speed(self) -> CheckLine:
         import mlx.core as mx

@@ -33,15 +33,23 @@ def import_safetensors_dir(
     overwrite: bool = False,
     progress: Progress | None = None,
 ) -> Path:
-    """Convert the model directory ``path`` into ``paths.imported_models_dir() / name``; return that dir."""
+    """Convert the model directory ``path`` into ``paths.imported_models_dir() / name``; return that dir.
+
+    ``dtype=None`` keeps the model's own dtype (mlx-lm's choice) when mlx has a GPU, and picks
+    float32 on a CPU-only mlx: there bfloat16 / float16 (and quantized layers with such scales)
+    decode ten to forty times slower than float32.
+    """
     path = Path(path).expanduser()
     say = progress or (lambda _msg: None)
+    if isinstance(quantize, str) and quantize.isdigit():
+        quantize = int(quantize)
     if quantize is not None and quantize not in QUANT_BITS:
         raise UsageError(f"cannot quantize to {quantize!r} bits",
-                         hint=f"use --quantize 4 or 8 (mlx also supports {', '.join(map(str, QUANT_BITS))})")
+                         hint="use --quantize 4 or 8, or leave it out to keep the model's precision")
     if dtype is not None and dtype not in DTYPES:
         raise UsageError(f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}")
     config = check_model_dir(path)
+    dtype = dtype or default_dtype()
     name = name or default_name(path)
     dest = destination(name, overwrite=overwrite)
 
@@ -71,6 +79,13 @@ def import_safetensors_dir(
     build_atomically(dest, build, overwrite=overwrite)
     say(f"imported {name} in {time.perf_counter() - started:.1f}s")
     return dest
+
+
+def default_dtype() -> str | None:
+    """float32 when mlx runs on the CPU only; None (the checkpoint's dtype) with Metal or CUDA."""
+    import mlx.core as mx
+
+    return "float32" if mx.default_device() == mx.cpu else None
 
 
 def check_model_dir(path: Path) -> dict[str, Any]:

@@ -10,8 +10,9 @@ own helpers, so ``mlx_lm.load(dir)`` works.
 Output weights:
 
 * ``quantize=None``: dequantized to ``dtype`` (float32 by default; on CPU float32 decodes fastest).
-* ``quantize=4`` / ``8`` (or 2, 3, 5, 6): re-quantized by ``mlx_lm.utils.quantize_model``
-  (affine, ``group_size`` 64 by default) from the dequantized weights.
+* ``quantize=4`` / ``8`` (or 2, 3, 5, 6): GGUF blocks that already have that many bits are kept
+  as they are (lossless, group 32); the rest is quantized by ``mlx_lm.utils.quantize_model``
+  (affine, ``group_size`` 64 by default) from float32.
 * ``quantize="gguf"``: the file's own Q4_0/Q4_1/Q8_0 blocks kept as they are (lossless, group 32);
   other tensors in ``dtype``.
 """
@@ -31,8 +32,14 @@ from typing import Any, Callable
 
 from mlxclaude import paths
 from mlxclaude.errors import MlxClaudeError, UsageError
-from mlxclaude.models.gguf_arch import ARCHES, ConfigError, Meta, is_dropped, llama3_rope_scaling, \
-    supported_architectures
+from mlxclaude.models.gguf_arch import (
+    ARCHES,
+    ConfigError,
+    Meta,
+    is_dropped,
+    llama3_rope_scaling,
+    supported_architectures,
+)
 
 GGUF_MAGIC = b"GGUF"
 GGUF_BLOCK = 32  # group size of the Q4_0 / Q4_1 / Q8_0 blocks mlx loads quantized
@@ -62,7 +69,7 @@ def import_gguf(
     """Import a GGUF file into ``paths.imported_models_dir() / name`` and return that directory."""
     path = Path(path).expanduser()
     say = progress or (lambda _msg: None)
-    _check_options(quantize, dtype, group_size)
+    quantize = _check_options(quantize, dtype, group_size)
     check_gguf_file(path)
     blob = name is None and path.name.startswith("sha256")  # an Ollama blob: name it from its metadata
     if not blob:
@@ -72,7 +79,7 @@ def import_gguf(
     started = time.perf_counter()
     say(f"reading {path.name}")
     weights, metadata = read_gguf(path)
-    arch = architecture_of(metadata, path)
+    architecture_of(metadata, path)  # fail before anything is written
     if blob:
         name = default_name(path, metadata)
         dest = destination(name, overwrite=overwrite)
@@ -100,7 +107,7 @@ def write_gguf_model(
     """
     path, out_dir = Path(path).expanduser(), Path(out_dir)
     say = progress or (lambda _msg: None)
-    _check_options(quantize, dtype, group_size)
+    quantize = _check_options(quantize, dtype, group_size)
     if loaded is None:
         check_gguf_file(path)
         say(f"reading {path.name}")
@@ -111,12 +118,12 @@ def write_gguf_model(
     config, tensors = convert(arch, weights, metadata)
     del weights, loaded
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = write_model(out_dir, arch, config, tensors, quantize=quantize, dtype=dtype, group_size=group_size,
-                         say=say)
     from mlxclaude.models.gguf_tokenizer import write_tokenizer_files
 
-    say("writing tokenizer")
+    say("writing tokenizer")  # first: it is quick, and fails early on a vocabulary we cannot rebuild
     write_tokenizer_files(metadata, out_dir, arch=arch.gguf_name, context_length=config.get("max_position_embeddings"))
+    config = write_model(out_dir, arch, config, tensors, quantize=quantize, dtype=dtype, group_size=group_size,
+                         say=say)
     record = {
         "source": str(path.resolve()),
         "format": "gguf",
@@ -133,15 +140,18 @@ def write_gguf_model(
 # --- checks and names ----------------------------------------------------------------------------
 
 
-def _check_options(quantize: int | str | None, dtype: str, group_size: int) -> None:
+def _check_options(quantize: int | str | None, dtype: str, group_size: int) -> int | str | None:
+    """The validated ``quantize`` (a CLI may pass "4")."""
+    if isinstance(quantize, str) and quantize.isdigit():
+        quantize = int(quantize)
     if quantize is not None and quantize != KEEP and quantize not in QUANT_BITS:
         raise UsageError(f"cannot quantize to {quantize!r} bits",
-                         hint=f"use --quantize 4 or 8 (mlx also supports {', '.join(map(str, QUANT_BITS))}),"
-                              f" or --quantize {KEEP} to keep the GGUF's own Q4_0/Q4_1/Q8_0 blocks")
+                         hint="use --quantize 4 or 8, or leave it out for full-precision weights")
     if dtype not in DTYPES:
         raise UsageError(f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}")
     if group_size not in (32, 64, 128):
         raise UsageError(f"unsupported quantization group size {group_size}", hint="use 32, 64 or 128")
+    return quantize
 
 
 def check_gguf_file(path: Path) -> None:
@@ -178,7 +188,7 @@ def destination(name: str, *, overwrite: bool) -> Path:
     dest = paths.imported_models_dir() / name
     if dest.exists() and not overwrite:
         raise MlxClaudeError(f"an imported model named {name!r} already exists at {dest}",
-                             hint="pass --overwrite to replace it, or --name to import under another name")
+                             hint="pass --force to replace it, or --name to import under another name")
     return dest
 
 
@@ -192,7 +202,7 @@ def build_atomically(dest: Path, build: Callable[[Path], None], *, overwrite: bo
         if dest.exists():
             if not overwrite:
                 raise MlxClaudeError(f"an imported model named {dest.name!r} already exists at {dest}",
-                                     hint="pass --overwrite to replace it")
+                                     hint="pass --force to replace it")
             old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
             dest.rename(old)
             tmp.rename(dest)
@@ -259,9 +269,9 @@ def convert(arch: Any, weights: dict[str, Any], metadata: dict[str, Any]) -> tup
         scaling = llama3_rope_scaling(factors, config["head_dim"], config["rope_theta"])
         if scaling:
             config["rope_scaling"] = scaling
-    for key, meta_key in (("bos_token_id", "tokenizer.ggml.bos_token_id"), ("eos_token_id", "tokenizer.ggml.eos_token_id")):
-        if isinstance(metadata.get(meta_key), int):
-            config[key] = metadata[meta_key]
+    for key in ("bos_token_id", "eos_token_id"):
+        if isinstance(metadata.get(f"tokenizer.ggml.{key}"), int):
+            config[key] = metadata[f"tokenizer.ggml.{key}"]
 
     tensors: dict[str, dict[str, Any]] = {}
     unknown = []
@@ -327,60 +337,54 @@ def dequantize_f32(parts: dict[str, Any], group_size: int) -> Any:
     return values.reshape(rows, -1)
 
 
-def float_weights(tensors: dict[str, dict], dtype: Any) -> dict[str, Any]:
-    """Every tensor as ``dtype``; quantized GGUF blocks dequantized."""
-    import mlx.core as mx
+def materialize(tensors: dict[str, dict], dtype: Any, keep_bits: Callable[[int], bool]) -> tuple[dict, dict]:
+    """(flat weights, {module: quantization params} of the GGUF blocks kept as they are).
 
-    out = {}
+    A quantized GGUF tensor whose bit width ``keep_bits`` accepts stays packed (its scales and
+    biases cast to ``dtype``); every other tensor becomes a ``dtype`` array, dequantized if needed.
+    """
+    out, kept = {}, {}
     for module, parts in tensors.items():
-        if "scales" in parts:
-            out[f"{module}.weight"] = dequantize_f32(parts, GGUF_BLOCK).astype(dtype)
-            if "bias" in parts:
-                out[f"{module}.bias"] = parts["bias"].astype(dtype)
-        else:
-            for suffix, array in parts.items():
-                out[f"{module}.{suffix}"] = array.astype(dtype)
-    return out
-
-
-def native_weights(tensors: dict[str, dict], dtype: Any) -> tuple[dict[str, Any], dict[str, dict]]:
-    """Quantized GGUF blocks as they are (scales in ``dtype``), everything else in ``dtype``."""
-    out, layers = {}, {}
-    for module, parts in tensors.items():
-        if "scales" in parts:
-            layers[module] = {"group_size": GGUF_BLOCK, "bits": _bits_of(parts), "mode": "affine"}
+        if "scales" in parts and keep_bits(_bits_of(parts)):
+            kept[module] = {"group_size": GGUF_BLOCK, "bits": _bits_of(parts), "mode": "affine"}
             out[f"{module}.weight"] = parts["weight"]
             out[f"{module}.scales"] = parts["scales"].astype(dtype)
             out[f"{module}.biases"] = parts["biases"].astype(dtype)
-            if "bias" in parts:
-                out[f"{module}.bias"] = parts["bias"].astype(dtype)
-        else:
-            for suffix, array in parts.items():
+        elif "scales" in parts:
+            out[f"{module}.weight"] = dequantize_f32(parts, GGUF_BLOCK).astype(dtype)
+        for suffix, array in parts.items():
+            if suffix not in ("weight", "scales", "biases") or "scales" not in parts:
                 out[f"{module}.{suffix}"] = array.astype(dtype)
-    return out, layers
+    return out, kept
 
 
 def write_model(out: Path, arch: Any, config: dict[str, Any], tensors: dict[str, dict], *,
                 quantize: int | str | None, dtype: str, group_size: int, say: Progress) -> dict[str, Any]:
-    """Build the mlx-lm model, load the weights strictly (catching any naming slip), save it."""
+    """Build the mlx-lm model, load the weights strictly (catching any naming slip), save it.
+
+    With ``quantize=N``, GGUF blocks that already have N bits are kept as they are: re-quantizing
+    dequantized Q4_1 blocks with a different group size compounds the error (SmolLM2-135M stops
+    answering "Paris"), and keeping them costs nothing.
+    """
     import importlib
 
     import mlx.core as mx
     import mlx.nn as nn
     from mlx_lm.utils import quantize_model, save_config, save_model
 
-    mx_dtype = getattr(mx, dtype)
     module = importlib.import_module(f"mlx_lm.models.{arch.model_type}")
     model = module.Model(module.ModelArgs.from_dict(config))
-    layers: dict[str, dict] = {}
     if quantize == KEEP:
-        weights, layers = native_weights(tensors, mx_dtype)
+        keep_bits = lambda bits: True  # noqa: E731
+    elif isinstance(quantize, int):
+        keep_bits = lambda bits: bits == quantize  # noqa: E731
     else:
-        weights = float_weights(tensors, mx_dtype)
+        keep_bits = lambda bits: False  # noqa: E731
+    weights, kept = materialize(tensors, getattr(mx, dtype), keep_bits)
     if hasattr(model, "sanitize"):
         weights = model.sanitize(weights)
-    if layers:
-        nn.quantize(model, class_predicate=lambda p, m: layers.get(p, False))
+    if kept:
+        nn.quantize(model, class_predicate=lambda p, m: kept.get(p, False))
     try:
         model.load_weights(list(weights.items()), strict=True)
     except ValueError as exc:
@@ -389,14 +393,14 @@ def write_model(out: Path, arch: Any, config: dict[str, Any], tensors: dict[str,
                               ) from exc
     del weights
     config = dict(config)
-    if layers:
-        (bits, group), _ = Counter((q["bits"], q["group_size"]) for q in layers.values()).most_common(1)[0]
+    if kept:
+        (bits, group), _ = Counter((q["bits"], q["group_size"]) for q in kept.values()).most_common(1)[0]
         quantization: dict[str, Any] = {"group_size": group, "bits": bits, "mode": "affine"}
-        for path, params in layers.items():
+        for path, params in kept.items():
             if (params["bits"], params["group_size"]) != (bits, group):
                 quantization[path] = params
         config["quantization"] = quantization
-    elif isinstance(quantize, int):
+    if isinstance(quantize, int):
         say(f"quantizing to {quantize} bits (group size {group_size})")
         with contextlib.redirect_stdout(sys.stderr):  # mlx-lm prints its bits-per-weight line
             model, config = quantize_model(model, config, group_size, quantize)

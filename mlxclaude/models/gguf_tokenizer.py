@@ -140,7 +140,7 @@ def _added_tokens(tokens: list[str], types: list[int]):
     from tokenizers import AddedToken
 
     special = [AddedToken(tokens[i], special=True, normalized=False)
-               for i, t in enumerate(types) if t == CONTROL and tokens[i]]
+               for i, t in enumerate(types) if t in (CONTROL, UNKNOWN) and tokens[i]]
     user = [AddedToken(tokens[i], special=False, normalized=False)
             for i, t in enumerate(types) if t == USER_DEFINED and tokens[i]]
     return special, user
