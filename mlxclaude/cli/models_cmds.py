@@ -136,7 +136,9 @@ def run_check(name: str, path: Path, *, as_json: bool):
 
     def show(line) -> None:
         if not as_json:
-            console.print(f"  {STATUS_STYLE.get(line.status, line.status):<18} {line.name:<22} {line.detail}")
+            padding = " " * (5 - len(line.status))
+            console.print(f"  {STATUS_STYLE.get(line.status, line.status)}{padding} {line.name:<14} ", end="")
+            console.print(line.detail, markup=False, highlight=False)
 
     if not as_json:
         console.print(f"checking [bold]{name}[/] ({path})")
