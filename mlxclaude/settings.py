@@ -166,6 +166,10 @@ SETTINGS: tuple[Setting, ...] = (
             description="Prompt tokens per prefill step: larger is faster and uses more memory."),
     Setting("cache_max_bytes", "bytes", None, nullable=True, minimum=0, unset_label="(auto)",
             description="Byte cap for the prompt (KV) cache, e.g. 8GiB. Unset: sized from available memory."),
+    Setting("tool_constraints", "bool", True,
+            description="Constrain decoding so tool calls are valid for their schemas and tool_choice is "
+                        "honoured (and JSON replies match output_config.format). false: free decoding, "
+                        "parser repair only."),
 )
 REGISTRY: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
 
@@ -190,6 +194,7 @@ class ServerSettings:
     max_queue: int = 16
     prefill_step_size: int = 2048
     cache_max_bytes: Optional[int] = None
+    tool_constraints: bool = True
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, *, config_path: Optional[Path] = None,
@@ -406,7 +411,7 @@ def settings_markdown() -> str:
     rows = ["| setting (config.toml) | env var | type | default | description |",
             "| --- | --- | --- | --- | --- |"]
     for setting in SETTINGS:
-        default = setting.unset_label if setting.default is None else f"`{setting.default}`"
+        default = setting.unset_label if setting.default is None else f"`{setting.display(setting.default)}`"
         type_label = setting.type_label.replace("|", " \\| ")
         rows.append(f"| `{setting.name}` | `{setting.env}` | {type_label} | {default} | "
                     f"{setting.description} |")

@@ -7,6 +7,8 @@ TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
+from real_models import smollm2_model_dir  # noqa: E402,F401  (SmolLM2-135M fixture)
+
 
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Iterator
 
 from mlxclaude.engine.backend import GenerationCancelled, GenerationItem, GenerationStats, RenderedPrompt
 from mlxclaude.engine.loader import load_model
-from mlxclaude.engine.prefix_slot import PrefixSlot
+from mlxclaude.engine.cache.prompt_cache import PromptCache
+from mlxclaude.engine.constraints import constraint_processors, load_constraints
 from mlxclaude.engine.render import render_chat
 from mlxclaude.engine.sampling import make_mlx_sampler
 from mlxclaude.protocol.chat import ChatRequest
@@ -16,13 +18,27 @@ from mlxclaude.protocol.chat import ChatRequest
 
 class MlxBackend:
     def __init__(self, path: str, *, name: str | None = None, context_limit: int | None = None,
-                 prefill_step_size: int = 2048) -> None:
+                 prefill_step_size: int = 2048, cache_max_bytes: int | None = None,
+                 prompt_cache_dir: Path | None = None, constrain_tools: bool = True) -> None:
         loaded = load_model(path, name=name, context_limit=context_limit)
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.info = loaded.info
         self.prefill_step_size = prefill_step_size
-        self.prefix_slot = PrefixSlot(self.model)
+        # constrained tool calls / JSON replies (engine/constraints); None when llguidance can't serve it
+        self.constraints = load_constraints(self.tokenizer, self.info, enabled=constrain_tools)
+        # cache_max_bytes None: a share of available memory; prompt_cache_dir None: nothing saved to disk
+        self.prompt_cache = PromptCache(self.model, self.tokenizer, max_bytes=cache_max_bytes,
+                                        prefill_step_size=prefill_step_size, persist_dir=prompt_cache_dir,
+                                        model_path=self.info.path)
+
+    def cache_facts(self) -> dict:
+        """Prompt-cache figures for GET /mlxclaude/status: entries, bytes, tiers, hit rates (overall, per session)."""
+        return self.prompt_cache.facts()
+
+    def close(self) -> None:
+        """Finish writing system-prompt snapshots to disk (call at shutdown)."""
+        self.prompt_cache.close()
 
     def render(self, chat: ChatRequest) -> RenderedPrompt:
         return render_chat(self.tokenizer, chat, self.info.think_open, self.info.think_close,
@@ -34,8 +50,10 @@ class MlxBackend:
         from mlx_lm.generate import generate_step
 
         stats = GenerationStats(prompt_tokens=len(prompt.tokens))
-        cache, reused, stats.cache_note = self.prefix_slot.take(prompt.tokens)
-        stats.cached_tokens = reused
+        started = time.perf_counter()
+        lease = self.prompt_cache.begin(prompt, chat, cancel)  # may prefill up to checkpoints itself
+        cache, reused = lease.cache, lease.offset
+        stats.cached_tokens, stats.cache_note, stats.extra = lease.reused, lease.note, dict(lease.extra)
         eos_ids = set(self.tokenizer.eos_token_ids)
         detokenizer = self.tokenizer.detokenizer
         detokenizer.reset()
@@ -45,7 +63,6 @@ class MlxBackend:
             if cancel.is_set() and done < total:
                 raise GenerationCancelled()
 
-        started = time.perf_counter()
         steps = generate_step(
             mx.array(prompt.tokens[reused:]),
             self.model,
@@ -54,6 +71,7 @@ class MlxBackend:
             prompt_cache=cache,
             prefill_step_size=self.prefill_step_size,
             prompt_progress_callback=on_prefill_progress,
+            logits_processors=constraint_processors(self.constraints, chat, prompt, max_tokens),
         )
         first_token_at = None
         stats.finish_reason = "length"
@@ -84,5 +102,5 @@ class MlxBackend:
         if first_token_at is not None:
             stats.decode_seconds = time.perf_counter() - first_token_at
         stats.peak_memory_gb = mx.get_peak_memory() / 1e9
-        self.prefix_slot.keep(cache, prompt.tokens)
+        self.prompt_cache.finish(lease)
         yield stats

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mlxclaude.protocol.canon import drop_billing_header
+from mlxclaude.protocol.canon import canonical_system_text, drop_billing_header
 from mlxclaude.protocol.chat import ChatRequest, Sampling, ThinkingMode, ToolChoice
 from mlxclaude.protocol.wire import (
     ContentBlockParam,
@@ -95,7 +95,7 @@ def _system_prompt(system: str | list[TextBlockParam] | None) -> str:
     if system is None:
         return ""
     if isinstance(system, str):
-        return system
+        return canonical_system_text(system)
     return SYSTEM_BLOCK_SEPARATOR.join(drop_billing_header([block.text for block in system]))
 
 

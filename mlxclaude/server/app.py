@@ -118,7 +118,8 @@ def mlx_backend_loader(settings: ServerSettings) -> Callable[[], Backend]:
         log_event("model_loading", kind="request", model=settings.model)
         path, name = resolve_for_serving(settings.model)
         backend = MlxBackend(str(path), name=name, context_limit=settings.context_limit,
-                             prefill_step_size=settings.prefill_step_size)
+                             prefill_step_size=settings.prefill_step_size,
+                             constrain_tools=settings.tool_constraints)
         log_event("model_ready", model=backend.info.name, context_length=backend.info.context_length,
                   tool_format=backend.info.tool_format.name if backend.info.tool_format else None)
         return backend

@@ -85,14 +85,17 @@ def log_finish(request_id: str, chat: ChatRequest, end: TurnEnd) -> None:
     for raw in end.failed_tool_calls:
         log_event("tool_call_unparsed", level="warning", request_id=request_id, session=chat.session_id,
                   raw=raw[:2000], note="returned to the client as text")
-    log_event(
-        "request_finish", kind="perf", request_id=request_id, session=chat.session_id, request_kind=chat.kind,
+    fields = dict(
+        request_id=request_id, session=chat.session_id, request_kind=chat.kind,
         prompt_tokens=stats.prompt_tokens, cached_tokens=stats.cached_tokens,
         new_tokens=stats.prompt_tokens - stats.cached_tokens, output_tokens=stats.generated_tokens,
         ttft_s=round(stats.ttft_seconds, 3), prefill_tps=round(stats.prefill_tps, 1),
         decode_tps=round(stats.decode_tps, 1), peak_memory_gb=round(stats.peak_memory_gb, 3),
         cache=stats.cache_note or None, stop_reason=end.stop_reason, finish=stats.finish_reason,
     )
+    # the engine's extra facts (prompt cache: reused_tokens, cache_entry, diverged_at/_message/_role, miss_reason)
+    fields.update({key: value for key, value in stats.extra.items() if key not in fields and key not in ("kind", "level")})
+    log_event("request_finish", kind="perf", **fields)
 
 
 async def stream_events(state: ServerState, request_id: str, chat: ChatRequest, model: str,

@@ -46,13 +46,14 @@ def output_budget(prompt_tokens: int, requested: int, info: ModelInfo, *, cap: i
 
 
 def make_parser(chat: ChatRequest, info: ModelInfo, prompt: RenderedPrompt) -> ReplyParser:
+    """The reply parser; under tool_choice "none" it knows no tools, so no reply becomes a tool_use."""
     return ReplyParser(
         emit_thinking=chat.thinking != "disabled",
         starts_in_thinking=prompt.starts_in_thinking,
         think_open=info.think_open or "<think>",
         think_close=info.think_close or "</think>",
         tool_format=info.tool_format,
-        tools=chat.tools,
+        tools=[] if chat.tool_choice.type == "none" else chat.tools,
     )
 
 
@@ -64,13 +65,25 @@ def generation_job(prompt: RenderedPrompt, chat: ChatRequest, max_tokens: int):
 
 
 class TurnFilter:
-    """Applies stop sequences and the parser to the raw text, and decides the stop reason."""
+    """Applies stop sequences and the parser to the raw text, and decides the stop reason.
+
+    tool_choice: no text after a call; with `disable_parallel_tool_use` only the first call is kept
+    (`done` turns true with it, so the engine can stop); under "none" no call at all (the parser knows
+    no tools). The engine's constraints (engine/constraints) make the model comply; this is the
+    guarantee when they are off.
+    """
 
     def __init__(self, chat: ChatRequest, parser: ReplyParser) -> None:
         self._stops = StopMatcher(chat.stop_sequences)
         self._parser = parser
+        self._single_call = chat.tool_choice.disable_parallel_tool_use
         self.matched_stop: str | None = None
         self.tool_calls = 0
+
+    @property
+    def done(self) -> bool:
+        """Nothing more the model says can reach the reply."""
+        return self.matched_stop is not None or (self._single_call and self.tool_calls > 0)
 
     @property
     def failed_tool_calls(self) -> tuple[str, ...]:
@@ -91,6 +104,8 @@ class TurnFilter:
         kept: list[ReplyEvent] = []
         for event in events:
             if isinstance(event, ToolCall):
+                if self._single_call and self.tool_calls:
+                    continue  # disable_parallel_tool_use: the first call only
                 self.tool_calls += 1
             elif self.tool_calls and isinstance(event, TextPiece):
                 continue  # no text after tool calls: the turn ends with them
@@ -131,10 +146,10 @@ async def run_turn(worker: Worker, chat: ChatRequest, prompt: RenderedPrompt, ma
         async for item in items:
             if isinstance(item, GenerationStats):
                 stats = item
-            elif turn.matched_stop is None:
+            elif not turn.done:
                 for event in turn.feed(item):
                     yield event
-                if turn.matched_stop is not None:
+                if turn.done:
                     cancel.set()  # the engine stops within a token and still reports its stats
     finally:
         await items.aclose()

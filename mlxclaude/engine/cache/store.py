@@ -7,6 +7,8 @@ Eviction takes the lowest tier first and, within a tier, the least recently used
   TURN    the end of a conversation turn (a main request of a session)
   SIDE    side requests: title generation, max_tokens=1 probes, anything else outside a session's turns
 A SIDE entry never pushes out a higher tier: when it does not fit among SIDE entries it is not stored.
+Counts are capped too: a few SYSTEM entries (one per project's system prompt), and a few TURN entries per
+session (Claude Code's subagents share their parent's session id, each with its own conversation).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Entry:
     tier: Tier
     session: Optional[str] = None
     trimmable: bool = True
+    anchor: bool = False  # the prompt ended with a user message: templates rewrite history back to there at most
     last_used: int = 0
     created_at: float = field(default_factory=time.time)
     uses: int = 0
@@ -70,7 +73,7 @@ class SessionStats:
 class PromptStore:
     """Entries keyed by their exact token sequence. Thread-safe: the engine thread mutates, /status reads."""
 
-    def __init__(self, max_bytes: int, *, max_system_entries: int = 4, max_session_entries: int = 3,
+    def __init__(self, max_bytes: int, *, max_system_entries: int = 4, max_session_entries: int = 6,
                  max_sessions: int = 64, on_evict: Optional[Callable[[Entry], None]] = None) -> None:
         self.max_bytes = max_bytes
         self.max_system_entries = max_system_entries
@@ -110,10 +113,21 @@ class PromptStore:
             entry.last_used = next(self._clock)
             entry.uses += 1
 
+    def promote(self, entry: Entry, tier: Tier) -> bool:
+        """Raise an entry's tier (a side request stored a prefix a main request turns out to share)."""
+        with self._lock:
+            if entry.tier >= tier:
+                return False
+            entry.tier, entry.session = tier, None if tier == Tier.SYSTEM else entry.session
+            entry.last_used = next(self._clock)
+            if tier == Tier.SYSTEM:
+                self._enforce_counts(entry)
+            return True
+
     # --- insert / remove -----------------------------------------------------------------------------
 
     def insert(self, tokens: Sequence[int], payload: Any, nbytes: int, tier: Tier, *,
-               session: Optional[str] = None, trimmable: bool = True) -> Optional[Entry]:
+               session: Optional[str] = None, trimmable: bool = True, anchor: bool = False) -> Optional[Entry]:
         """Store an entry; returns it, or None when it could not be made to fit (it is then not stored).
 
         An entry already stored under the same tokens is replaced; the new one keeps the higher tier.
@@ -134,7 +148,7 @@ class PromptStore:
                 return None
             if existing is not None:
                 self._discard(existing)
-            entry = Entry(tokens, payload, nbytes, tier, session, trimmable, last_used=next(self._clock))
+            entry = Entry(tokens, payload, nbytes, tier, session, trimmable, anchor, last_used=next(self._clock))
             self._trie.insert(tokens, entry)
             self._entries.append(entry)
             self.nbytes += nbytes
@@ -215,7 +229,8 @@ class PromptStore:
                 self._discard(entry)
 
     def _enforce_counts(self, new: Entry) -> None:
-        """At most max_system_entries SYSTEM entries, and max_session_entries TURN entries per session."""
+        """At most max_system_entries SYSTEM entries, and max_session_entries TURN entries per session (a session's
+        anchors, the ends of prompts that ended with a user message, go after its other entries)."""
         if new.tier == Tier.SYSTEM:
             systems = [entry for entry in self._entries if entry.tier == Tier.SYSTEM]
             for entry in sorted(systems, key=lambda e: e.last_used)[:max(0, len(systems) - self.max_system_entries)]:
@@ -224,7 +239,7 @@ class PromptStore:
             same = [entry for entry in self._entries
                     if entry is not new and entry.tier == Tier.TURN and entry.session == new.session]
             excess = len(same) + 1 - self.max_session_entries
-            for entry in sorted(same, key=lambda e: e.last_used)[:max(0, excess)]:
+            for entry in sorted(same, key=lambda e: (e.anchor, e.last_used))[:max(0, excess)]:
                 self._evict(entry)
 
     # --- sessions and facts --------------------------------------------------------------------------
@@ -235,7 +250,7 @@ class PromptStore:
             if session:
                 stats = self.sessions.get(session)
                 if stats is None:
-                    stats = self.sessions[session] = SessionStats()
+                    stats = self.sessions[session] = SessionStats(last_seen=time.time())
                     if len(self.sessions) > self.max_sessions:
                         oldest = min(self.sessions, key=lambda key: self.sessions[key].last_seen)
                         del self.sessions[oldest]

@@ -1,0 +1,17 @@
+"""The default byte cap: a share of the memory available now."""
+
+from __future__ import annotations
+
+from mlxclaude.engine.cache import memory
+
+
+def test_default_cap_is_a_quarter_of_available_memory(monkeypatch):
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 64 * 1024**3)
+    assert memory.default_max_bytes() == 16 * 1024**3
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: None)
+    assert memory.default_max_bytes() == memory.FALLBACK_BYTES
+
+
+def test_available_memory_is_read_on_this_machine():
+    available = memory.available_memory_bytes()
+    assert available is None or available > 0
