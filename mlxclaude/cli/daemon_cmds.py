@@ -91,6 +91,7 @@ def _render_status(info: dict) -> None:
         ("requests", info.get("requests_served")),
         ("queued", info.get("queued")),
         ("memory", _memory(memory)),
+        ("cache", _cache(info.get("cache"))),
         ("error", info.get("error")),
         ("log", info.get("log_path")),
     ]
@@ -98,6 +99,15 @@ def _render_status(info: dict) -> None:
         if value is not None and value != "":
             table.add_row(name, str(value))
     Console(highlight=False).print(table)
+
+
+def _cache(facts: Optional[dict]) -> Optional[str]:
+    if not facts:
+        return None
+    megabytes = (facts.get("bytes") or 0) / 2**20
+    hit_rate = facts.get("hit_rate")
+    rate = f", {hit_rate:.0%} of prompt tokens reused" if isinstance(hit_rate, (int, float)) else ""
+    return f"{facts.get('entries', 0)} entries, {megabytes:.1f} MB{rate}"
 
 
 def _duration(seconds: Optional[float]) -> Optional[str]:

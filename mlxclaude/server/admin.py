@@ -89,6 +89,9 @@ def status_body(request: Request) -> dict[str, Any]:
             "tool_format": info.tool_format.name if info.tool_format else None,
         })
         memory.update({f"mlx_{key}": value for key, value in mlx_memory_gb().items()})
+        cache_facts = getattr(worker.backend, "cache_facts", None)
+        if cache_facts is not None:
+            body["cache"] = cache_facts()
     body["memory"] = {key: value for key, value in memory.items() if value is not None}
     return body
 

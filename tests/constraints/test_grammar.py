@@ -172,3 +172,10 @@ def test_claude_code_schemas_compile_and_real_calls_match(cc_tools, cc_default_t
     assert not matches(g, body("hermes", ToolCall("Edit", {"file_path": "/a"})))  # required
     # llguidance keeps the schema's property order (documented): description may not come before timeout
     assert not matches(g, body("hermes", ToolCall("Bash", {"command": "ls", "description": "d", "timeout": 1})))
+
+
+@pytest.mark.parametrize("family", ["qwen3_coder", "glm"])
+def test_xml_tools_without_declared_parameters_take_any(family, matches):
+    loose = [ToolSpec("anything", {"type": "object"}), ToolSpec("other", {"type": "object"})]
+    call = ToolCall("anything", {"x": "1", "y-z": "two\nlines"})
+    assert matches(grammar(family, tools=loose), body(family, call))

@@ -69,9 +69,12 @@ def json_block(schema: Any, *, lenient: bool = False) -> str:
 class _Rules:
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self._names: set[str] = set()
 
     def add(self, name: str, expression: str) -> str:
-        self.lines.append(f"{name}: {expression}")
+        if name not in self._names:  # shared helper rules are defined once
+            self._names.add(name)
+            self.lines.append(f"{name}: {expression}")
         return name
 
     def text(self) -> str:
@@ -163,8 +166,15 @@ def _qwen3_function_rules(rules: _Rules, tools: Sequence[ToolSpec]) -> list[str]
         for j, (key, sub, required) in enumerate(_properties(tool.schema)):
             value = _raw_value(rules, f"value_{i}_{j}", sub, tool.lenient, text, "</parameter>")
             items.append((rules.add(f"param_{i}_{j}", f'{quoted(f"<parameter={key}>")} {value} "\\n"?'), required))
-        rests.append(rules.add(f"function_{i}", f'{quoted(tool.name + ">")} "\\n"? {_sequence(items)} "</function>"'))
+        params = _sequence(items) if items else _any_keys(rules, "<parameter=", ">", text)
+        rests.append(rules.add(f"function_{i}", f'{quoted(tool.name + ">")} "\\n"? {params} "</function>"'))
     return rests
+
+
+def _any_keys(rules: _Rules, open_: str, close: str, text_rule: str) -> str:
+    """Any parameters (a tool whose schema names none, or that had to be loosened to any object)."""
+    rules.add("KEY_NAME", "/[A-Za-z0-9_.\\-]+/")
+    return rules.add("any_params", f'({quoted(open_)} KEY_NAME {quoted(close)} {text_rule} "\\n"?)*')
 
 
 def _glm_call_rules(rules: _Rules, tools: Sequence[ToolSpec]) -> str:
@@ -176,7 +186,11 @@ def _glm_call_rules(rules: _Rules, tools: Sequence[ToolSpec]) -> str:
             value = _raw_value(rules, f"value_{i}_{j}", sub, tool.lenient, text, "</arg_value>")
             head = f"<arg_key>{key}</arg_key>"
             items.append((rules.add(f"arg_{i}_{j}", f'{quoted(head)} "\\n"? "<arg_value>" {value} "\\n"?'), required))
-        alternatives.append(rules.add(f"call_{i}", f'{quoted(tool.name)} "\\n"? {_sequence(items)}'))
+        if not items:
+            rules.add("KEY_NAME", "/[A-Za-z0-9_.\\-]+/")
+        params = _sequence(items) if items else rules.add(
+            "any_args", f'("<arg_key>" KEY_NAME "</arg_key>" "\\n"? "<arg_value>" {text} "\\n"?)*')
+        alternatives.append(rules.add(f"call_{i}", f'{quoted(tool.name)} "\\n"? {params}'))
     return rules.add("call", " | ".join(alternatives))
 
 
