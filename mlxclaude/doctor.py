@@ -257,15 +257,9 @@ def check_model(model: Optional[str], total_memory: Optional[int] = None) -> Che
 
 
 def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
+    from mlxclaude.daemon.state import pid_alive
+
+    return pid_alive(pid)
 
 
 def daemon_state(path: Optional[Path] = None) -> Optional[dict[str, Any]]:
