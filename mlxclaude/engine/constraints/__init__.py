@@ -36,6 +36,13 @@ five real calls (228 tokens):
 Cost while nothing is constrained: a request without tools or JSON schema gets no processor at all.
 With tools, the processor never stalls mlx-lm's pipelined decoding while the text is free: it reads
 each token one step late and covers the unknown newest token on the device (processor.py).
+Measured decode tok/s (CPU, greedy, Claude Code's six tools): SmolLM2-135M 3.7 off / 3.6 watching
+(auto) / 3.6 inside a forced call — within noise; the 1-layer tiny test model (2 ms a token, the
+worst case) 460 / 432 / 299.
+
+bench/tool_validity.py on SmolLM2 (36 prompts, Claude Code's Bash/Read/Edit/Write/Grep/Glob): with
+tool_choice auto the model never attempts a call either way (0/36); with tool_choice any and
+constraints on, 36/36 replies are calls, 61/61 tool_use blocks valid for their schema, 0 leaked markup.
 
 Near max_tokens (the last third of the budget, 8 to 64 tokens) a call in progress is wrapped up:
 among the tokens the grammar allows, those that end the reply, close the current string, or close
