@@ -8,9 +8,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
+from support.cli_app import cli_for
 from mlxclaude import doctor, paths
 from mlxclaude.cli.doctor_cmd import register
 from mlxclaude.doctor import GIB, check_claude_settings, check_daemon, check_memory, check_model, check_python
@@ -220,15 +219,7 @@ def test_malformed_config_fails_the_config_check():
 
 @pytest.fixture
 def cli():
-    app = typer.Typer()
-
-    @app.callback()
-    def root() -> None:
-        """test app"""
-
-    register(app)
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, list(args), env={"COLUMNS": "160"})
+    return cli_for(register, env={"COLUMNS": "160"})
 
 
 def test_json_shape_and_failure_exit(cli):

@@ -8,10 +8,9 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-import typer
 from rich.console import Console
-from typer.testing import CliRunner
 
+from support.cli_app import cli_for
 from mlxclaude import logview, paths
 from mlxclaude.cli.logs_cmd import NO_LOGS, register
 from mlxclaude.errors import UsageError
@@ -198,15 +197,7 @@ def _strip(text: str) -> str:
 
 @pytest.fixture
 def cli():
-    app = typer.Typer()
-
-    @app.callback()
-    def root() -> None:
-        """test app"""
-
-    register(app)
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, list(args), env={"COLUMNS": "200"})
+    return cli_for(register, env={"COLUMNS": "200"})
 
 
 def test_missing_log_file_is_one_line_and_exit_1(cli, tmp_path, monkeypatch):

@@ -9,9 +9,8 @@ import stat
 import tomllib
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
+from support.cli_app import cli_for
 from mlxclaude import paths
 from mlxclaude.cli.config_cmds import register
 from mlxclaude.config_toml import dumps_toml, read_config, write_config
@@ -202,15 +201,7 @@ def test_local_token_is_generated_once_and_private():
 
 @pytest.fixture
 def cli():
-    app = typer.Typer()
-
-    @app.callback()
-    def root() -> None:
-        """test app"""
-
-    register(app)
-    runner = CliRunner()
-    return lambda *args, **kw: runner.invoke(app, list(args), **kw)
+    return cli_for(register)
 
 
 def test_set_get_unset_round_trip(cli):

@@ -28,10 +28,10 @@ def find_claude() -> Optional[Path]:
     explicit = os.environ.get(BIN_ENV)
     if explicit:
         path = Path(explicit).expanduser()
-        return _prefer_native(path) if _is_executable(path) else None
+        return prefer_native(path) if _is_executable(path) else None
     for candidate in _candidates():
         if _is_executable(candidate):
-            return _prefer_native(candidate)
+            return prefer_native(candidate)
     return None
 
 
@@ -145,7 +145,7 @@ def native_binary_near(path: Path) -> Optional[Path]:
     return None
 
 
-def _prefer_native(path: Path) -> Path:
+def prefer_native(path: Path) -> Path:
     if is_stub(path):
         native = native_binary_near(path)
         if native is not None:

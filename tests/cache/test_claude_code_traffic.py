@@ -29,7 +29,7 @@ if __name__ == "__main__":  # run as a script: put the repo and tests/ on the pa
 from mlxclaude.engine.render import render_chat
 from mlxclaude.server.app import create_app
 from mlxclaude.settings import ServerSettings
-from support.claude_code import claude_env, find_claude, run_claude
+from support.claude_code import claude_env, find_claude, require_claude, run_claude
 from support.live_server import LiveServer, free_port
 from support.scripted_backend import ScriptedBackend
 
@@ -139,10 +139,7 @@ def write_jsonl(records: list[dict[str, Any]], out: Path) -> None:
 
 @pytest.fixture(scope="module")
 def claude():
-    binary = find_claude()
-    if binary is None:
-        pytest.skip("claude binary not installed (npm install @anthropic-ai/claude-code)")
-    return binary
+    return require_claude()
 
 
 def starts_with(tokens: list[int], prefix: list[int]) -> bool:

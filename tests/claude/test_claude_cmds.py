@@ -11,7 +11,7 @@ import typer
 
 from mlxclaude.cli import claude_cmds
 from mlxclaude.errors import MlxClaudeError
-from support.claude_code import find_claude as find_real_claude
+from support.claude_code import require_claude
 from support.live_server import free_port, live_server
 from support.scripted_backend import ScriptedBackend
 
@@ -116,9 +116,7 @@ def test_wire_show_unwire_with_a_running_daemon(tmp_path, monkeypatch, capsys):
 
 @pytest.fixture
 def claude_bin(monkeypatch):
-    binary = find_real_claude()
-    if binary is None:
-        pytest.skip("claude binary not installed (npm install @anthropic-ai/claude-code)")
+    binary = require_claude()
     monkeypatch.setenv("MLXCLAUDE_CLAUDE_BIN", str(binary))
     monkeypatch.setenv("MLXCLAUDE_CLAUDE_EXEC", "0")       # a child process: pytest must survive
     return binary

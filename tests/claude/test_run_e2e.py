@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from mlxclaude.claude import build_env, run_claude, unwire_settings, wire_settings
-from support.claude_code import find_claude as find_real_claude
+from support.claude_code import require_claude
 from support.live_server import live_server
 from support.scripted_backend import ScriptedBackend
 
@@ -26,12 +26,7 @@ SMALL_PROMPT = ["--tools", "Bash", "--system-prompt", "You are a terse coding ag
 
 @pytest.fixture(scope="module")
 def claude():
-    binary = find_real_claude()
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("claude binary not found: .ci/run installs @anthropic-ai/claude-code into .cache/npm")
-        pytest.skip("claude binary not installed (npm install @anthropic-ai/claude-code)")
-    return binary
+    return require_claude()
 
 
 @pytest.fixture

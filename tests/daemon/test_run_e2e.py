@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from support.claude_code import find_claude
+from support.claude_code import require_claude
 from support.daemon_env import Env
 
 pytestmark = pytest.mark.e2e
@@ -12,9 +12,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def env(tmp_path, tiny_model_dir):
-    claude = find_claude()
-    if claude is None:
-        pytest.skip("claude binary not installed")
+    claude = require_claude()
     env = Env((tmp_path / "home").resolve(), tiny_model_dir)
     env.env.update(MLXCLAUDE_CLAUDE_BIN=str(claude), MLXCLAUDE_PORT=str(env.port), MLXCLAUDE_MAX_OUTPUT_TOKENS="48",
                    CLAUDE_CONFIG_DIR=str(tmp_path / "claude-config"))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
 from mlxclaude.server.app import mlx_backend_loader
 from mlxclaude.settings import ServerSettings
-from support.claude_code import claude_env, find_claude, run_claude
+from support.claude_code import claude_env, require_claude, run_claude
 from support.live_server import live_server
 from support.scripted_backend import ScriptedBackend
 
@@ -19,12 +18,7 @@ SMALL_PROMPT = ["--tools", "Bash", "--system-prompt", "You are a terse coding ag
 
 @pytest.fixture(scope="module")
 def claude():
-    binary = find_claude()
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("claude binary not found: .ci/run installs @anthropic-ai/claude-code into .cache/npm")
-        pytest.skip("claude binary not installed (npm install @anthropic-ai/claude-code)")
-    return binary
+    return require_claude()
 
 
 def served_kinds(server) -> int:

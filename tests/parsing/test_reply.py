@@ -4,6 +4,7 @@ import pytest
 
 from mlxclaude.parsing.events import ReplyEvent, TextPiece, ThinkingPiece, ToolCall
 from mlxclaude.parsing.reply import ReplyParser
+from support.streaming import coalesce, every_chunking, parse_chunks
 from mlxclaude.parsing.tools import HERMES
 
 WEATHER = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
@@ -122,28 +123,8 @@ CASES = [
 
 
 def parse(chunks: list[str], options: dict) -> tuple[list[ReplyEvent], ReplyParser]:
-    settings = {"emit_thinking": True, "tool_format": HERMES} | options
-    parser = ReplyParser(**settings)
-    events: list[ReplyEvent] = []
-    for chunk in chunks:
-        events += parser.feed(chunk)
-    events += parser.finish()
-    return events, parser
+    return parse_chunks(chunks, **({"emit_thinking": True, "tool_format": HERMES} | options))
 
-
-def coalesce(events: list[ReplyEvent]) -> list[ReplyEvent]:
-    merged: list[ReplyEvent] = []
-    for event in events:
-        previous = merged[-1] if merged else None
-        if isinstance(event, (TextPiece, ThinkingPiece)) and type(previous) is type(event):
-            merged[-1] = type(event)(previous.text + event.text)
-        else:
-            merged.append(event)
-    return merged
-
-
-def every_chunking(text: str) -> list[list[str]]:
-    return [[text], list(text)] + [[text[:i], text[i:]] for i in range(1, len(text))]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])

@@ -1,6 +1,7 @@
 import pytest
 
 from mlxclaude.parsing.stops import StopMatcher
+from support.streaming import every_chunking
 
 
 def run(stops: list[str], chunks: list[str]) -> tuple[str, str | None]:
@@ -17,8 +18,6 @@ def run(stops: list[str], chunks: list[str]) -> tuple[str, str | None]:
     return "".join(passed), matched
 
 
-def every_chunking(text: str) -> list[list[str]]:
-    return [[text], list(text)] + [[text[:i], text[i:]] for i in range(1, len(text))]
 
 
 CASES = [

@@ -6,6 +6,7 @@ import pytest
 
 from mlxclaude.parsing.events import ReplyEvent, TextPiece, ThinkingPiece, ToolCall
 from mlxclaude.parsing.reply import ReplyParser
+from support.streaming import coalesce, every_chunking, parse_chunks
 from mlxclaude.parsing.tools import (
     GEMMA,
     GENERIC,
@@ -268,28 +269,8 @@ CASES = (HERMES_CASES + GENERIC_CASES + QWEN3_CODER_CASES + GLM_CASES + LLAMA3_C
 
 
 def parse(chunks: list[str], fmt: ToolFormat, options: dict, tools=TOOLS) -> tuple[list[ReplyEvent], ReplyParser]:
-    settings = {"emit_thinking": True, "tool_format": fmt, "tools": tools} | options
-    parser = ReplyParser(**settings)
-    events: list[ReplyEvent] = []
-    for chunk in chunks:
-        events += parser.feed(chunk)
-    events += parser.finish()
-    return events, parser
+    return parse_chunks(chunks, **({"emit_thinking": True, "tool_format": fmt, "tools": tools} | options))
 
-
-def coalesce(events: list[ReplyEvent]) -> list[ReplyEvent]:
-    merged: list[ReplyEvent] = []
-    for event in events:
-        previous = merged[-1] if merged else None
-        if isinstance(event, (TextPiece, ThinkingPiece)) and type(previous) is type(event):
-            merged[-1] = type(event)(previous.text + event.text)
-        else:
-            merged.append(event)
-    return merged
-
-
-def every_chunking(text: str) -> list[list[str]]:
-    return [[text], list(text)] + [[text[:i], text[i:]] for i in range(1, len(text))]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{case.fmt.name}: {case.id}" for case in CASES])

@@ -3,36 +3,33 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
-CANDIDATES = (
-    "node_modules/@anthropic-ai/claude-code-linux-x64/claude",
-    "node_modules/@anthropic-ai/claude-code-linux-arm64/claude",
-    "node_modules/@anthropic-ai/claude-code-darwin-arm64/claude",
-    "node_modules/@anthropic-ai/claude-code/bin/claude.exe",
-)
-
-
-def is_real_binary(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.X_OK) and path.stat().st_size > 1_000_000
+LOCAL_NPM = REPO / ".cache" / "npm"  # where .ci/run installs @anthropic-ai/claude-code
 
 
 def find_claude() -> Path | None:
-    explicit = os.environ.get("MLXCLAUDE_CLAUDE_BIN")
-    if explicit:
-        return Path(explicit)
-    for root in (REPO / ".cache" / "npm", REPO):
-        for candidate in CANDIDATES:
-            path = root / candidate
-            if is_real_binary(path):
-                return path
-    found = shutil.which("claude")
-    if found and is_real_binary(Path(found).resolve()):
-        return Path(found)
-    return None
+    """MLXCLAUDE_CLAUDE_BIN, then the repo's own npm install, then wherever the product would look."""
+    from mlxclaude.claude.find import find_claude as product_find_claude, prefer_native
+
+    local = LOCAL_NPM / "node_modules" / ".bin" / "claude"
+    if not os.environ.get("MLXCLAUDE_CLAUDE_BIN") and local.exists():
+        return prefer_native(local.resolve())
+    return product_find_claude()
+
+
+def require_claude() -> Path:
+    """The real binary; a missing one fails under CI (which installs it) and skips elsewhere."""
+    binary = find_claude()
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("claude binary not found: .ci/run installs @anthropic-ai/claude-code into .cache/npm")
+        pytest.skip("claude binary not installed (npm install --prefix .cache/npm @anthropic-ai/claude-code)")
+    return binary
 
 
 def claude_env(base_url: str, token: str, config_dir: Path) -> dict[str, str]:
