@@ -193,29 +193,13 @@ def check_memory(info: Optional[tuple[Optional[int], Optional[int]]] = None) -> 
 
 
 def resolve_model_dir(model: str) -> Optional[Path]:
-    """A local directory for `model` (a path, or a repo id in the Hugging Face cache); None if absent."""
+    """A local directory for `model` (a path, a name from `models list`, or a cached repo id); None if absent."""
+    from mlxclaude.models.catalog import resolve_model
+
     try:
-        from mlxclaude.models.catalog import resolve_model  # written alongside; optional here
-    except ImportError:
-        resolve_model = None
-    if resolve_model is not None:
-        try:
-            return Path(resolve_model(model))
-        except MlxClaudeError:
-            return None
-    local = Path(model).expanduser()
-    if local.is_dir():
-        return local
-    if model.count("/") != 1 or model.startswith((".", "/", "~")):
+        return Path(resolve_model(model))
+    except MlxClaudeError:
         return None
-    repo_dir = paths.hf_hub_cache() / ("models--" + model.replace("/", "--"))
-    ref = repo_dir / "refs" / "main"
-    if ref.is_file():
-        snapshot = repo_dir / "snapshots" / ref.read_text().strip()
-        if snapshot.is_dir():
-            return snapshot
-    snapshots = sorted((repo_dir / "snapshots").glob("*/config.json"), key=lambda p: p.stat().st_mtime)
-    return snapshots[-1].parent if snapshots else None
 
 
 def check_model(model: Optional[str], total_memory: Optional[int] = None) -> Check:
@@ -312,28 +296,16 @@ def check_daemon(path: Optional[Path] = None, timeout: float = 1.5) -> Check:
 # --- Claude Code ---------------------------------------------------------------------------------
 
 
-def find_claude_binary(environ: Mapping[str, str]) -> Optional[str]:
-    try:
-        from mlxclaude.claude import find_claude  # written alongside; optional here
-    except ImportError:
-        find_claude = None
-    if find_claude is not None:
-        try:
-            found = find_claude()
-        except MlxClaudeError:
-            return None
-        except Exception:  # an interface we do not know: fall back to the plain search below
-            pass
-        else:
-            return str(found) if found else None
-    explicit = environ.get("MLXCLAUDE_CLAUDE_BIN")
-    if explicit:
-        return explicit
-    return shutil.which("claude", path=environ.get("PATH"))
+def find_claude_binary() -> Optional[str]:
+    """Where `mlxclaude run` would find claude (MLXCLAUDE_CLAUDE_BIN, PATH, the usual install places)."""
+    from mlxclaude.claude import find_claude
+
+    found = find_claude()
+    return str(found) if found else None
 
 
 def check_claude(environ: Mapping[str, str]) -> Check:
-    binary = find_claude_binary(environ)
+    binary = find_claude_binary()
     if binary is None:
         return Check("claude", "fail", "Claude Code (`claude`) not found", CLAUDE_INSTALL)
     if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):

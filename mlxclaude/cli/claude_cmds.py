@@ -143,31 +143,22 @@ def wire_env() -> tuple[dict[str, str], str]:
 
 def fetch_health(url: str, timeout: float = HEALTH_TIMEOUT) -> Optional[dict[str, Any]]:
     """The daemon's /health JSON when it is up and ready; None otherwise."""
-    import urllib.error
-    import urllib.request
+    from mlxclaude.daemon.client import health
 
-    try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout) as response:
-            data = json.loads(response.read().decode("utf-8"))
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("status") == "ok" else None
+    body = health(url.rstrip("/"), timeout=timeout)
+    return body if body is not None and body.get("status") == "ok" else None
 
 
 def _client_url(host: str, port: int) -> str:
-    try:
-        from mlxclaude.daemon.state import url_for
-    except ImportError:   # pragma: no cover - the daemon package is always there in a release
-        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+    from mlxclaude.daemon.state import url_for
+
     return url_for(host, port)
 
 
 def _auth_token(settings: Any) -> Optional[str]:
     """The token the daemon requires: configured, else the generated per-user one."""
-    try:
-        from mlxclaude.settings import resolve_auth_token
-    except ImportError:   # pragma: no cover
-        return settings.auth_token
+    from mlxclaude.settings import resolve_auth_token
+
     return resolve_auth_token(settings)
 
 

@@ -60,36 +60,23 @@ def resolve_model(name: Optional[str]) -> tuple[str, Optional[str]]:
     if local.is_dir():
         return str(local.resolve()), None
     from mlxclaude.engine.loader import is_repo_id
+    from mlxclaude.models import catalog
 
     try:
-        from mlxclaude.models import catalog
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("mlxclaude.models.catalog", "mlxclaude.models"):
+        path = catalog.resolve_model(name)
+    except ModelNotFound as exc:
+        if isinstance(exc, catalog.AmbiguousModelName) or not is_repo_id(name):
             raise
-        catalog = None
-    if catalog is not None:
-        try:
-            path = catalog.resolve_model(name)
-        except ModelNotFound as exc:
-            ambiguous = getattr(catalog, "AmbiguousModelName", ())
-            if isinstance(exc, ambiguous) or not is_repo_id(name):
-                raise
-        else:
-            find = getattr(catalog, "find_model", None)
-            listed = find(name) if find is not None else None
-            return str(path), listed.name if listed is not None else name
-    if is_repo_id(name):
-        return name, None
-    raise ModelNotFound(f"model not found: {name}",
-                        hint="pass a model directory or a name from `mlxclaude models list`")
+    else:
+        listed = catalog.find_model(name)
+        return str(path), listed.name if listed is not None else name
+    return name, None  # a repo id not downloaded yet
 
 
 def auth_token(settings: ServerSettings) -> Optional[str]:
     """The configured token, else the one generated once for this user (the daemon always checks one)."""
-    try:
-        from mlxclaude.settings import resolve_auth_token
-    except ImportError:
-        return settings.auth_token
+    from mlxclaude.settings import resolve_auth_token
+
     return resolve_auth_token(settings)
 
 

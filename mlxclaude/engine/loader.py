@@ -44,20 +44,12 @@ def context_length_of(config: dict) -> int:
     return DEFAULT_CONTEXT
 
 
-def resolve_model_dir(path_or_repo: str | Path) -> Path:
-    """A local directory as is; a Hugging Face repo id from the HF cache (downloading it if allowed)."""
-    local = Path(path_or_repo).expanduser()
-    if local.is_dir():
-        return local
-    if not is_repo_id(str(path_or_repo)):
+def resolve_model_dir(path: str | Path) -> Path:
+    """The model directory; names and repo ids are resolved (and pulled) by mlxclaude.models.resolve first."""
+    local = Path(path).expanduser()
+    if not local.is_dir():
         raise ModelLoadError(f"model directory not found: {local}")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(str(path_or_repo),
-                                      allow_patterns=["*.json", "*.safetensors", "*.py", "*.model", "*.tiktoken", "*.txt", "*.jinja"]))
-    except Exception as exc:
-        raise ModelLoadError(f"could not fetch {path_or_repo} from the Hugging Face hub: {exc}") from exc
+    return local
 
 
 def is_repo_id(text: str) -> bool:
@@ -90,7 +82,7 @@ def load_model(path: str | Path, *, name: str | None = None, context_limit: int 
     except ValueError as exc:
         raise ModelLoadError(str(exc)) from exc
     info = ModelInfo(
-        name=name or (str(path) if is_repo_id(str(path)) and not Path(path).is_dir() else model_path.name),
+        name=name or model_path.name,
         path=str(model_path),
         context_length=context,
         supports_vision=any(key in config for key in VISION_KEYS),

@@ -74,17 +74,24 @@ class TokenTrie(Generic[V]):
 
     # --- lookup --------------------------------------------------------------------------------------
 
-    def _find(self, tokens: Sequence[int]) -> Optional[_Node[V]]:
-        node, depth = self._root, 0
+    def _path_to(self, tokens: Sequence[int]) -> Optional[list[_Node[V]]]:
+        """The nodes from the root to the one that ends exactly at `tokens` (None when none does)."""
+        path = [self._root]
+        depth = 0
         while depth < len(tokens):
-            child = node.children.get(tokens[depth])
+            child = path[-1].children.get(tokens[depth])
             if child is None:
                 return None
             shared = common_prefix_length(child.edge, tokens, 0, depth)
             if shared < len(child.edge):
                 return None
-            node, depth = child, depth + shared
-        return node
+            path.append(child)
+            depth += shared
+        return path
+
+    def _find(self, tokens: Sequence[int]) -> Optional[_Node[V]]:
+        path = self._path_to(tokens)
+        return path[-1] if path is not None else None
 
     def get(self, tokens: Sequence[int]) -> Optional[V]:
         node = self._find(tokens)
@@ -163,19 +170,10 @@ class TokenTrie(Generic[V]):
 
     def remove(self, tokens: Sequence[int]) -> Optional[V]:
         """Remove the value stored under exactly `tokens`; returns it (None when there was none)."""
-        path: list[_Node[V]] = [self._root]
-        node, depth = self._root, 0
-        while depth < len(tokens):
-            child = node.children.get(tokens[depth])
-            if child is None:
-                return None
-            shared = common_prefix_length(child.edge, tokens, 0, depth)
-            if shared < len(child.edge):
-                return None
-            node, depth = child, depth + shared
-            path.append(node)
-        if not node.has_value:
+        path = self._path_to(tokens)
+        if path is None or not path[-1].has_value:
             return None
+        node = path[-1]
         value = node.value
         node.value = _NOTHING
         self._size -= 1

@@ -155,21 +155,8 @@ def _no_conversion(value: Any) -> Any:
     return _FAILED
 
 
-def _to_integer(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if _INTEGER.fullmatch(text):
-            return int(text)
-        if _NUMBER.fullmatch(text):
-            number = float(text)
-            if math.isfinite(number) and number.is_integer():
-                return int(number)
-    return _FAILED
-
-
-def _to_number(value: Any) -> Any:
+def _numeric_text(value: Any) -> Any:
+    """A string holding a finite number as int or float; _FAILED for anything else."""
     if isinstance(value, str):
         text = value.strip()
         if _INTEGER.fullmatch(text):
@@ -179,6 +166,17 @@ def _to_number(value: Any) -> Any:
             if math.isfinite(number):
                 return number
     return _FAILED
+
+
+def _to_integer(value: Any) -> Any:
+    number = value if isinstance(value, float) else _numeric_text(value)
+    if isinstance(number, float):
+        return int(number) if number.is_integer() else _FAILED
+    return number
+
+
+def _to_number(value: Any) -> Any:
+    return _numeric_text(value)
 
 
 def _to_boolean(value: Any) -> Any:
