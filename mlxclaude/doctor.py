@@ -388,7 +388,7 @@ def _expected_token(settings: Any) -> Optional[str]:
     token = getattr(settings, "auth_token", None)
     if token:
         return str(token)
-    from mlxclaude.settings import token_file
+    from mlxclaude.auth_token import token_file
 
     try:
         return token_file().read_text().strip() or None

@@ -11,9 +11,7 @@ import difflib
 import math
 import os
 import re
-import secrets
 import sys
-import tempfile
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional
@@ -326,39 +324,6 @@ def unset_config_value(key: str, path: Optional[Path] = None) -> tuple[Setting, 
     del current[setting.name]
     write_config(current, path)
     return setting, True
-
-
-# --- the auth token ------------------------------------------------------------------------------
-
-
-def token_file() -> Path:
-    from mlxclaude import paths
-
-    return paths.config_dir() / "auth_token"
-
-
-def local_token(path: Optional[Path] = None) -> str:
-    """The token generated once for this user (created 0600 on first use) and reused across restarts."""
-    path = path if path is not None else token_file()
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-        if token:
-            return token
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = f"mlxc-{secrets.token_urlsafe(24)}"
-    handle, temp = tempfile.mkstemp(prefix=".auth_token-", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(token + "\n")
-    os.chmod(temp, 0o600)
-    os.replace(temp, path)
-    return token
-
-
-def resolve_auth_token(settings: ServerSettings) -> str:
-    """The token the daemon requires and Claude Code sends: the configured one, else `local_token()`."""
-    return settings.auth_token or local_token()
 
 
 def mask_secret(value: str) -> str:

@@ -12,6 +12,7 @@ import pytest
 
 from support.cli_app import cli_for
 from mlxclaude import paths
+from mlxclaude.auth_token import local_token
 from mlxclaude.cli.config_cmds import register
 from mlxclaude.config_toml import dumps_toml, read_config, write_config
 from mlxclaude.errors import MlxClaudeError, UsageError
@@ -20,7 +21,6 @@ from mlxclaude.settings import (
     SETTINGS,
     ServerSettings,
     load_settings,
-    local_token,
     lookup,
     parse_bytes,
     settings_markdown,

@@ -157,7 +157,7 @@ def _client_url(host: str, port: int) -> str:
 
 def _auth_token(settings: Any) -> Optional[str]:
     """The token the daemon requires: configured, else the generated per-user one."""
-    from mlxclaude.settings import resolve_auth_token
+    from mlxclaude.auth_token import resolve_auth_token
 
     return resolve_auth_token(settings)
 

@@ -29,7 +29,8 @@ def _note(message: str) -> None:
 @config_app.command("show")
 def show(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Every setting: its value and where it came from (default, config or env)."""
-    from mlxclaude.settings import SETTINGS, load_settings, token_file
+    from mlxclaude.auth_token import token_file
+    from mlxclaude.settings import SETTINGS, load_settings
 
     resolved = load_settings()
     if json_output:
@@ -75,7 +76,8 @@ _SOURCE_STYLES = {"default": "dim", "config": "cyan", "env": "magenta", "flag": 
 @config_app.command("get")
 def get(key: KeyArg) -> None:
     """Print one setting's value in effect (nothing when unset); auth_token prints the token in use."""
-    from mlxclaude.settings import load_settings, lookup, resolve_auth_token
+    from mlxclaude.auth_token import resolve_auth_token
+    from mlxclaude.settings import load_settings, lookup
 
     setting = lookup(key)
     resolved = load_settings()

@@ -75,7 +75,7 @@ def resolve_model(name: Optional[str]) -> tuple[str, Optional[str]]:
 
 def auth_token(settings: ServerSettings) -> Optional[str]:
     """The configured token, else the one generated once for this user (the daemon always checks one)."""
-    from mlxclaude.settings import resolve_auth_token
+    from mlxclaude.auth_token import resolve_auth_token
 
     return resolve_auth_token(settings)
 

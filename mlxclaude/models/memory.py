@@ -137,8 +137,3 @@ def human_bytes(n: float) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{int(n)} B"
-
-
-# --------------------------------------------------------------------------------------------
-# Tool schemas and a tiny JSON-schema check (type / required / properties / enum / items)
-# --------------------------------------------------------------------------------------------
