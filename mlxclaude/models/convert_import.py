@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from mlxclaude.errors import MlxClaudeError, UsageError
-from mlxclaude.models.gguf_import import DTYPES, IMPORT_RECORD, QUANT_BITS, Progress, build_atomically, destination
+from mlxclaude.models.gguf_import import DTYPES, QUANT_BITS, Progress
+from mlxclaude.models.imported import IMPORT_RECORD, build_atomically, destination
 
 
 class ConvertImportError(MlxClaudeError):

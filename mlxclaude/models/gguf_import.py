@@ -22,16 +22,14 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-from mlxclaude import paths
 from mlxclaude.errors import MlxClaudeError, UsageError
+from mlxclaude.models.imported import IMPORT_RECORD, build_atomically, destination
 from mlxclaude.models.gguf_arch import (
     ARCHES,
     ConfigError,
@@ -46,7 +44,6 @@ GGUF_BLOCK = 32  # group size of the Q4_0 / Q4_1 / Q8_0 blocks mlx loads quantiz
 DTYPES = ("float32", "float16", "bfloat16")
 QUANT_BITS = (2, 3, 4, 5, 6, 8)
 KEEP = "gguf"
-IMPORT_RECORD = "mlxclaude_import.json"
 
 
 class GgufImportError(MlxClaudeError):
@@ -169,9 +166,6 @@ def check_gguf_file(path: Path) -> None:
                               hint="pass a .gguf model file (llama.cpp / Ollama / LM Studio format)")
 
 
-_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
 def default_name(path: Path, metadata: dict[str, Any] | None = None) -> str:
     """A directory name from the file name (``SmolLM2-135M-Instruct.Q4_1.gguf`` -> ``SmolLM2-135M-Instruct-Q4_1``)."""
     stem = path.name[: -len(".gguf")] if path.name.lower().endswith(".gguf") else path.name
@@ -179,39 +173,6 @@ def default_name(path: Path, metadata: dict[str, Any] | None = None) -> str:
         stem = str(metadata.get("general.basename") or metadata.get("general.name") or stem)
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-._")
     return name or "imported-model"
-
-
-def destination(name: str, *, overwrite: bool) -> Path:
-    if not _NAME_OK.match(name) or ".." in name:
-        raise UsageError(f"invalid model name {name!r}",
-                         hint="use letters, digits, '.', '_' and '-' (no slashes), e.g. --name smollm2-135m")
-    dest = paths.imported_models_dir() / name
-    if dest.exists() and not overwrite:
-        raise MlxClaudeError(f"an imported model named {name!r} already exists at {dest}",
-                             hint="pass --force to replace it, or --name to import under another name")
-    return dest
-
-
-def build_atomically(dest: Path, build: Callable[[Path], None], *, overwrite: bool) -> None:
-    """Run ``build(tmp)`` in a sibling temp dir, then move it into place (replacing ``dest`` if asked)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        build(tmp)
-        if dest.exists():
-            if not overwrite:
-                raise MlxClaudeError(f"an imported model named {dest.name!r} already exists at {dest}",
-                                     hint="pass --force to replace it")
-            old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
-            dest.rename(old)
-            tmp.rename(dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --- reading -------------------------------------------------------------------------------------
