@@ -1,7 +1,8 @@
-"""Run the server in the foreground (the daemon wraps this)."""
+"""Run the server in the foreground (the daemon wraps this): `mlxclaude serve`."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from mlxclaude.errors import MlxClaudeError, UsageError
@@ -24,14 +25,15 @@ def check_settings(settings: ServerSettings) -> None:
 
 
 def run_server(settings: ServerSettings) -> None:
+    """Bind first, so a busy port fails at once rather than after the model has loaded."""
     import uvicorn
 
+    from mlxclaude.daemon.serve import listen
     from mlxclaude.server.app import create_app, mlx_backend_loader
 
     check_settings(settings)
+    sock = listen(settings)
+    settings = replace(settings, port=sock.getsockname()[1])
     app = create_app(settings, mlx_backend_loader(settings))
-    try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
-    except OSError as exc:
-        raise MlxClaudeError(f"cannot bind {settings.host}:{settings.port}: {exc.strerror or exc}",
-                             hint="pick another port with --port") from exc
+    with sock:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])

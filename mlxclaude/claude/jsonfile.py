@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import stat
 from pathlib import Path
@@ -15,6 +16,10 @@ from mlxclaude.errors import MlxClaudeError
 FIX_HINT = "fix or move it, then retry"
 
 
+class _NotJson(ValueError):
+    """Python's json module accepts it; JSON (and Claude Code) does not, and it would not survive a write back."""
+
+
 def parse_settings(path: Path, raw: bytes) -> dict[str, Any]:
     """The settings object; a malformed file is a one-line error and is never written."""
     try:
@@ -23,16 +28,68 @@ def parse_settings(path: Path, raw: bytes) -> dict[str, Any]:
         raise MlxClaudeError(f"{path}: not UTF-8 (byte {exc.start})", hint=FIX_HINT) from None
     if not text.strip():
         return {}   # an empty (or blank) file reads as an empty object
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MlxClaudeError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
-                             hint=FIX_HINT) from None
+    data = _strict_loads(path, text)
     if not isinstance(data, dict):
         raise MlxClaudeError(f"{path}: expected a JSON object at the top, found {_kind(data)}", hint=FIX_HINT)
     if "env" in data and not isinstance(data["env"], dict):
         raise MlxClaudeError(f'{path}: "env" must be an object, found {_kind(data["env"])}', hint=FIX_HINT)
     return data
+
+
+def _strict_loads(path: Path, text: str) -> Any:
+    """Strict JSON that dump() writes back as it was read: no NaN or infinities (Python's extensions, which
+    would come back as Infinity), no lone surrogates (which UTF-8 cannot encode)."""
+    try:
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int)
+    except json.JSONDecodeError as exc:
+        raise MlxClaudeError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+                             hint=FIX_HINT) from None
+    except _NotJson as exc:
+        raise MlxClaudeError(f"{path}: invalid JSON: {exc}", hint=FIX_HINT) from None
+    except RecursionError:
+        raise MlxClaudeError(f"{path}: invalid JSON: nested too deeply", hint=FIX_HINT) from None
+    surrogate = _lone_surrogate(data)
+    if surrogate is not None:
+        raise MlxClaudeError(f"{path}: invalid JSON: a string holds a lone surrogate escape \\u{surrogate:04x}",
+                             hint=FIX_HINT)
+    return data
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotJson(f"the number {text} is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:   # past Python's int digit limit
+        raise _NotJson(f"a number with {len(text)} digits is too long") from None
+
+
+def _lone_surrogate(data: Any) -> Optional[int]:
+    """The first unpaired surrogate escape (\\ud800-\\udfff) in any key or string, found without
+    recursion; such a string cannot be written back as UTF-8."""
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return ord(value[exc.start])
+    return None
 
 
 def read_env_quietly(path: Path) -> dict[str, Any]:

@@ -114,13 +114,13 @@ def show(project: bool = typer.Option(False, "--project", help="Show ./.claude/s
 
 
 def wire_env() -> tuple[dict[str, str], str]:
-    """The env for settings.json: the configured daemon address and token; model id and context from a
-    running daemon's /health, else from the configuration."""
+    """The env for settings.json: the running daemon's address and token (else the configured ones);
+    model id and context from its /health, else from the configuration."""
     from mlxclaude.claude import build_env
     from mlxclaude.settings import ServerSettings
 
     settings = ServerSettings.from_env()
-    url = _client_url(settings.host, settings.port)
+    url, token = _daemon_endpoint(settings)
     health = fetch_health(url)
     note = ""
     if health:
@@ -132,7 +132,7 @@ def wire_env() -> tuple[dict[str, str], str]:
         model_id, context = _fallback_model_id(settings.model), settings.context_limit
         if context is None:
             note = "; context unknown while the daemon is down, so compaction uses Claude Code's defaults"
-    env = build_env(base_url=url, token=_auth_token(settings), model_id=model_id, context_length=context,
+    env = build_env(base_url=url, token=token, model_id=model_id, context_length=context,
                     max_output_tokens=settings.max_output_tokens)
     _warn_small_context(context)
     return env, note
@@ -149,10 +149,15 @@ def fetch_health(url: str, timeout: float = HEALTH_TIMEOUT) -> Optional[dict[str
     return body if body is not None and body.get("status") == "ok" else None
 
 
-def _client_url(host: str, port: int) -> str:
-    from mlxclaude.daemon.state import url_for
+def _daemon_endpoint(settings: Any) -> tuple[str, Optional[str]]:
+    """(URL, token) of the running daemon, which may have been started on another port than the
+    configured one; the configured ones when none runs."""
+    from mlxclaude.daemon.state import read_state, url_for
 
-    return url_for(host, port)
+    state = read_state()
+    if state is not None:
+        return state.url, state.token or _auth_token(settings)
+    return url_for(settings.host, settings.port), _auth_token(settings)
 
 
 def _auth_token(settings: Any) -> Optional[str]:

@@ -105,11 +105,14 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON."
 
 
 @models_app.command("rm")
-def remove(name: str = typer.Argument(..., help="Model name as shown by `models list`.")) -> None:
-    """Remove a local model."""
+def remove(
+    name: str = typer.Argument(..., help="The model's full name as shown by `models list`, or its directory."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Accept a partial name that matches one model."),
+) -> None:
+    """Remove a local model (not the one the running daemon serves)."""
     from mlxclaude.models.catalog import remove_model
 
-    removed = remove_model(name)
+    removed = remove_model(name, allow_partial=yes)
     stderr_console().print(f"removed {removed.name} ({human_size(removed.size_bytes)})")
 
 

@@ -25,6 +25,7 @@ from mlxclaude.daemon.state import (
     DAEMON_MODULE, DaemonState, is_our_daemon, load_state_file, pid_alive, read_state, remove_state,
 )
 from mlxclaude.errors import MlxClaudeError, ModelNotFound
+from mlxclaude.logs import open_private
 from mlxclaude.settings import ServerSettings
 
 START_TIMEOUT = 600.0  # a large model can take minutes to load
@@ -163,9 +164,7 @@ def daemon_command(settings: ServerSettings, model_name: Optional[str]) -> list[
 
 
 def spawn(settings: ServerSettings, model_name: Optional[str]) -> subprocess.Popen:
-    log = stderr_log_file()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as output:
+    with open_private(stderr_log_file(), "wb") as output:
         return subprocess.Popen(
             daemon_command(settings, model_name), env=child_env(settings), stdin=subprocess.DEVNULL,
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,

@@ -12,6 +12,7 @@ Every directory under paths.imported_models_dir() with a config.json is an impor
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -243,25 +244,66 @@ def resolve_model(name_or_path: str) -> Path:
     raise _not_found(name_or_path)
 
 
-def remove_model(name: str) -> LocalModel:
+def remove_model(name: str, *, allow_partial: bool = False) -> LocalModel:
     """Delete a listed model: an HF cache repo (every cached revision) or an imported directory.
 
-    A path is accepted only if it is an imported model directory or an HF snapshot of a listed model;
-    anything else is refused.
+    `name` is a model's full name or its directory; a path is accepted only if it is an imported model
+    directory or an HF snapshot of a listed model. A partial name (see partial_matches) needs
+    `allow_partial` and must pick one model. The model the running daemon serves is refused.
     """
     if not name.strip():
         raise _not_found(name)
     models = list_models()
-    model = find_model(name, models)
+    model = next((m for m in models if m.name == name.strip()), None) or _model_at_path(name, models)
     if model is None:
-        model = _model_at_path(name, models)
-    if model is None:
-        raise _not_found(name)
+        model = _partial_match(name, models, allow_partial)
+    _refuse_if_served(model)
     if model.source == "hf":
         _remove_from_hf_cache(model)
     else:
         _remove_imported(model.path)
     return model
+
+
+def partial_matches(name: str, models: list[LocalModel]) -> list[LocalModel]:
+    """Models whose name holds `name` (any case) starting at the beginning or after one of "/-_."."""
+    pattern = re.compile(rf"(?:^|[{re.escape(_NAME_BOUNDARIES)}]){re.escape(name.strip())}", re.IGNORECASE)
+    return [m for m in models if pattern.search(m.name)]
+
+
+def _partial_match(name: str, models: list[LocalModel], allow_partial: bool) -> LocalModel:
+    matches = partial_matches(name, models)
+    if not matches:
+        raise _not_found(name)
+    names = ", ".join(m.name for m in matches)
+    if len(matches) > 1:
+        raise AmbiguousModelName(f"{name!r} is not a model's full name; it matches {names}",
+                                 hint="repeat with one full name")
+    if not allow_partial:
+        raise MlxClaudeError(f"{name!r} is not a model's full name; it matches {names}",
+                             hint="repeat with the full name, or add --yes to remove that one")
+    return matches[0]
+
+
+def _refuse_if_served(model: LocalModel) -> None:
+    from mlxclaude.daemon.state import read_state
+
+    state = read_state()
+    if state is not None and _serves(state.model, state.model_path, model):
+        raise MlxClaudeError(f"{model.name} is the model the running daemon serves ({state.url})",
+                             hint="stop the daemon first with `mlxclaude down`, then retry")
+
+
+def _serves(served_name: str | None, served_path: str | None, model: LocalModel) -> bool:
+    """Whether a daemon serving (name, path) uses `model`; for an HF model any revision counts, as
+    removing it deletes them all."""
+    if not served_path:
+        return served_name == model.name
+    if served_path in (model.name, model.repo_id):
+        return True   # a repo id the daemon loaded from the HF cache itself
+    root = model.path.parent.parent if model.source == "hf" else model.path
+    served, root = Path(served_path).resolve(), root.resolve()
+    return served == root or root in served.parents
 
 
 def _model_at_path(text: str, models: list[LocalModel]) -> LocalModel | None:

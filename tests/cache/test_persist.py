@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 
@@ -60,3 +62,25 @@ def test_truncated_files_are_skipped_and_old_files_pruned(tiny_model, tiny_model
     newest.write_bytes(newest.read_bytes()[:100])
     loaded = disk.load()
     assert len(loaded) == 2 and len(disk.errors) == 1
+
+
+def test_files_are_0600_in_a_0700_directory_that_is_tightened(tiny_model_dir, tmp_path):
+    import mlx.core as mx
+    from mlx_lm.models.cache import KVCache
+
+    directory = tmp_path / "prompt-cache"
+    directory.mkdir(mode=0o755)
+    os.chmod(directory, 0o755)   # as an earlier version left it
+    kv = KVCache()
+    kv.update_and_fetch(mx.zeros((1, 1, 4, 8)), mx.zeros((1, 1, 4, 8)))
+    mx.eval(kv.state)
+    disk = DiskPrefixes(directory, model_stamp(tiny_model_dir))
+    saved = disk.save([1, 2, 3], [kv])
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert [path.name for path in directory.iterdir()] == [saved.name]      # no temp file left
+    assert disk.load()[0][0] == [1, 2, 3]
+
+    fresh = DiskPrefixes(tmp_path / "new" / "prompt-cache", model_stamp(tiny_model_dir))
+    fresh.save([4], [kv])
+    assert stat.S_IMODE(fresh.directory.stat().st_mode) == 0o700

@@ -12,6 +12,8 @@ import typer
 from mlxclaude.cli import claude_cmds
 from mlxclaude.errors import MlxClaudeError
 from support.claude_code import require_claude
+from support.cli_app import run_main
+from support.daemon_env import fake_daemon
 from support.live_server import free_port, live_server
 from support.scripted_backend import ScriptedBackend
 
@@ -77,6 +79,47 @@ def test_wire_without_a_daemon_uses_the_configuration(tmp_path, monkeypatch, cap
     assert "CLAUDE_CODE_MAX_CONTEXT_TOKENS" not in env        # unknown while the daemon is down
     assert invoke(["settings", "unwire"]) == 0
     assert not user_settings(tmp_path).exists()
+
+
+def test_wire_uses_the_running_daemons_port_and_token_not_the_configured_ones(tmp_path, monkeypatch):
+    from mlxclaude.daemon.state import DaemonState, write_state
+
+    backend = ScriptedBackend(lambda chat: "hi", context_length=65536, name="Served")
+    configured = free_port()
+    monkeypatch.setenv("MLXCLAUDE_PORT", str(configured))
+    monkeypatch.setenv("MLXCLAUDE_AUTH_TOKEN", "configured-token")
+    with live_server(lambda: backend, auth_token=TOKEN) as server, fake_daemon() as daemon:
+        write_state(DaemonState(pid=daemon.pid, url=server.url, host="127.0.0.1", port=server.port,
+                                model="Served", token=TOKEN))
+        assert invoke(["settings", "wire"]) == 0
+    env = json.loads(user_settings(tmp_path).read_text())["env"]
+    assert server.port != configured
+    assert env["ANTHROPIC_BASE_URL"] == f"http://127.0.0.1:{server.port}"
+    assert env["ANTHROPIC_AUTH_TOKEN"] == TOKEN
+    assert env["ANTHROPIC_MODEL"] == "claude-local-served"                 # from that daemon's /health
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    (b'{"env": {"A": 1e400}}', "invalid JSON: the number 1e400 is out of range"),
+    (b'{"cleanupPeriodDays": NaN}', "invalid JSON: NaN is not a JSON value"),
+    (b'{"env": {}, "x": [Infinity]}', "invalid JSON: Infinity is not a JSON value"),
+    (b'{"x": -Infinity}', "invalid JSON: -Infinity is not a JSON value"),
+    (b'{"env": {"A": "\\udc80"}}', "invalid JSON: a string holds a lone surrogate escape \\udc80"),
+    (b'{"\\ud800x": 1}', "invalid JSON: a string holds a lone surrogate escape \\ud800"),
+    (b'{"x": "\\q"}', "invalid JSON at line 1 column 8: Invalid \\escape"),
+    (b'{"x": ' + b"9" * 5000 + b"}", "invalid JSON: a number with 5000 digits is too long"),
+    (b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "invalid JSON: nested too deeply"),
+])
+def test_wire_refuses_what_python_reads_but_json_is_not(tmp_path, monkeypatch, capsys, raw, fragment):
+    monkeypatch.setenv("MLXCLAUDE_MODEL", "mlx-community/Qwen3-4B-4bit")
+    monkeypatch.setenv("MLXCLAUDE_PORT", str(free_port()))
+    target = user_settings(tmp_path)
+    target.parent.mkdir()
+    target.write_bytes(raw)
+    code, out, err = run_main(["settings", "wire"], capsys)
+    assert code == 1 and out == ""
+    assert err.splitlines() == [f"error: {target}: {fragment}", "hint: fix or move it, then retry"]
+    assert target.read_bytes() == raw
 
 
 def test_wire_without_a_daemon_or_a_model_is_an_error(monkeypatch):

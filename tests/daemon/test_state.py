@@ -14,6 +14,7 @@ import pytest
 from mlxclaude.daemon.state import (
     DaemonState, is_our_daemon, load_state_file, pid_alive, read_state, remove_state, url_for, write_state,
 )
+from support import daemon_env
 
 
 @pytest.fixture
@@ -34,11 +35,8 @@ def sample(pid: int, **changes) -> DaemonState:
 
 @pytest.fixture
 def fake_daemon():
-    """A process that is alive and whose command line names our daemon module (so it counts as ours)."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "mlxclaude.daemon.serve"])
-    yield proc
-    proc.kill()
-    proc.wait()
+    with daemon_env.fake_daemon() as proc:
+        yield proc
 
 
 def test_write_is_0600_and_round_trips(state_path):

@@ -127,12 +127,26 @@ def test_resolve_errors(cached, imported):
 
 
 def test_remove_an_hf_cached_model(cached, env):
-    removed = remove_model("Qwen2.5-0.5B-Instruct-4bit")
+    removed = remove_model("Qwen2.5-0.5B-Instruct-4bit", allow_partial=True)
     assert removed.name == QWEN
     assert not (env / "hf" / "hub" / "models--mlx-community--Qwen2.5-0.5B-Instruct-4bit").exists()
     assert not cached[QWEN].exists()
     assert QWEN not in by_name() and LLAMA in by_name()
     assert cached[LLAMA].is_dir()
+
+
+def test_remove_refuses_any_revision_of_the_hf_model_the_daemon_serves(cached):
+    from mlxclaude.daemon.state import DaemonState, write_state
+    from support.daemon_env import fake_daemon
+
+    other_revision = cached[QWEN].parent / "0123abcd"
+    other_revision.mkdir()
+    with fake_daemon() as daemon:
+        write_state(DaemonState(pid=daemon.pid, url="http://127.0.0.1:8765", host="127.0.0.1", port=8765,
+                                model=QWEN, model_path=str(other_revision)))
+        with pytest.raises(MlxClaudeError, match="the model the running daemon serves"):
+            remove_model(QWEN)
+    assert cached[QWEN].is_dir()
 
 
 def test_remove_an_imported_model_by_name_or_path(imported):

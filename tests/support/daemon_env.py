@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from support.live_server import free_port
 
@@ -75,3 +77,14 @@ def wait_gone(pid: int, timeout: float = 10) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+@contextmanager
+def fake_daemon() -> Iterator[subprocess.Popen]:
+    """A live process whose command line names our daemon module, so a state file naming it counts as ours."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", DAEMON_MODULE])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()

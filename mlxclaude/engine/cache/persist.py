@@ -4,7 +4,8 @@ One `.safetensors` file per prefix, written with mlx-lm's `save_prompt_cache`. I
 stamp (model path, a hash of config.json and the weight files' names and sizes, the mlx-lm version,
 the file format) and the prefix's token ids. Files whose stamp differs from the loaded model's are
 ignored (another model, other weights, another mlx-lm); the oldest files beyond `max_files` are removed.
-Writes go through a background thread (the arrays are evaluated before they are handed over).
+Writes go through a background thread (the arrays are evaluated before they are handed over). The
+files hold the user's prompts: they are 0600 in a 0700 directory.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import struct
 import threading
 from pathlib import Path
 from typing import Any, Optional, Sequence
+
+from mlxclaude.atomic import atomic_target, private_dir
 
 FORMAT = 1
 SUFFIX = ".safetensors"
@@ -135,19 +138,14 @@ class DiskPrefixes:
     def save(self, tokens: list[int], cache: list[Any]) -> Path:
         from mlx_lm.models.cache import save_prompt_cache
 
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         target = self.path_for(tokens)
         if target.exists():
             os.utime(target)
             return target
-        temp = target.with_name(f".{target.stem}.{os.getpid()}.tmp{SUFFIX}")
         metadata = {"mlxclaude_stamp": self.stamp_json, "tokens": json.dumps(tokens)}
-        try:
+        with atomic_target(target, mode=0o600, suffix=SUFFIX) as temp:
             save_prompt_cache(str(temp), cache, metadata)
-            os.replace(temp, target)
-        finally:
-            if temp.exists():
-                temp.unlink()
         self.saved += 1
         self._prune()
         return target
