@@ -18,6 +18,7 @@ from typing import Any, Literal, Mapping, Optional
 
 from mlxclaude.config_toml import default_config_path, read_config, write_config
 from mlxclaude.errors import MlxClaudeError, UsageError
+from mlxclaude.protocol.limits import MAX_BODY_BYTES
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 ENV_PREFIX = "MLXCLAUDE_"
@@ -160,6 +161,9 @@ SETTINGS: tuple[Setting, ...] = (
             description="Seconds between SSE pings while the model sends nothing (a long prefill, say)."),
     Setting("max_queue", "int", 16, minimum=1,
             description="Requests that may wait for the model; more are answered 529 overloaded."),
+    Setting("max_body_bytes", "bytes", MAX_BODY_BYTES, minimum=1024,
+            description="Largest request body accepted; a larger one is answered 413 request_too_large "
+                        "before it is read."),
     Setting("prefill_step_size", "int", 2048, minimum=1,
             description="Prompt tokens per prefill step: larger is faster and uses more memory."),
     Setting("cache_max_bytes", "bytes", None, nullable=True, minimum=0, unset_label="(auto)",
@@ -190,6 +194,7 @@ class ServerSettings:
     max_tokens_policy: Literal["clamp", "error"] = "clamp"
     ping_interval: float = 10.0
     max_queue: int = 16
+    max_body_bytes: int = MAX_BODY_BYTES
     prefill_step_size: int = 2048
     cache_max_bytes: Optional[int] = None
     tool_constraints: bool = True

@@ -49,6 +49,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def listen(settings: ServerSettings) -> socket.socket:
+    """The bound, listening socket for `settings`, or the one-line error a busy port gets."""
+    try:
+        return bind_socket(settings.host, settings.port)
+    except OSError as exc:
+        raise MlxClaudeError(f"cannot bind {settings.host}:{settings.port}: {exc.strerror or exc}",
+                             hint="use --port N or stop what is using it") from exc
+
+
 def backend_loader(settings: ServerSettings, name: Optional[str]) -> Callable:
     from mlxclaude.server.app import mlx_backend_loader
 
@@ -72,11 +81,7 @@ def serve(settings: ServerSettings, *, model_name: Optional[str] = None) -> int:
     from mlxclaude.server.app import create_app
 
     check_settings(settings)
-    try:
-        sock = bind_socket(settings.host, settings.port)
-    except OSError as exc:
-        raise MlxClaudeError(f"cannot bind {settings.host}:{settings.port}: {exc.strerror or exc}",
-                             hint="use --port N or stop what is using it") from exc
+    sock = listen(settings)
     settings = replace(settings, port=sock.getsockname()[1])
     app = create_app(settings, backend_loader(settings, model_name))
     config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on",
@@ -84,6 +89,7 @@ def serve(settings: ServerSettings, *, model_name: Optional[str] = None) -> int:
     server = uvicorn.Server(config)
 
     def request_exit(*_: object) -> None:
+        app.state.mlxclaude.begin_shutdown()  # open streams end with an error event, not a cut body
         server.should_exit = True
 
     app.state.shutdown_callback = request_exit

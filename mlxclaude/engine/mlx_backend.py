@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ class MlxBackend:
         self.tokenizer = loaded.tokenizer
         self.info = loaded.info
         self.prefill_step_size = prefill_step_size
+        self.vocab_size = logits_size(self.model, self.tokenizer)
         # constrained tool calls / JSON replies (engine/constraints); None when llguidance can't serve it
         self.constraints = load_constraints(self.tokenizer, self.info, enabled=constrain_tools)
         # cache_max_bytes None: a share of available memory; prompt_cache_dir None: nothing saved to disk
@@ -46,6 +48,14 @@ class MlxBackend:
 
     def generate(self, prompt: RenderedPrompt, chat: ChatRequest, max_tokens: int,
                  cancel: threading.Event) -> Iterator[GenerationItem]:
+        try:
+            yield from self._generate(prompt, chat, max_tokens, cancel)
+        except Exception:
+            reset_random_state()
+            raise
+
+    def _generate(self, prompt: RenderedPrompt, chat: ChatRequest, max_tokens: int,
+                  cancel: threading.Event) -> Iterator[GenerationItem]:
         import mlx.core as mx
         from mlx_lm.generate import generate_step
 
@@ -67,7 +77,7 @@ class MlxBackend:
             mx.array(prompt.tokens[reused:]),
             self.model,
             max_tokens=max_tokens,
-            sampler=make_mlx_sampler(chat.sampling),
+            sampler=make_mlx_sampler(chat.sampling, self.vocab_size),
             prompt_cache=cache,
             prefill_step_size=self.prefill_step_size,
             prompt_progress_callback=on_prefill_progress,
@@ -104,3 +114,17 @@ class MlxBackend:
         stats.peak_memory_gb = mx.get_peak_memory() / 1e9
         self.prompt_cache.finish(lease)
         yield stats
+
+
+def logits_size(model, tokenizer) -> int:
+    """How many logits the model produces per step (what mlx-lm's samplers check top_k against)."""
+    size = getattr(getattr(model, "args", None), "vocab_size", None)
+    return int(size) if size else len(tokenizer.get_vocab())
+
+
+def reset_random_state() -> None:
+    """A failure inside a compiled sampler leaves MLX's global random key a placeholder that poisons every
+    later sampled request ("eval an array without a primitive"); a fresh seed replaces it."""
+    import mlx.core as mx
+
+    mx.random.seed(int.from_bytes(os.urandom(4), "little"))

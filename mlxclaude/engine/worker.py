@@ -10,7 +10,7 @@ import asyncio
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from mlxclaude.engine.backend import Backend
 
@@ -87,24 +87,39 @@ class Worker:
             post(exc)
         post(_DONE)
 
-    async def stream(self, produce: Callable[[Backend, threading.Event], Iterator[Any]],
-                     cancel: Optional[threading.Event] = None) -> AsyncIterator[Any]:
-        """Run `produce(backend, cancel)` on the engine thread and yield what it yields, in order.
-
-        Closing the iterator early (a client went away) sets `cancel`.
-        """
+    def submit(self, produce: Callable[[Backend, threading.Event], Iterator[Any]],
+               cancel: Optional[threading.Event] = None) -> "JobResults":
+        """Queue `produce(backend, cancel)` for the engine thread now (QueueFull when the queue is full);
+        iterate the result for what it yields, in order. Closing it early (a client went away) sets `cancel`."""
         if self.pending >= self._max_queue:
             raise QueueFull()
         job = _Job(produce=produce, loop=asyncio.get_running_loop(), results=asyncio.Queue(),
                    cancel=cancel or threading.Event())
         self._jobs.put(job)
-        try:
-            while True:
-                item = await job.results.get()
-                if item is _DONE:
-                    return
-                if isinstance(item, Exception):
-                    raise item
-                yield item
-        finally:
-            job.cancel.set()
+        return JobResults(job)
+
+
+class JobResults:
+    """What a queued job yields, as an async iterator; the job is cancelled when this is closed, even unread."""
+
+    def __init__(self, job: _Job) -> None:
+        self._job = job
+        self._finished = False
+
+    def __aiter__(self) -> "JobResults":
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._finished:
+            raise StopAsyncIteration
+        item = await self._job.results.get()
+        if item is _DONE:
+            self._finished = True
+            raise StopAsyncIteration
+        if isinstance(item, Exception):
+            self._finished = True
+            raise item
+        return item
+
+    async def aclose(self) -> None:
+        self._job.cancel.set()

@@ -378,8 +378,9 @@ class _Checker:
         started = time.perf_counter()
         first = last = started
         count = 0
+        greedy = make_mlx_sampler(Sampling(temperature=0.0), self.backend.vocab_size)
         for count, _ in enumerate(generate_step(mx.array(tokens), self.backend.model, max_tokens=decode_tokens,
-                                                sampler=make_mlx_sampler(Sampling(temperature=0.0)),
+                                                sampler=greedy,
                                                 prompt_cache=make_prompt_cache(self.backend.model),
                                                 prefill_step_size=self.backend.prefill_step_size), start=1):
             last = time.perf_counter()

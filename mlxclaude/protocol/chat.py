@@ -10,6 +10,7 @@ Tools follow the OpenAI function convention: {"type": "function", "function": {n
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
@@ -46,3 +47,7 @@ class ChatRequest:
     assistant_prefill: str = ""
     session_id: Optional[str] = None
     kind: str = "main"
+
+    def text_size(self) -> int:
+        """Characters of everything the template will render (messages and tools, as JSON)."""
+        return len(json.dumps([self.messages, self.tools, self.json_schema], ensure_ascii=False, default=str))

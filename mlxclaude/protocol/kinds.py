@@ -26,7 +26,7 @@ def session_id_of(headers: Mapping[str, str], metadata_user_id: Any = None) -> O
 
         try:
             value = json.loads(metadata_user_id).get("session_id")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):  # anything but Claude Code's JSON object
             return None
         return value if isinstance(value, str) else None
     return None

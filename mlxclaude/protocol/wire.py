@@ -7,10 +7,12 @@ reads like the real API's: `messages.0.content: Field required`.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictStr, Tag, ValidationError, model_validator
 
+from mlxclaude.protocol import limits
 from mlxclaude.protocol.errors import ApiError
 
 
@@ -194,7 +196,7 @@ class ThinkingConfigParam(WireModel):
     """`enabled` (+ budget_tokens), `disabled` or `adaptive`; an unrecognised type is kept and treated as adaptive."""
 
     type: str
-    budget_tokens: int | None = None
+    budget_tokens: int | None = Field(default=None, strict=True)
     display: str | None = None
 
 
@@ -209,7 +211,7 @@ class OutputConfigParam(WireModel):
 
 
 class MetadataParam(WireModel):
-    user_id: Any = None  # opaque; Claude Code sends a JSON string
+    user_id: StrictStr | None = None  # opaque; Claude Code sends a JSON string
 
 
 # --- request bodies -------------------------------------------------------------------------------------
@@ -219,9 +221,9 @@ class _PromptParams(WireModel):
     """Everything that shapes the prompt; shared by /v1/messages and /v1/messages/count_tokens."""
 
     model: str
-    messages: list[MessageParam]
+    messages: list[MessageParam] = Field(max_length=limits.MAX_MESSAGES)
     system: StrOrTextBlocks | None = None
-    tools: list[ToolParam] | None = None
+    tools: list[ToolParam] | None = Field(default=None, max_length=limits.MAX_TOOLS)
     tool_choice: ToolChoiceParam | None = None
     thinking: ThinkingConfigParam | None = None
     output_config: OutputConfigParam | None = None
@@ -241,15 +243,18 @@ class MessageCountTokensParams(_PromptParams):
     """Body of POST /v1/messages/count_tokens; generation fields such as max_tokens/stream are ignored if sent."""
 
 
+StopSequence = Annotated[str, Field(strict=True, max_length=limits.MAX_STOP_SEQUENCE_CHARS)]
+
+
 class MessageCreateParams(_PromptParams):
     """Body of POST /v1/messages."""
 
-    max_tokens: int = Field(ge=0)
-    stop_sequences: list[str] | None = None
-    stream: bool | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
+    max_tokens: int = Field(strict=True, ge=1)
+    stop_sequences: list[StopSequence] | None = Field(default=None, max_length=limits.MAX_STOP_SEQUENCES)
+    stream: bool | None = Field(default=None, strict=True)
+    temperature: float | None = Field(default=None, strict=True, ge=0, le=1)
+    top_p: float | None = Field(default=None, strict=True, ge=0, le=1)
+    top_k: int | None = Field(default=None, strict=True, ge=0)
     metadata: MetadataParam | None = None
     service_tier: Any = None
     container: Any = None
@@ -277,14 +282,66 @@ def _readable(error: ValidationError) -> str:
 def parse_create_params(data: Any) -> MessageCreateParams:
     """Validate a /v1/messages body; raises a 400 ApiError with a readable message on failure."""
     try:
-        return MessageCreateParams.model_validate(data)
+        params = MessageCreateParams.model_validate(data)
     except ValidationError as error:
         raise ApiError.invalid_request(_readable(error)) from error
+    check_consistency(params)
+    return params
 
 
 def parse_count_tokens_params(data: Any) -> MessageCountTokensParams:
     """Validate a /v1/messages/count_tokens body; raises a 400 ApiError with a readable message on failure."""
     try:
-        return MessageCountTokensParams.model_validate(data)
+        params = MessageCountTokensParams.model_validate(data)
     except ValidationError as error:
         raise ApiError.invalid_request(_readable(error)) from error
+    check_consistency(params)
+    return params
+
+
+# --- rules across fields (the real API's wording where known) ---------------------------------------------
+
+_TOOL_NAME = re.compile(limits.TOOL_NAME_PATTERN)
+
+
+def check_consistency(params: _PromptParams) -> None:
+    """What Anthropic refuses with a 400 although every field is well-formed on its own."""
+    if not params.messages:
+        raise ApiError.invalid_request("messages: at least one message is required")
+    names = _check_tool_names(params.tools or [])
+    _check_tool_choice(params.tool_choice, names)
+    _check_thinking(params.thinking, getattr(params, "max_tokens", None))
+
+
+def _check_tool_names(tools: list[ToolParam]) -> set[str]:
+    names: set[str] = set()
+    for index, tool in enumerate(tools):
+        if tool.is_custom and not _TOOL_NAME.match(tool.name):
+            raise ApiError.invalid_request(
+                f"tools.{index}.custom.name: String should match pattern '{limits.TOOL_NAME_PATTERN}'")
+        if tool.name in names:
+            raise ApiError.invalid_request(f"tools: Tool names must be unique ({tool.name!r} appears twice)")
+        names.add(tool.name)
+    return names
+
+
+def _check_tool_choice(choice: ToolChoiceParam | None, names: set[str]) -> None:
+    if choice is None or choice.type in ("auto", "none"):
+        return
+    if not names:
+        raise ApiError.invalid_request(f"tool_choice: `{choice.type}` may only be specified while providing tools")
+    if choice.type == "tool" and choice.name not in names:
+        raise ApiError.invalid_request(f"tool_choice.name: tool {choice.name!r} is not among the request's tools")
+
+
+def _check_thinking(thinking: ThinkingConfigParam | None, max_tokens: int | None) -> None:
+    if thinking is None or thinking.type != "enabled":
+        return
+    budget = thinking.budget_tokens
+    if budget is None:
+        raise ApiError.invalid_request("thinking.enabled.budget_tokens: Field required")
+    if budget < limits.MIN_THINKING_BUDGET:
+        raise ApiError.invalid_request(
+            f"thinking.enabled.budget_tokens: Input should be greater than or equal to {limits.MIN_THINKING_BUDGET}")
+    if max_tokens is not None and max_tokens <= budget:
+        raise ApiError.invalid_request("`max_tokens` must be greater than `thinking.budget_tokens`")

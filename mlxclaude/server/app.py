@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
-from typing import Callable
+from typing import Callable, Optional
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,10 +14,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mlxclaude.engine.backend import Backend
 from mlxclaude.engine.worker import QueueFull, Worker
 from mlxclaude import paths
-from mlxclaude.logs import log_event
+from mlxclaude.logs import log_event, log_internal_error
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.server import admin, messages, meta
-from mlxclaude.server.auth import OPEN_PATHS, is_authorized
+from mlxclaude.server.auth import OPEN_PATHS, from_this_machine, is_authorized
 from mlxclaude.server.state import ServerState, new_request_id
 from mlxclaude.settings import ServerSettings
 
@@ -49,14 +50,13 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"Not found: {request.method} {request.url.path}"
         return error_response(ApiError.from_status(exc.status_code, message), request)
 
-    @app.exception_handler(Exception)
-    async def on_unexpected(request: Request, exc: Exception):
-        log_event("internal_error", level="error", path=request.url.path, error=repr(exc))
-        return error_response(ApiError.api_error(f"internal error: {exc}"), request)
 
 
-class RequestIdAndAuth:
-    """Pure ASGI middleware (streams stay cancellable): a request id on every response, and the token check."""
+class RequestGate:
+    """Pure ASGI middleware (streams stay cancellable) in front of every route: a request id on every
+    response; the token check (without a token, requests from web pages are refused); the body size limit,
+    before the body is read; and an unexpected exception answered as a 500 with a logged traceback, which
+    keeps the keep-alive connection usable (FastAPI's own handler re-raises, and uvicorn then drops it)."""
 
     def __init__(self, app, settings: ServerSettings) -> None:
         self.app = app
@@ -68,17 +68,59 @@ class RequestIdAndAuth:
         request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         request = Request(scope)
-        if request.url.path not in OPEN_PATHS and not is_authorized(self.settings.auth_token, request.headers):
-            return await error_response(ApiError.authentication_failed(), request)(scope, receive, send)
+        refusal = self.refusal(request)
+        if refusal is not None:
+            return await error_response(refusal, request)(scope, receive, send)
+        started = False
 
         async def send_with_id(message):
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"request-id"]
                 headers.append((b"request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, body_limited(receive, self.settings.max_body_bytes), send_with_id)
+        except Exception as exc:
+            log_internal_error("internal_error", exc, request_id=request_id, path=request.url.path)
+            if not started:
+                await error_response(ApiError.api_error(f"internal error: {exc}"), request)(scope, receive, send)
+
+    def refusal(self, request: Request) -> Optional[ApiError]:
+        if self.settings.auth_token:
+            if request.url.path not in OPEN_PATHS and not is_authorized(self.settings.auth_token, request.headers):
+                return ApiError.authentication_failed()
+        elif not from_this_machine(request.headers):
+            return ApiError.from_status(403, "requests from web pages are refused: this server has no auth token "
+                                             "(set auth_token to call it from elsewhere)")
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.settings.max_body_bytes):
+            return too_large(self.settings.max_body_bytes) if declared.isdigit() else ApiError.invalid_request(
+                "invalid content-length header")
+        return None
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError.request_too_large(f"request body exceeds the maximum of {limit} bytes")
+
+
+def body_limited(receive, limit: int):
+    """`receive`, failing with a 413 once more than `limit` body bytes arrived (chunked bodies say no length)."""
+    received = 0
+
+    async def limited():
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise too_large(limit)
+        return message
+
+    return limited
 
 
 def install_routes(app: FastAPI) -> None:
@@ -98,6 +140,7 @@ def create_app(settings: ServerSettings, load_backend: Callable[[], Backend]) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        app.state.mlxclaude.loop = asyncio.get_running_loop()
         worker.start()
         yield
         worker.stop()
@@ -108,7 +151,7 @@ def create_app(settings: ServerSettings, load_backend: Callable[[], Backend]) ->
     app = FastAPI(title="mlxclaude", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.mlxclaude = ServerState(settings=settings, worker=worker)
     install_error_handlers(app)
-    app.add_middleware(RequestIdAndAuth, settings=settings)
+    app.add_middleware(RequestGate, settings=settings)
     install_routes(app)
     return app
 

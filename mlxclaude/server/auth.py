@@ -1,9 +1,12 @@
-"""Token check for x-api-key or Authorization: Bearer, in constant time."""
+"""Who may call: the token (x-api-key or Authorization: Bearer, in constant time), and without a token,
+only programs on this machine — not a web page the user happens to have open (cross-origin requests and
+DNS rebinding are refused by their Origin and Host headers)."""
 
 from __future__ import annotations
 
 import hmac
 from typing import Mapping, Optional
+from urllib.parse import urlsplit
 
 OPEN_PATHS = {"/", "/health", "/api/hello"}
 
@@ -26,3 +29,20 @@ def is_authorized(expected: Optional[str], headers: Mapping[str, str]) -> bool:
     # compare every credential so timing does not reveal which header was checked
     results = [hmac.compare_digest(candidate.encode(), wanted) for candidate in presented_credentials(headers)]
     return any(results)
+
+
+def is_loopback_name(hostname: Optional[str]) -> bool:
+    if not hostname:
+        return False
+    hostname = hostname.strip("[]").lower()
+    return hostname in ("localhost", "::1") or hostname.startswith("127.") or hostname.endswith(".localhost")
+
+
+def from_this_machine(headers: Mapping[str, str]) -> bool:
+    """False for what a browser sends on behalf of another site: a non-loopback Origin, or a Host that
+    names another domain (a rebinding attack's). Programs such as Claude Code send no Origin."""
+    origin = headers.get("origin")
+    if origin is not None and not is_loopback_name(urlsplit(origin).hostname):
+        return False
+    host = headers.get("host")
+    return host is None or is_loopback_name(urlsplit(f"//{host}").hostname)

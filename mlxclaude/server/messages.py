@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from dataclasses import replace
-from typing import Any, AsyncIterator
+from typing import AsyncIterator, Mapping
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from mlxclaude.engine.backend import RenderedPrompt
 from mlxclaude.engine.render import RenderError
-from mlxclaude.logs import log_event
+from mlxclaude.engine.worker import JobResults
+from mlxclaude.logs import log_event, log_internal_error
+from mlxclaude.protocol import limits
+from mlxclaude.protocol.body import decode_json_body
 from mlxclaude.protocol.chat import ChatRequest
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.protocol.kinds import classify, session_id_of
@@ -21,18 +23,29 @@ from mlxclaude.protocol.request import to_chat_request
 from mlxclaude.protocol.response import MessageBuilder
 from mlxclaude.protocol.stream import StreamEncoder, encode_sse, error_event
 from mlxclaude.protocol.usage import Usage
-from mlxclaude.protocol.wire import parse_count_tokens_params, parse_create_params
+from mlxclaude.protocol.wire import MessageCreateParams, parse_count_tokens_params, parse_create_params
 from mlxclaude.server.state import ServerState, new_message_id
-from mlxclaude.server.turn import TurnEnd, output_budget, run_turn
+from mlxclaude.server.turn import TurnEnd, output_budget, start_turn
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-async def read_json(request: Request) -> Any:
-    try:
-        return json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError.invalid_request("request body is not valid JSON") from None
+def prepare_create(raw: bytes, headers: Mapping[str, str],
+                   context_length: int) -> tuple[MessageCreateParams, ChatRequest]:
+    """Body bytes → validated params and the model-side request (on a worker thread: it scales with the body).
+    A request far too long for the context is refused here, before minutes of tokenizing."""
+    params = parse_create_params(decode_json_body(raw))
+    metadata_user = params.metadata.user_id if params.metadata else None
+    chat = to_chat_request(params, session_id=session_id_of(headers, metadata_user))
+    size = chat.text_size()
+    if size > context_length * limits.MAX_CHARS_PER_TOKEN:
+        raise ApiError.prompt_too_long(size // limits.TYPICAL_CHARS_PER_TOKEN, context_length)
+    return params, replace(chat, kind=classify(chat))
+
+
+def prepare_count(raw: bytes, headers: Mapping[str, str]) -> ChatRequest:
+    params = parse_count_tokens_params(decode_json_body(raw))
+    return to_chat_request(params, session_id=session_id_of(headers), kind="count")
 
 
 async def render_prompt(state: ServerState, chat: ChatRequest) -> RenderedPrompt:
@@ -48,8 +61,7 @@ async def render_prompt(state: ServerState, chat: ChatRequest) -> RenderedPrompt
 
 async def count_tokens(request: Request) -> JSONResponse:
     state: ServerState = request.app.state.mlxclaude
-    params = parse_count_tokens_params(await read_json(request))
-    chat = to_chat_request(params, session_id=session_id_of(request.headers), kind="count")
+    chat = await asyncio.to_thread(prepare_count, await request.body(), request.headers)
     prompt = await render_prompt(state, chat)
     log_event("count_tokens", request_id=request.state.request_id, session=chat.session_id,
               request_kind="count", prompt_tokens=len(prompt.tokens))
@@ -58,22 +70,18 @@ async def count_tokens(request: Request) -> JSONResponse:
 
 async def create_message(request: Request):
     state: ServerState = request.app.state.mlxclaude
-    params = parse_create_params(await read_json(request))
-    metadata_user = params.metadata.user_id if params.metadata else None
-    chat = to_chat_request(params, session_id=session_id_of(request.headers, metadata_user))
-    chat = replace(chat, kind=classify(chat))
-    prompt = await render_prompt(state, chat)
     info = state.ready_info()
+    params, chat = await asyncio.to_thread(prepare_create, await request.body(), request.headers,
+                                           info.context_length)
+    prompt = await render_prompt(state, chat)
     settings = state.settings
     max_tokens = output_budget(len(prompt.tokens), chat.max_tokens, info,
                                cap=settings.max_output_tokens, policy=settings.max_tokens_policy)
-    if state.worker.pending >= settings.max_queue:
-        raise ApiError.overloaded()
+    turn = start_turn(state.worker, chat, prompt, max_tokens, info)  # queued now: a full queue is a 529 here
     request_id = request.state.request_id
     log_event("request_start", request_id=request_id, session=chat.session_id, request_kind=chat.kind,
               model=params.model, stream=chat.stream, prompt_tokens=len(prompt.tokens), max_tokens=max_tokens,
-              tools=len(chat.tools), queued=state.worker.pending)
-    turn = run_turn(state.worker, chat, prompt, max_tokens, info)
+              tools=len(chat.tools), queued=state.worker.pending - 1)
     if chat.stream:
         body = stream_events(state, request_id, chat, params.model, prompt, turn)
         return StreamingResponse(body, media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)
@@ -99,17 +107,21 @@ def log_finish(request_id: str, chat: ChatRequest, end: TurnEnd) -> None:
 
 
 async def stream_events(state: ServerState, request_id: str, chat: ChatRequest, model: str,
-                        prompt: RenderedPrompt, turn: AsyncIterator) -> AsyncIterator[bytes]:
+                        prompt: RenderedPrompt, turn: JobResults) -> AsyncIterator[bytes]:
     encoder = StreamEncoder(new_message_id(), model)
     for name, data in encoder.start(Usage(input_tokens=len(prompt.tokens))):
         yield encode_sse(name, data)
     pending: asyncio.Future | None = None
+    closing = asyncio.ensure_future(state.closing.wait())
     try:
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(turn.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=state.settings.ping_interval)
-            if not done:
+            await asyncio.wait({pending, closing}, timeout=state.settings.ping_interval,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if not pending.done():
+                if closing.done():
+                    raise ApiError.overloaded("the server is shutting down; retry the request")
                 yield encode_sse(*encoder.ping())
                 continue
             try:
@@ -128,18 +140,19 @@ async def stream_events(state: ServerState, request_id: str, chat: ChatRequest, 
         log_event("request_error", level="error", request_id=request_id, error=exc.message)
         yield encode_sse(*error_event(exc.error_type, exc.message))
     except Exception as exc:  # mid-stream failure: an error event, then the stream ends
-        log_event("request_error", level="error", request_id=request_id, error=repr(exc))
+        log_internal_error("request_error", exc, request_id=request_id)
         yield encode_sse(*error_event("api_error", f"generation failed: {exc}"))
     finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
+        for future in (pending, closing):
+            if future is not None and not future.done():
+                future.cancel()
+                with contextlib.suppress(BaseException):
+                    await future
         await turn.aclose()
 
 
 async def complete_message(request: Request, request_id: str, chat: ChatRequest, model: str,
-                           turn: AsyncIterator) -> JSONResponse:
+                           turn: JobResults) -> JSONResponse:
     builder = MessageBuilder(new_message_id(), model)
 
     async def collect() -> TurnEnd:
@@ -150,14 +163,17 @@ async def complete_message(request: Request, request_id: str, chat: ChatRequest,
         raise ApiError.api_error("generation ended without a result")
 
     task = asyncio.ensure_future(collect())
-    while not task.done():
-        await asyncio.wait({task}, timeout=0.5)
-        if not task.done() and await request.is_disconnected():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-            log_event("request_cancelled", request_id=request_id, session=chat.session_id)
-            return JSONResponse(status_code=499, content={})
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.5)
+            if not task.done() and await request.is_disconnected():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+                log_event("request_cancelled", request_id=request_id, session=chat.session_id)
+                return JSONResponse(status_code=499, content={})
+    finally:
+        await turn.aclose()
     end = task.result()
     log_finish(request_id, chat, end)
     return JSONResponse(builder.build(end.stop_reason, end.stop_sequence, end.usage))

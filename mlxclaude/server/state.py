@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Optional
 
 from mlxclaude.engine.backend import ModelInfo
 from mlxclaude.engine.worker import Worker
@@ -27,6 +29,14 @@ class ServerState:
     worker: Worker
     started_at: float = field(default_factory=time.time)
     counter: itertools.count = field(default_factory=itertools.count)
+    # set when the server begins to shut down: open streams end with an error event instead of a cut body
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    loop: Optional[asyncio.AbstractEventLoop] = None  # the serving loop, set at startup
+
+    def begin_shutdown(self) -> None:
+        """Safe from any thread or a signal handler: ends the open streams with an error event."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.closing.set)
 
     def ready_info(self) -> ModelInfo:
         """The loaded model's facts, or the error a client should see while it is not there."""

@@ -5,14 +5,15 @@ Shared by the streaming and non-streaming routes. No FastAPI here.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import threading
 from dataclasses import dataclass, replace
-from typing import Any, AsyncIterator, Iterator, Union
+from typing import Any, Iterator, Union
 
 from mlxclaude.engine.backend import Backend, GenerationItem, GenerationStats, ModelInfo, RenderedPrompt
-from mlxclaude.engine.worker import Worker
+from mlxclaude.engine.worker import JobResults, Worker
 from mlxclaude.parsing.events import ReplyEvent, TextPiece, ToolCall
 from mlxclaude.parsing.reply import ReplyParser
 from mlxclaude.parsing.stops import StopMatcher
@@ -59,33 +60,31 @@ def make_parser(chat: ChatRequest, info: ModelInfo, prompt: RenderedPrompt) -> R
     )
 
 
-def generation_job(prompt: RenderedPrompt, chat: ChatRequest, max_tokens: int):
-    def produce(backend: Backend, cancel: threading.Event) -> Iterator[GenerationItem]:
-        yield from backend.generate(prompt, chat, max_tokens, cancel)
-
-    return produce
-
-
 class TurnFilter:
     """Applies stop sequences and the parser to the raw text, and decides the stop reason.
 
     tool_choice: no text after a call; with `disable_parallel_tool_use` only the first call is kept
-    (`done` turns true with it, so the engine can stop); under "none" no call at all (the parser knows
-    no tools). The engine's constraints (engine/constraints) make the model comply; this is the
-    guarantee when they are off.
+    (`done` turns true with it, so the engine can stop); under "tool" only calls to that tool; under
+    "none" no call at all (the parser knows no tools). An exact repeat of a call already in the reply
+    ends the reply (a small model otherwise repeats it until max_tokens). The engine's constraints
+    (engine/constraints) make the model comply; this is the guarantee when they are off.
     """
 
     def __init__(self, chat: ChatRequest, parser: ReplyParser) -> None:
         self._stops = StopMatcher(chat.stop_sequences)
         self._parser = parser
         self._single_call = chat.tool_choice.disable_parallel_tool_use
+        self._only_tool = chat.tool_choice.name if chat.tool_choice.type == "tool" else None
+        self._calls_made: set[str] = set()
         self.matched_stop: str | None = None
+        self.repeated_call = False
         self.tool_calls = 0
 
     @property
     def done(self) -> bool:
         """Nothing more the model says can reach the reply."""
-        return self.matched_stop is not None or (self._single_call and self.tool_calls > 0)
+        return (self.matched_stop is not None or self.repeated_call
+                or (self._single_call and self.tool_calls > 0))
 
     @property
     def failed_tool_calls(self) -> tuple[str, ...]:
@@ -106,14 +105,26 @@ class TurnFilter:
         kept: list[ReplyEvent] = []
         for event in events:
             if isinstance(event, ToolCall):
-                if self._single_call and self.tool_calls:
-                    continue  # disable_parallel_tool_use: the first call only
+                if not self._keeps(event):
+                    continue
                 self.tool_calls += 1
                 event = finite_call(event)
             elif self.tool_calls and isinstance(event, TextPiece):
                 continue  # no text after tool calls: the turn ends with them
             kept.append(event)
         return kept
+
+    def _keeps(self, call: ToolCall) -> bool:
+        if self.repeated_call or (self._single_call and self.tool_calls):
+            return False  # disable_parallel_tool_use: the first call only
+        if self._only_tool is not None and call.name != self._only_tool:
+            return False
+        key = json.dumps([call.name, call.arguments], sort_keys=True, default=str)
+        if key in self._calls_made:
+            self.repeated_call = True
+            return False
+        self._calls_made.add(key)
+        return True
 
     def stop_reason(self, stats: GenerationStats) -> tuple[str, str | None]:
         if self.tool_calls:
@@ -150,29 +161,29 @@ def usage_of(stats: GenerationStats) -> Usage:
     )
 
 
-async def run_turn(worker: Worker, chat: ChatRequest, prompt: RenderedPrompt, max_tokens: int,
-                   info: ModelInfo) -> AsyncIterator[TurnItem]:
-    """Yield reply events as they become final, then one TurnEnd."""
-    turn = TurnFilter(chat, make_parser(chat, info, prompt))
-    if max_tokens <= 0:
-        stats = GenerationStats(prompt_tokens=len(prompt.tokens), finish_reason="length")
-        yield TurnEnd("max_tokens", None, usage_of(stats), stats)
-        return
-    stats = GenerationStats(prompt_tokens=len(prompt.tokens), finish_reason="cancelled")
-    cancel = threading.Event()
-    items = worker.stream(generation_job(prompt, chat, max_tokens), cancel)
-    try:
-        async for item in items:
+def turn_job(chat: ChatRequest, prompt: RenderedPrompt, max_tokens: int, info: ModelInfo):
+    """The engine-thread job of one turn: generation through the stop sequences and the parser, yielding
+    reply events as they become final, then one TurnEnd. On the engine thread, so the work that grows
+    with the request (the stop automaton, parsing) never runs on the event loop."""
+
+    def produce(backend: Backend, cancel: threading.Event) -> Iterator[TurnItem]:
+        turn = TurnFilter(chat, make_parser(chat, info, prompt))
+        stats = GenerationStats(prompt_tokens=len(prompt.tokens), finish_reason="cancelled")
+        for item in backend.generate(prompt, chat, max_tokens, cancel):
             if isinstance(item, GenerationStats):
                 stats = item
             elif not turn.done:
-                for event in turn.feed(item):
-                    yield event
+                yield from turn.feed(item)
                 if turn.done:
                     cancel.set()  # the engine stops within a token and still reports its stats
-    finally:
-        await items.aclose()
-    for event in turn.finish():
-        yield event
-    stop_reason, stop_sequence = turn.stop_reason(stats)
-    yield TurnEnd(stop_reason, stop_sequence, usage_of(stats), stats, turn.failed_tool_calls)
+        yield from turn.finish()
+        stop_reason, stop_sequence = turn.stop_reason(stats)
+        yield TurnEnd(stop_reason, stop_sequence, usage_of(stats), stats, turn.failed_tool_calls)
+
+    return produce
+
+
+def start_turn(worker: Worker, chat: ChatRequest, prompt: RenderedPrompt, max_tokens: int,
+               info: ModelInfo) -> JobResults:
+    """Queue the turn now (QueueFull → 529 before any response starts); iterate the result for its items."""
+    return worker.submit(turn_job(chat, prompt, max_tokens, info))

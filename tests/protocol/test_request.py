@@ -383,7 +383,7 @@ def test_system_prompt(system_prompt: Any, expected: list) -> None:
     ],
 )
 def test_thinking_mode(thinking: Any, mode: str) -> None:
-    overrides = {} if thinking is None else {"thinking": thinking}
+    overrides = {} if thinking is None else {"thinking": thinking, "max_tokens": 2048}
     assert convert([user("q")], **overrides).thinking == mode
 
 
@@ -398,7 +398,9 @@ def test_thinking_mode(thinking: Any, mode: str) -> None:
     ],
 )
 def test_tool_choice(tool_choice: Any, expected: ToolChoice) -> None:
-    overrides = {} if tool_choice is None else {"tool_choice": tool_choice}
+    overrides = {"tools": [{"name": "Bash", "input_schema": {"type": "object"}}]}
+    if tool_choice is not None:
+        overrides["tool_choice"] = tool_choice
     assert convert([user("q")], **overrides).tool_choice == expected
 
 

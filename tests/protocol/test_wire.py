@@ -101,10 +101,9 @@ def test_unknown_block_keeps_its_fields() -> None:
             ]
         },
         {"stream": True, "temperature": 1, "top_p": 0.9, "top_k": 40, "stop_sequences": ["</block>"]},
-        {"max_tokens": 0},
         {"thinking": {"type": "adaptive"}},
         {"thinking": {"type": "adaptive", "display": "omitted"}},
-        {"thinking": {"type": "enabled", "budget_tokens": 2048}},
+        {"thinking": {"type": "enabled", "budget_tokens": 2048}, "max_tokens": 4096},
         {"thinking": {"type": "disabled"}},
         {"context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}},
         {"output_config": {"effort": "high"}},
@@ -112,7 +111,7 @@ def test_unknown_block_keeps_its_fields() -> None:
         {"output_format": {"type": "json_schema", "schema": {"type": "object"}}},
         {"service_tier": "auto", "container": {"id": "c"}, "mcp_servers": [], "speed": "fast", "inference_geo": "us"},
         {"tool_choice": {"type": "auto", "disable_parallel_tool_use": True}},
-        {"tool_choice": {"type": "tool", "name": "Bash"}},
+        {"tool_choice": {"type": "tool", "name": "Bash"}, "tools": [{"name": "Bash", "input_schema": {}}]},
         {"tool_choice": {"type": "none"}},
         {
             "tools": [
@@ -158,7 +157,7 @@ def test_tool_kinds() -> None:
     [
         ({"max_tokens": 1, "messages": []}, "model: Field required"),
         ({"model": "m", "messages": []}, "max_tokens: Field required"),
-        (body(max_tokens=-1), "max_tokens: Input should be greater than or equal to 0"),
+        (body(max_tokens=0), "max_tokens: Input should be greater than or equal to 1"),
         (body(messages=[{"role": "user"}]), "messages.0.content: Field required"),
         (body(messages=[{"role": "user", "content": None}]), "messages.0.content: Input should be a valid list"),
         (

@@ -80,10 +80,10 @@ def test_max_tokens_stops_generation(serve):
     assert message.content[0].text == "a" * 15
 
 
-def test_max_tokens_zero_returns_empty_content(serve):
-    _, _, client = serve(fixed("unused"))
-    message = client.messages.create(**ask(client, max_tokens=0))
-    assert message.content == [] and message.stop_reason == "max_tokens"
+def test_max_tokens_one_returns_at_most_one_token(serve):
+    _, _, client = serve(fixed("unused words"))
+    message = client.messages.create(**ask(client, max_tokens=1))
+    assert message.stop_reason == "max_tokens" and message.usage.output_tokens == 1
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -146,12 +146,12 @@ class ModelConstraints:
         if not constrained:
             return None
         main = markers[min(constrained)]  # forced calls and further calls use the first constrained marker
-        more = None if plan.single_call else self.compile(
-            call_grammar(fmt.name, main.open, main.close, specs, specials=self.specials, start="more"))
+        forced_specs = self.schemas.specs(chat.tools, only=plan.only_tool) if plan.only_tool else specs
+        more = None if plan.single_call else self.compile(  # tool_choice "tool": further calls to it only
+            call_grammar(fmt.name, main.open, main.close, forced_specs, specials=self.specials, start="more"))
         if plan.mode == "watch":
             return ConstraintProcessor(self.vocab, state=State.WATCH, markers=self._markers(), grammars=grammars,
                                        more=more, single_call=plan.single_call, **common)
-        forced_specs = self.schemas.specs(chat.tools, only=plan.only_tool) if plan.only_tool else specs
         forced = self.compile(call_grammar(fmt.name, main.open, main.close, forced_specs, specials=self.specials,
                                            start="forced", think_close=think_close_text))
         if forced is None:
