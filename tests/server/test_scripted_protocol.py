@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+import json
+
 import anthropic
 import httpx
 import pytest
@@ -255,3 +257,35 @@ def test_ping_is_sent_while_the_engine_is_silent(serve):
     with httpx.stream("POST", f"{server.url}/v1/messages", json=body, headers={"x-api-key": TOKEN}) as response:
         names = [line[7:] for line in response.iter_lines() if line.startswith("event: ")]
     assert names[0] == "message_start" and names[1] == "ping"
+
+
+def call(name: str, **arguments) -> str:
+    return "<tool_call>" + json.dumps({"name": name, "arguments": arguments}) + "</tool_call>"
+
+
+BASH_TOOL = {"name": "Bash", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_choice_tool_keeps_only_calls_to_that_tool(serve, stream):
+    reply = call("get_weather", city="Paris") + call("Bash", command="ls") + call("get_weather", city="Rome")
+    _, _, client = serve(fixed(reply))
+    params = ask(client, tools=[WEATHER_TOOL, BASH_TOOL], tool_choice={"type": "tool", "name": "get_weather"})
+    if stream:
+        with client.messages.stream(**params) as events:
+            message = events.get_final_message()
+    else:
+        message = client.messages.create(**params)
+    assert [(block.name, block.input) for block in message.content] == [
+        ("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"})]
+    assert message.stop_reason == "tool_use"
+
+
+def test_an_exact_repeat_of_a_call_ends_the_reply(serve):
+    reply = call("Bash", command="ls") + call("Bash", command="pwd") + call("Bash", command="ls") * 40
+    backend, _, client = serve(fixed(reply))
+    message = client.messages.create(**ask(client, tools=[BASH_TOOL]))
+    assert [block.input["command"] for block in message.content] == ["ls", "pwd"]
+    assert message.stop_reason == "tool_use"
+    assert backend.cancelled.is_set(), "the engine kept generating repeats"
+    assert message.usage.output_tokens < len(reply) // 3 // 2
