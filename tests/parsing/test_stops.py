@@ -32,6 +32,12 @@ CASES = [
     (["bc", "c"], "abc", "a", "bc"),  # same end: the longer one wins
     (["", "END"], "fooEND", "foo", "END"),
     (["END"], "END", "", "END"),
+    (["abcd", "bc"], "abcx", "a", "bc"),  # completes inside a longer stop's partial match
+    (["abc", "bc"], "abc", "", "abc"),  # a suffix of another, same end: the longer one wins
+    (["ab", "abc"], "xabc", "x", "ab"),  # a prefix of another completes first
+    (["ab", "ab", "b"], "aab", "a", "ab"),  # duplicates
+    (["aab"], "aaab", "a", "aab"),  # the match restarts one character in
+    (["🙂!", "\ud800"], "hi🙂🙂!", "hi🙂", "🙂!"),  # beyond the BMP; a lone surrogate as a stop
 ]
 
 
@@ -59,3 +65,17 @@ def test_input_after_a_match_is_discarded():
     assert matcher.matched == "X"
     assert matcher.feed("more") == ("", None)
     assert matcher.flush() == ""
+
+
+def test_stop_string_is_returned_after_being_split_across_many_chunks():
+    matcher = StopMatcher(["<|end|>"])
+    assert [matcher.feed(piece) for piece in ["ok <", "|", "en", "d|", ">", "more"]] == [
+        ("ok ", None), ("", None), ("", None), ("", None), ("", "<|end|>"), ("", None)]
+    assert matcher.flush() == ""
+
+
+def test_flush_releases_the_tail_and_starts_afresh():
+    matcher = StopMatcher(["abc"])
+    assert matcher.feed("xab") == ("x", None)
+    assert matcher.flush() == "ab"
+    assert matcher.feed("c") == ("c", None)  # "ab" is gone: it cannot complete "abc" any more
