@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any, Optional
 
 from mlxclaude.engine.backend import RenderedPrompt
 from mlxclaude.engine.cache.boundary import message_offsets, system_end
+from mlxclaude.engine.special_tokens import SpecialTokens, special_tokens
 from mlxclaude.parsing.tools import ToolFormat
 from mlxclaude.parsing.tools.history import adapt_history
 from mlxclaude.protocol.chat import ChatRequest
@@ -61,23 +63,37 @@ def ends_inside_thinking(text: str, think_open: Optional[str], think_close: Opti
     return opened >= 0 and (not think_close or text.rfind(think_close) < opened)
 
 
+def escape_chat(guard: SpecialTokens, chat: ChatRequest) -> ChatRequest:
+    """The request with every special-token string in what it renders (messages, tools, schema, prefill) replaced
+    by a sentinel; `guard.encode` puts them back as text after rendering (engine/special_tokens.py)."""
+    return replace(chat, messages=guard.escape(chat.messages), tools=guard.escape(chat.tools),
+                   json_schema=guard.escape(chat.json_schema), assistant_prefill=guard.escape(chat.assistant_prefill))
+
+
 def render_chat(tokenizer: Any, chat: ChatRequest, think_open: Optional[str], think_close: Optional[str],
                 tool_format: Optional[ToolFormat] = None) -> RenderedPrompt:
     """Render through the model's chat template; pass the model's `tool_format` (ModelInfo.tool_format) so
-    tool history takes the family's shape. Without it, messages go to the template as they are."""
+    tool history takes the family's shape. Without it, messages go to the template as they are.
+
+    Special-token strings in the request (a tool result holding `<|im_end|>`…) are tokenized as text: only the
+    template's own markers become special tokens."""
+    guard = special_tokens(tokenizer)
+    chat = escape_chat(guard, chat)  # what mlxclaude adds below (tool history markup, JSON instruction) is not escaped
     messages, tools, kwargs = messages_for_template(chat, tool_format), template_tools(chat, tool_format), template_kwargs(chat)
     try:
-        text = tokenizer.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=False, **kwargs)
+        rendered = tokenizer.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=False,
+                                                 **kwargs)
     except Exception as exc:  # jinja2 TemplateError, or a template's raise_exception()
         raise RenderError(f"the model's chat template rejected this conversation: {exc}") from exc
-    text += chat.assistant_prefill
-    tokens = list(tokenizer.encode(text, add_special_tokens=False))
+    rendered += chat.assistant_prefill
+    encoded = guard.encode(rendered)
+    text, tokens = encoded.text, encoded.tokens
     return RenderedPrompt(
         text=text,
         tokens=tokens,
         starts_in_thinking=ends_inside_thinking(text, think_open, think_close),
-        # prompt-cache landmarks (engine/cache/boundary.py)
+        # prompt-cache landmarks (engine/cache/boundary.py); `messages` still hold the sentinels
         system_end=system_end(tokenizer, messages, tools, kwargs, tokens),
-        message_offsets=message_offsets(text, messages),
+        message_offsets=tuple(encoded.true_offset(offset) for offset in message_offsets(rendered, messages)),
         message_roles=tuple(str(message.get("role")) for message in messages),
     )

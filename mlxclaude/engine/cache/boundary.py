@@ -13,6 +13,7 @@ from collections import OrderedDict
 from typing import Any, Optional, Sequence
 
 from mlxclaude.engine.cache.trie import common_prefix_length
+from mlxclaude.engine.special_tokens import encode_rendered
 
 _MEMO_SIZE = 8
 _memo: "OrderedDict[tuple[int, str], list[int]]" = OrderedDict()
@@ -35,6 +36,9 @@ def system_prefix_tokens(tokenizer: Any, messages: Sequence[dict[str, Any]], too
     Its common prefix with the real prompt is the part every conversation with this system prompt and
     these tools shares (mlx-lm's server finds its "system" segment the same way). Memoised: Claude Code
     sends the same system prompt and tools on every turn.
+
+    `messages` and `tools` are the template-ready ones render_chat passes, special-token strings already replaced
+    by sentinels (engine/special_tokens.py): encoded the same way as the prompt, so the common prefix is right.
     """
     count = leading_system_count(messages)
     if count == 0 and not tools:
@@ -51,7 +55,7 @@ def system_prefix_tokens(tokenizer: Any, messages: Sequence[dict[str, Any]], too
                                              add_generation_prompt=False, tokenize=False, **template_kwargs)
     except Exception:  # a template that insists on other shapes: no system checkpoint for it
         return None
-    tokens = list(tokenizer.encode(text, add_special_tokens=False))
+    tokens = encode_rendered(tokenizer, text).tokens
     with _memo_lock:
         _memo[key] = tokens
         while len(_memo) > _MEMO_SIZE:
