@@ -62,24 +62,24 @@ class StopAutomaton:
         length of the longest pattern completing there or 0). After a match the new state is the
         one reached on that character; the rest of `text` is not scanned.
         """
-        label, fail, root, branch = self._label, self._fail, self._root, self._branch
-        out = self._out
+        out, step = self._out, self._step
         for index, char in enumerate(text):
-            code = ord(char)
-            while state:
-                if label[state + 1] == code:  # the first child
-                    state += 1
-                    break
-                child = branch.get((state << _CHAR_BITS) | code, -1)
-                if child >= 0:
-                    state = child
-                    break
-                state = fail[state]
-            else:
-                state = root.get(code, ROOT)
+            state = step(state, ord(char))
             if state in out:
                 return state, index, out[state]
         return state, -1, 0
+
+    def _step(self, state: int, code: int) -> int:
+        """The goto edge for `code` from `state`, following fail links until one exists."""
+        label, branch = self._label, self._branch
+        while state:
+            if label[state + 1] == code:  # the first child
+                return state + 1
+            child = branch.get((state << _CHAR_BITS) | code, -1)
+            if child >= 0:
+                return child
+            state = self._fail[state]
+        return self._root.get(code, ROOT)
 
     def _build_trie(self, patterns: list[str]) -> list[list[tuple[int, int]]]:
         """Insert the sorted patterns in preorder; return, per depth, the chains of nodes starting
@@ -117,8 +117,7 @@ class StopAutomaton:
 
     def _build_links(self, chains: list[list[tuple[int, int]]]) -> None:
         """Fail and output links, level by level: a fail link always points to a shallower node."""
-        label, fail, root, branch = self._label, self._fail, self._root, self._branch
-        out = self._out
+        label, fail, out = self._label, self._fail, self._out
         fail.insert(0, ROOT)
         active: list[tuple[int, int]] = []
         for level in range(1, max(self._depth) + 1):
@@ -127,19 +126,8 @@ class StopAutomaton:
                 active += chains[level]
             for offset, _ in active:
                 node = offset + level
-                state = fail[fail[node]]  # fail[node] holds the parent until now
-                code = label[node] & _CODE
-                while state:
-                    if label[state + 1] == code:
-                        state += 1
-                        break
-                    child = branch.get((state << _CHAR_BITS) | code, -1)
-                    if child >= 0:
-                        state = child
-                        break
-                    state = fail[state]
-                else:
-                    state = root.get(code, ROOT) if level > 1 else ROOT
+                # fail[node] holds the parent until now; the root's children fail to the root
+                state = self._step(fail[fail[node]], label[node] & _CODE) if level > 1 else ROOT
                 fail[node] = state
                 if state in out and node not in out:
                     out[node] = out[state]
