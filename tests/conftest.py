@@ -9,6 +9,16 @@ if str(TESTS) not in sys.path:
 
 from real_models import smollm2_model_dir  # noqa: E402,F401  (SmolLM2-135M fixture)
 
+# no example database and no constants cache in the checkout: the suite writes only under temporary directories
+import os  # noqa: E402
+import tempfile  # noqa: E402
+
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="mlxclaude-hypothesis-"))
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+hypothesis_settings.register_profile("mlxclaude", database=None)
+hypothesis_settings.load_profile("mlxclaude")
+
 
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
