@@ -47,7 +47,7 @@ def main() -> None:
     from mlx_lm import load
 
     from mlxclaude.server.app import mlx_backend_loader
-    from mlxclaude.settings import ServerSettings
+    from mlxclaude.config.registry import ServerSettings
     from support.live_server import live_server
 
     model_dir = _support.bench_model(args.model, num_layers=4, hidden_size=256, num_heads=4)

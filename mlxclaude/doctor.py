@@ -66,7 +66,7 @@ def _guard(name: str, check: Callable[[], Check]) -> Check:
 
 
 def _load_settings(environ: Mapping[str, str]) -> tuple[Any, Check]:
-    from mlxclaude.settings import load_settings
+    from mlxclaude.config.load import load_settings
 
     path = paths.config_file()
     try:
@@ -388,7 +388,7 @@ def _expected_token(settings: Any) -> Optional[str]:
     token = getattr(settings, "auth_token", None)
     if token:
         return str(token)
-    from mlxclaude.auth_token import token_file
+    from mlxclaude.config.token import token_file
 
     try:
         return token_file().read_text().strip() or None

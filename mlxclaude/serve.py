@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mlxclaude.errors import MlxClaudeError, UsageError
-from mlxclaude.settings import ServerSettings
+from mlxclaude.config.registry import ServerSettings
 
 
 def check_settings(settings: ServerSettings) -> None:

@@ -13,8 +13,8 @@ from support.cli_app import cli_for
 from mlxclaude import doctor, paths
 from mlxclaude.cli.doctor_cmd import register
 from mlxclaude.doctor import GIB, check_claude_settings, check_daemon, check_memory, check_model, check_python
-from mlxclaude.auth_token import local_token
-from mlxclaude.settings import ServerSettings
+from mlxclaude.config.token import local_token
+from mlxclaude.config.registry import ServerSettings
 
 NAMES = ["config", "python", "mlx", "memory", "model", "daemon", "claude", "claude settings"]
 

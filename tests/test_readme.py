@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mlxclaude.settings import settings_markdown
+from mlxclaude.config.registry import settings_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_settings_table_is_generated_from_the_registry():
     assert settings_markdown().strip() in (REPO / "README.md").read_text(), \
-        "README settings table is stale: paste mlxclaude.settings.settings_markdown() into it"
+        "README settings table is stale: paste mlxclaude.config.registry.settings_markdown() into it"
 
 
 def test_ci_runs_exactly_the_readme_test_command():

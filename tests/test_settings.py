@@ -12,19 +12,13 @@ import pytest
 
 from support.cli_app import cli_for
 from mlxclaude import paths
-from mlxclaude.auth_token import local_token
+from mlxclaude.config.token import local_token
 from mlxclaude.cli.config_cmds import register
-from mlxclaude.config_toml import dumps_toml, read_config, write_config
+from mlxclaude.config.toml import dumps_toml, read_config, write_config
 from mlxclaude.errors import MlxClaudeError, UsageError
-from mlxclaude.settings import (
-    REGISTRY,
-    SETTINGS,
-    ServerSettings,
-    load_settings,
-    lookup,
-    parse_bytes,
-    settings_markdown,
-)
+from mlxclaude.config.load import load_settings, set_config_value, unset_config_value
+from mlxclaude.config.registry import REGISTRY, SETTINGS, ServerSettings, lookup, settings_markdown
+from mlxclaude.config.units import parse_bytes
 
 
 @pytest.fixture(autouse=True)
@@ -177,9 +171,32 @@ def test_writer_round_trips_flat_scalars():
     assert math.isnan(tomllib.loads(dumps_toml({"n": math.nan}))["n"])
 
 
-def test_writer_refuses_nested_values(tmp_path):
+ROUTED = {
+    "model": "mlx-community/Qwen3-Coder-30B-A3B-Instruct-4bit",
+    "backends": {"small": {"kind": "mlx", "model": "mlx-community/Qwen3-4B-Instruct-2507-4bit", "keep_alive": "10m"},
+                 "gpu": {"kind": "openai", "url": "http://gpu-box:8000/v1", "api_key_env": "GPU_API_KEY"}},
+    "routes": {"*haiku*": "small", "*opus*": "gpu", "*": "local"},
+    "fallbacks": {"gpu": ["local"]},
+}
+
+
+def test_writer_round_trips_nested_tables_and_arrays():
+    assert tomllib.loads(dumps_toml(ROUTED)) == ROUTED
+    assert tomllib.loads(dumps_toml({"empty": {}})) == {"empty": {}}
+
+
+def test_writer_refuses_arrays_of_tables():
     with pytest.raises(MlxClaudeError):
-        dumps_toml({"table": {"a": 1}})
+        dumps_toml({"list": [{"a": 1}]})
+
+
+def test_config_set_and_unset_keep_the_routing_tables(tmp_path, capsys):
+    path = write_config(ROUTED, tmp_path / "config.toml")
+    set_config_value("max_queue", "4", path)
+    unset_config_value("model", path)
+    assert read_config(path) == {**{k: v for k, v in ROUTED.items() if k != "model"}, "max_queue": 4}
+    assert load_settings({}, config_path=path).settings.max_queue == 4
+    assert "unknown setting" not in capsys.readouterr().err
 
 
 def test_config_file_is_written_private(tmp_path):

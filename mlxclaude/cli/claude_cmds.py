@@ -37,7 +37,7 @@ def run(
     """Start the daemon if needed, then run Claude Code on it; exits with Claude Code's exit code."""
     from mlxclaude.claude import build_env, launch_claude, require_claude
     from mlxclaude.daemon import manager
-    from mlxclaude.settings import ServerSettings
+    from mlxclaude.config.registry import ServerSettings
 
     claude = require_claude()   # before starting a daemon we would not use
     from mlxclaude.cli.model_choice import with_default_model
@@ -117,7 +117,7 @@ def wire_env() -> tuple[dict[str, str], str]:
     """The env for settings.json: the running daemon's address and token (else the configured ones);
     model id and context from its /health, else from the configuration."""
     from mlxclaude.claude import build_env
-    from mlxclaude.settings import ServerSettings
+    from mlxclaude.config.registry import ServerSettings
 
     settings = ServerSettings.from_env()
     url, token = _daemon_endpoint(settings)
@@ -162,7 +162,7 @@ def _daemon_endpoint(settings: Any) -> tuple[str, Optional[str]]:
 
 def _auth_token(settings: Any) -> Optional[str]:
     """The token the daemon requires: configured, else the generated per-user one."""
-    from mlxclaude.auth_token import resolve_auth_token
+    from mlxclaude.config.token import resolve_auth_token
 
     return resolve_auth_token(settings)
 

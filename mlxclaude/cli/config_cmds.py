@@ -29,8 +29,9 @@ def _note(message: str) -> None:
 @config_app.command("show")
 def show(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Every setting: its value and where it came from (default, config or env)."""
-    from mlxclaude.auth_token import token_file
-    from mlxclaude.settings import SETTINGS, load_settings
+    from mlxclaude.config.token import token_file
+    from mlxclaude.config.load import load_settings
+    from mlxclaude.config.registry import SETTINGS
 
     resolved = load_settings()
     if json_output:
@@ -76,8 +77,9 @@ _SOURCE_STYLES = {"default": "dim", "config": "cyan", "env": "magenta", "flag": 
 @config_app.command("get")
 def get(key: KeyArg) -> None:
     """Print one setting's value in effect (nothing when unset); auth_token prints the token in use."""
-    from mlxclaude.auth_token import resolve_auth_token
-    from mlxclaude.settings import load_settings, lookup
+    from mlxclaude.config.token import resolve_auth_token
+    from mlxclaude.config.load import load_settings
+    from mlxclaude.config.registry import lookup
 
     setting = lookup(key)
     resolved = load_settings()
@@ -96,7 +98,8 @@ def set_(key: KeyArg,
          value: Annotated[str, typer.Argument(help="The new value (checked against the setting's type).",
                                               show_default=False)]) -> None:
     """Store a setting in config.toml (use `auto` or `none` for an optional setting's default)."""
-    from mlxclaude.settings import default_config_path, set_config_value
+    from mlxclaude.config.load import set_config_value
+    from mlxclaude.config.toml import default_config_path
 
     setting, stored = set_config_value(key, value)
     path = default_config_path()
@@ -110,7 +113,8 @@ def set_(key: KeyArg,
 @config_app.command("unset")
 def unset(key: KeyArg) -> None:
     """Remove a setting from config.toml, so its default applies."""
-    from mlxclaude.settings import default_config_path, unset_config_value
+    from mlxclaude.config.load import unset_config_value
+    from mlxclaude.config.toml import default_config_path
 
     setting, removed = unset_config_value(key)
     path = default_config_path()
@@ -124,7 +128,7 @@ def unset(key: KeyArg) -> None:
 @config_app.command("path")
 def path() -> None:
     """Print the path of config.toml."""
-    from mlxclaude.settings import default_config_path
+    from mlxclaude.config.toml import default_config_path
 
     print(default_config_path())
 

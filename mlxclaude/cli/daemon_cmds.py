@@ -46,7 +46,7 @@ def up(
 ) -> None:
     """Start the background server (a no-op when it is already running)."""
     from mlxclaude.daemon import manager
-    from mlxclaude.settings import ServerSettings
+    from mlxclaude.config.registry import ServerSettings
 
     from mlxclaude.cli.model_choice import with_default_model
 

@@ -49,7 +49,7 @@ def serve(
 ) -> None:
     """Serve the Anthropic Messages API in the foreground."""
     from mlxclaude.serve import run_server
-    from mlxclaude.settings import ServerSettings
+    from mlxclaude.config.registry import ServerSettings
 
     settings = ServerSettings.from_env(model=model, host=host, port=port, auth_token=auth_token,
                                        context_limit=context_limit, max_output_tokens=max_output_tokens)

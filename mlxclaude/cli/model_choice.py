@@ -34,7 +34,7 @@ def with_default_model(settings):
                          err=True):
         raise MlxClaudeError("no model configured", hint="pass --model PATH_OR_NAME, or see `mlxclaude models list`")
     from mlxclaude.models.hub import pull_model
-    from mlxclaude.settings import set_config_value
+    from mlxclaude.config.load import set_config_value
 
     pull_model(rec.repo)
     set_config_value("model", rec.repo)

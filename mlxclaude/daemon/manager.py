@@ -26,7 +26,7 @@ from mlxclaude.daemon.state import (
 )
 from mlxclaude.errors import MlxClaudeError, ModelNotFound
 from mlxclaude.logs import open_private
-from mlxclaude.settings import ServerSettings
+from mlxclaude.config.registry import ServerSettings
 
 START_TIMEOUT = 600.0  # a large model can take minutes to load
 STOP_TIMEOUT = 15.0  # the HTTP shutdown drains requests (5 s) and stops the engine thread (5 s)
@@ -76,7 +76,7 @@ def resolve_model(name: Optional[str]) -> tuple[str, Optional[str]]:
 
 def auth_token(settings: ServerSettings) -> Optional[str]:
     """The configured token, else the one generated once for this user (the daemon always checks one)."""
-    from mlxclaude.auth_token import resolve_auth_token
+    from mlxclaude.config.token import resolve_auth_token
 
     return resolve_auth_token(settings)
 

@@ -22,7 +22,7 @@ from typing import Callable, Optional
 from mlxclaude import __version__, logs, paths
 from mlxclaude.daemon.state import DaemonState, remove_state, url_for, write_state
 from mlxclaude.errors import MlxClaudeError
-from mlxclaude.settings import ServerSettings
+from mlxclaude.config.registry import ServerSettings
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:

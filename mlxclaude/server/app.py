@@ -19,7 +19,7 @@ from mlxclaude.protocol.errors import ApiError
 from mlxclaude.server import admin, messages, meta
 from mlxclaude.server.auth import OPEN_PATHS, from_this_machine, is_authorized
 from mlxclaude.server.state import ServerState, new_request_id
-from mlxclaude.settings import ServerSettings
+from mlxclaude.config.registry import ServerSettings
 
 
 def error_response(error: ApiError, request: Request) -> JSONResponse:

@@ -12,7 +12,7 @@ from typing import Optional
 from mlxclaude.engine.backend import ModelInfo
 from mlxclaude.engine.worker import Worker
 from mlxclaude.protocol.errors import ApiError
-from mlxclaude.settings import ServerSettings
+from mlxclaude.config.registry import ServerSettings
 
 
 def new_request_id() -> str:

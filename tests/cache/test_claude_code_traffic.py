@@ -28,7 +28,7 @@ if __name__ == "__main__":  # run as a script: put the repo and tests/ on the pa
 
 from mlxclaude.engine.render import render_chat
 from mlxclaude.server.app import create_app
-from mlxclaude.settings import ServerSettings
+from mlxclaude.config.registry import ServerSettings
 from support.claude_code import claude_env, find_claude, require_claude, run_claude
 from support.live_server import LiveServer, free_port
 from support.scripted_backend import ScriptedBackend

@@ -9,7 +9,7 @@ import httpx
 
 from mlxclaude.daemon import client
 from mlxclaude.server.app import create_app
-from mlxclaude.settings import ServerSettings
+from mlxclaude.config.registry import ServerSettings
 from support.live_server import LiveServer, free_port, live_server
 from support.scripted_backend import ScriptedBackend
 

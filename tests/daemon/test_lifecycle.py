@@ -163,7 +163,7 @@ def test_no_model_and_bad_model(env):
 def test_a_daemon_that_dies_early_is_reported_with_its_last_lines(tmp_path, monkeypatch, tiny_model_dir):
     from mlxclaude.daemon import manager
     from mlxclaude.errors import MlxClaudeError
-    from mlxclaude.settings import ServerSettings
+    from mlxclaude.config.registry import ServerSettings
 
     monkeypatch.setenv("MLXCLAUDE_HOME", str(tmp_path))
     settings = ServerSettings(model=str(tiny_model_dir), port=free_port())

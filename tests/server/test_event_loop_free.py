@@ -12,7 +12,7 @@ import pytest
 
 from mlxclaude.protocol.limits import MAX_STOP_SEQUENCE_CHARS, MAX_STOP_SEQUENCES
 from mlxclaude.server.app import mlx_backend_loader
-from mlxclaude.settings import ServerSettings
+from mlxclaude.config.registry import ServerSettings
 from support.live_server import live_server
 
 pytestmark = pytest.mark.mlx

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlxclaude.server.app import mlx_backend_loader
-from mlxclaude.settings import ServerSettings
+from mlxclaude.config.registry import ServerSettings
 from support.live_server import live_server
 
 pytestmark = pytest.mark.mlx

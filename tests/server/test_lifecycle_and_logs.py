@@ -13,7 +13,7 @@ from mlxclaude import logs
 from support.live_server import LiveServer, free_port
 from support.scripted_backend import ScriptedBackend
 from mlxclaude.server.app import create_app
-from mlxclaude.settings import ServerSettings
+from mlxclaude.config.registry import ServerSettings
 
 
 def start_unready(load):

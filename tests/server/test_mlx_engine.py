@@ -6,7 +6,7 @@ import anthropic
 import pytest
 
 from mlxclaude.server.app import mlx_backend_loader
-from mlxclaude.settings import ServerSettings
+from mlxclaude.config.registry import ServerSettings
 from support.live_server import live_server
 
 pytestmark = pytest.mark.mlx

@@ -13,7 +13,7 @@ import uvicorn
 
 from mlxclaude.engine.backend import Backend
 from mlxclaude.server.app import create_app
-from mlxclaude.settings import ServerSettings
+from mlxclaude.config.registry import ServerSettings
 
 
 def free_port() -> int:

@@ -1,8 +1,8 @@
-"""Typed settings and the one registry that describes them.
+"""The one registry of settings: what each is, its type, default and description, and ServerSettings.
 
 Precedence, lowest first: built-in defaults < config.toml < MLXCLAUDE_* environment < CLI flags
-(the keyword overrides callers pass). `SETTINGS` lists every setting once: `config show`, `config set`,
-validation and the README table all read it. Only the standard library is imported here.
+(config/load.py). `SETTINGS` lists every setting once: `config show`, `config set`, validation and the
+README table all read it. Only the standard library is imported here.
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ import difflib
 import math
 import os
 import re
-import sys
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional
 
-from mlxclaude.config_toml import default_config_path, read_config, write_config
-from mlxclaude.errors import MlxClaudeError, UsageError
+from mlxclaude.config.units import format_bytes, parse_bytes
+from mlxclaude.errors import UsageError
 from mlxclaude.protocol.limits import MAX_BODY_BYTES
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -203,78 +202,13 @@ class ServerSettings:
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, *, config_path: Optional[Path] = None,
                  **overrides: object) -> "ServerSettings":
         """Defaults < config.toml < MLXCLAUDE_* in `environ` (default os.environ) < non-None overrides."""
+        from mlxclaude.config.load import load_settings
+
         return load_settings(environ, config_path=config_path, overrides=overrides).settings
 
     @property
     def is_loopback(self) -> bool:
         return self.host in LOOPBACK_HOSTS or self.host.startswith("127.")
-
-
-@dataclass(frozen=True)
-class ResolvedSettings:
-    settings: ServerSettings
-    sources: dict[str, Source]
-    config_path: Path
-
-    def value(self, name: str) -> Any:
-        return getattr(self.settings, name)
-
-
-def load_settings(environ: Optional[Mapping[str, str]] = None, *, config_path: Optional[Path] = None,
-                  overrides: Optional[Mapping[str, object]] = None) -> ResolvedSettings:
-    """Resolve every setting and where its value came from.
-
-    A malformed config.toml or an invalid value in it raises MlxClaudeError naming the file (and line or
-    key); unknown keys in it warn on stderr. An invalid MLXCLAUDE_* value warns and is ignored. An invalid
-    override raises UsageError.
-    """
-    environ = os.environ if environ is None else environ
-    path = config_path if config_path is not None else default_config_path()
-    values: dict[str, Any] = {}
-    sources: dict[str, Source] = {setting.name: "default" for setting in SETTINGS}
-
-    for key, raw in read_config(path).items():
-        setting = REGISTRY.get(key)
-        if setting is None:
-            warn(f"{path}: unknown setting {key!r}{_suggestion(key)}; ignored")
-            continue
-        try:
-            values[key] = setting.coerce(raw)
-        except ValueError as exc:
-            raise MlxClaudeError(f"{path}: {key}: {exc}",
-                                 hint=f"fix it with `mlxclaude config set {key} VALUE` or "
-                                      f"`mlxclaude config unset {key}`") from None
-        sources[key] = "config"
-
-    for setting in SETTINGS:
-        raw_env = environ.get(setting.env)
-        if raw_env is None or raw_env == "":
-            continue
-        try:
-            values[setting.name] = setting.coerce(raw_env)
-        except ValueError as exc:
-            warn(f"{setting.env}={raw_env!r} ignored: {exc}")
-            continue
-        sources[setting.name] = "env"
-
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        setting = REGISTRY.get(key)
-        if setting is None:
-            raise TypeError(f"unknown setting {key!r}")
-        try:
-            values[key] = setting.coerce(value)
-        except ValueError as exc:
-            raise UsageError(f"{key}: {exc}") from None
-        sources[key] = "flag"
-
-    defaults = ServerSettings()
-    return ResolvedSettings(replace(defaults, **values), sources, path)
-
-
-def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
 
 
 # --- lookup --------------------------------------------------------------------------------------
@@ -291,82 +225,18 @@ def lookup(key: str) -> Setting:
         name = name[len(ENV_PREFIX):]
     setting = REGISTRY.get(name)
     if setting is None:
-        raise UsageError(f"unknown setting {key!r}{_suggestion(name)}",
+        raise UsageError(f"unknown setting {key!r}{suggestion(name)}",
                          hint="settings: " + ", ".join(REGISTRY))
     return setting
 
 
-def _suggestion(key: str) -> str:
+def suggestion(key: str) -> str:
     matches = difflib.get_close_matches(normalise_key(key), list(REGISTRY), n=3, cutoff=0.6)
     return f" (did you mean {', '.join(matches)}?)" if matches else ""
 
 
-# --- config.toml (read and written by mlxclaude.config_toml) -------------------------------------
-
-
-def set_config_value(key: str, raw: object, path: Optional[Path] = None) -> tuple[Setting, Any]:
-    """Validate, coerce and store one setting; a value meaning "unset" (e.g. `auto`) removes the key."""
-    setting = lookup(key)
-    try:
-        value = setting.coerce(raw)
-    except ValueError as exc:
-        raise UsageError(f"{setting.name}: {exc}") from None
-    current = read_config(path)
-    if value is None:
-        current.pop(setting.name, None)
-    else:
-        current[setting.name] = value
-    write_config(current, path)
-    return setting, value
-
-
-def unset_config_value(key: str, path: Optional[Path] = None) -> tuple[Setting, bool]:
-    """Remove one setting from config.toml; returns whether it was there."""
-    setting = lookup(key)
-    current = read_config(path)
-    if setting.name not in current:
-        return setting, False
-    del current[setting.name]
-    write_config(current, path)
-    return setting, True
-
-
 def mask_secret(value: str) -> str:
     return "****" + value[-4:] if len(value) > 8 else "****"
-
-
-# --- sizes ---------------------------------------------------------------------------------------
-
-_UNITS = {
-    "": 1, "b": 1,
-    "k": 1024, "kib": 1024, "kb": 1000,
-    "m": 1024**2, "mib": 1024**2, "mb": 1000**2,
-    "g": 1024**3, "gib": 1024**3, "gb": 1000**3,
-    "t": 1024**4, "tib": 1024**4, "tb": 1000**4,
-}
-
-
-def parse_bytes(value: object) -> int:
-    """8589934592, "8GiB", "8G" (binary), "8GB" (decimal), "1.5GiB" → bytes."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a size in bytes, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    match = re.fullmatch(r"\s*(\d[\d_]*(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(value))
-    unit = match.group(2).lower() if match else None
-    if match is None or unit not in _UNITS:
-        raise ValueError(f"expected a size in bytes (8589934592, 8GiB, 512MB), got {value!r}")
-    return int(float(match.group(1).replace("_", "")) * _UNITS[unit])
-
-
-def format_bytes(value: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(value) < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def _number(value: float) -> str:

@@ -1,4 +1,6 @@
-"""Read and write the flat config.toml: tomllib to read, a tiny writer for key = scalar lines."""
+"""Read and write config.toml: tomllib to read; a small writer for top-level `key = value` lines and
+the tables issue I's routing needs ([backends.NAME], [routes], [fallbacks]), so that `config set` never
+loses them."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from typing import Any, Mapping, Optional
 from mlxclaude.atomic import atomic_write_text
 from mlxclaude.errors import MlxClaudeError
 
+TABLES = ("backends", "routes", "fallbacks")  # top-level tables that are not settings
+
 
 def default_config_path() -> Path:
     from mlxclaude import paths
@@ -19,7 +23,7 @@ def default_config_path() -> Path:
 
 
 def read_config(path: Optional[Path] = None) -> dict[str, Any]:
-    """The raw table in config.toml ({} when the file does not exist)."""
+    """The whole document in config.toml ({} when the file does not exist)."""
     path = path if path is not None else default_config_path()
     try:
         text = path.read_text(encoding="utf-8")
@@ -37,10 +41,9 @@ def read_config(path: Optional[Path] = None) -> dict[str, Any]:
 
 
 def write_config(values: Mapping[str, Any], path: Optional[Path] = None) -> Path:
-    """Write a flat config.toml atomically (mode 0600: it may hold the token)."""
+    """Write config.toml atomically (mode 0600: it may hold the token)."""
     path = path if path is not None else default_config_path()
-    text = dumps_toml(values)
-    atomic_write_text(path, text, mode=0o600)
+    atomic_write_text(path, dumps_toml(values), mode=0o600)
     return path
 
 
@@ -48,15 +51,28 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def dumps_toml(values: Mapping[str, Any]) -> str:
-    """Flat `key = value` TOML for strings, ints, floats and bools (nothing else is needed)."""
+    """TOML for strings, numbers, booleans, arrays of them, and (nested) tables."""
     lines = ["# mlxclaude settings: `mlxclaude config show` lists them all.\n"]
-    for key, value in values.items():
-        name = key if _BARE_KEY.fullmatch(key) else _toml_string(key)
-        lines.append(f"{name} = {_toml_value(key, value)}\n")
+    _write_table(lines, (), values)
     return "".join(lines)
 
 
-def _toml_value(key: str, value: Any) -> str:
+def _write_table(lines: list[str], prefix: tuple[str, ...], table: Mapping[str, Any]) -> None:
+    plain = {key: value for key, value in table.items() if not isinstance(value, Mapping)}
+    nested = {key: value for key, value in table.items() if isinstance(value, Mapping)}
+    if prefix and (plain or not nested):
+        lines.append(f"\n[{'.'.join(_key(part) for part in prefix)}]\n")
+    for key, value in plain.items():
+        lines.append(f"{_key(key)} = {_value(key, value)}\n")
+    for key, value in nested.items():
+        _write_table(lines, (*prefix, key), value)
+
+
+def _key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else _string(key)
+
+
+def _value(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -68,16 +84,17 @@ def _toml_value(key: str, value: Any) -> str:
             return "inf" if value > 0 else "-inf"
         return repr(value)
     if isinstance(value, str):
-        return _toml_string(value)
-    raise MlxClaudeError(f"cannot write {key!r} to config.toml: only flat strings, numbers and booleans "
-                         f"are supported, not {type(value).__name__}",
+        return _string(value)
+    if isinstance(value, (list, tuple)) and not any(isinstance(item, Mapping) for item in value):
+        return "[" + ", ".join(_value(key, item) for item in value) + "]"
+    raise MlxClaudeError(f"cannot write {key!r} to config.toml: {type(value).__name__} values are not supported",
                          hint="edit config.toml by hand (`mlxclaude config path` shows where)")
 
 
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 
 
-def _toml_string(text: str) -> str:
+def _string(text: str) -> str:
     out = []
     for char in text:
         if char in _ESCAPES:

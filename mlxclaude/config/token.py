@@ -10,7 +10,7 @@ from mlxclaude import paths
 from mlxclaude.atomic import atomic_write_text
 
 if TYPE_CHECKING:
-    from mlxclaude.settings import ServerSettings
+    from mlxclaude.config.registry import ServerSettings
 
 
 def token_file() -> Path:
