@@ -46,7 +46,7 @@ def main() -> None:
     import anthropic
     from mlx_lm import load
 
-    from mlxclaude.server.app import mlx_backend_loader
+    from mlxclaude.daemon.serve import mlx_backend_loader
     from mlxclaude.config.registry import ServerSettings
     from support.live_server import live_server
 

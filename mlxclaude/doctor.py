@@ -17,6 +17,9 @@ from typing import Any, Callable, Literal, Mapping, Optional
 from urllib.parse import urlparse
 
 from mlxclaude import paths
+from mlxclaude.config.units import format_bytes
+from mlxclaude.daemon.state import is_our_daemon, load_state_file, pid_alive
+from mlxclaude.engine.memory import MemoryFacts, memory_facts
 from mlxclaude.errors import MlxClaudeError
 
 Status = Literal["ok", "warn", "fail"]
@@ -49,7 +52,7 @@ def run_checks(environ: Optional[Mapping[str, str]] = None) -> list[Check]:
                Check("model", "warn", "not checked: config.toml is invalid", config_check.fix)),
         _guard("daemon", check_daemon),
         _guard("claude", lambda: check_claude(environ)),
-        _guard("claude settings", lambda: check_claude_settings(environ, settings)),
+        _guard("claude settings", lambda: check_claude_settings(settings)),
     ]
     return checks
 
@@ -96,37 +99,20 @@ def _package_version(name: str) -> Optional[str]:
         return None
 
 
-def _safe(call: Callable[[], Any]) -> Any:
-    try:
-        return call()
-    except Exception:
-        return None
-
-
-def mlx_backend() -> tuple[str, str]:
-    """(backend, default device) for the installed MLX: backend is Metal, CUDA, GPU or CPU."""
-    import mlx.core as mx
-
-    device = str(mx.default_device())
-    metal = bool(_safe(lambda: mx.metal.is_available()))
-    cuda = bool(_safe(lambda: mx.cuda.is_available()))
-    if "gpu" in device.lower():
-        return ("Metal" if metal else "CUDA" if cuda else "GPU"), device
-    return "CPU", device
-
-
 def check_mlx() -> Check:
+    from mlxclaude.engine.device import device_facts
+
     try:
-        backend, device = mlx_backend()
+        facts = device_facts()
     except Exception as exc:
         extra = "mlx" if sys.platform == "darwin" else "'mlx[cpu]' (or 'mlx[cuda]' with an NVIDIA GPU)"
         return Check("mlx", "fail", f"cannot import mlx: {exc}", f"pip install {extra}")
     versions = f"mlx {_package_version('mlx') or '?'}"
     mlx_lm = _package_version("mlx-lm")
     if mlx_lm is None:
-        return Check("mlx", "fail", f"{backend} ({versions}) but mlx-lm is not installed", "pip install mlx-lm")
-    detail = f"{backend} ({versions}, mlx-lm {mlx_lm}; default device {device})"
-    if backend != "CPU":
+        return Check("mlx", "fail", f"{facts.backend} ({versions}) but mlx-lm is not installed", "pip install mlx-lm")
+    detail = f"{facts.backend} ({versions}, mlx-lm {mlx_lm}; default device {facts.device})"
+    if facts.backend != "CPU":
         return Check("mlx", "ok", detail)
     if sys.platform == "darwin":
         fix = "use a native arm64 Python (not one running under Rosetta) on Apple silicon"
@@ -141,46 +127,14 @@ def check_mlx() -> Check:
 GIB = 1024**3
 
 
-def memory_info() -> tuple[Optional[int], Optional[int]]:
-    """(total, available) bytes, None where the OS does not say."""
-    total = _safe(lambda: os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    available = None
-    meminfo = Path("/proc/meminfo")
-    if meminfo.exists():
-        for line in meminfo.read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key == "MemAvailable":
-                available = int(rest.split()[0]) * 1024
-            elif key == "MemTotal" and total is None:
-                total = int(rest.split()[0]) * 1024
-    elif sys.platform == "darwin":
-        available = _darwin_available()
-    return total, available
-
-
-def _darwin_available() -> Optional[int]:
-    try:
-        out = subprocess.run(["vm_stat"], capture_output=True, text=True, timeout=5).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    page = 16384
-    pages = 0
-    for line in out.splitlines():
-        if "page size of" in line:
-            page = int(line.split("page size of")[1].split()[0])
-        key, _, value = line.partition(":")
-        if key.strip() in ("Pages free", "Pages inactive", "Pages speculative", "Pages purgeable"):
-            pages += int(value.strip().rstrip("."))
-    return pages * page if pages else None
-
-
-def check_memory(info: Optional[tuple[Optional[int], Optional[int]]] = None) -> Check:
-    total, available = info if info is not None else memory_info()
+def check_memory(facts: Optional[MemoryFacts] = None) -> Check:
+    facts = facts if facts is not None else memory_facts()
+    total, available = facts.total_bytes, facts.available_bytes
     if total is None:
         return Check("memory", "warn", "cannot tell how much memory this machine has")
-    detail = f"{total / GIB:.1f} GiB total"
+    detail = f"{format_bytes(total)} total"
     if available is not None:
-        detail += f", {available / GIB:.1f} GiB available"
+        detail += f", {format_bytes(available)} available"
     if total < 8 * GIB:
         return Check("memory", "warn", detail + ": only the smallest models fit",
                      "pick a small 4-bit model (e.g. a 1.5B-3B one)")
@@ -192,12 +146,12 @@ def check_memory(info: Optional[tuple[Optional[int], Optional[int]]] = None) -> 
 # --- the model -----------------------------------------------------------------------------------
 
 
-def resolve_model_dir(model: str) -> Optional[Path]:
-    """A local directory for `model` (a path, a name from `models list`, or a cached repo id); None if absent."""
-    from mlxclaude.models.catalog import resolve_model
+def local_model_dir(model: str) -> Optional[Path]:
+    """The local directory `model` names (a path, a name from `models list`, a cached repo id); None if absent."""
+    from mlxclaude.models.resolve import resolve
 
     try:
-        return Path(resolve_model(model))
+        return resolve(model, pull=False).path
     except MlxClaudeError:
         return None
 
@@ -206,10 +160,11 @@ def check_model(model: Optional[str], total_memory: Optional[int] = None) -> Che
     if not model:
         return Check("model", "warn", "no model configured",
                      "mlxclaude config set model ORG/NAME (a local mlx-lm directory works too)")
-    directory = resolve_model_dir(model)
+    directory = local_model_dir(model)
     if directory is None:
-        fix = (f"mlxclaude models pull {model}" if model.count("/") == 1 and not Path(model).expanduser().exists()
-               else "mlxclaude config set model PATH_OR_REPO")
+        from mlxclaude.models.resolve import is_repo_id
+
+        fix = f"mlxclaude models pull {model}" if is_repo_id(model) else "mlxclaude config set model PATH_OR_REPO"
         return Check("model", "fail", f"{model}: not found locally", fix)
     config_file = directory / "config.json"
     if not config_file.is_file():
@@ -226,13 +181,13 @@ def check_model(model: Optional[str], total_memory: Optional[int] = None) -> Che
     bits = (config.get("quantization") or {}).get("bits") if isinstance(config.get("quantization"), dict) else None
     if bits:
         facts.append(f"{bits}-bit")
-    facts.append(f"{weights / GIB:.1f} GiB of weights")
+    facts.append(f"{format_bytes(weights)} of weights")
     detail = f"{model} ({', '.join(facts)})"
     if not any((directory / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
         return Check("model", "fail", detail + ": no tokenizer files", f"mlxclaude models pull {model}")
-    total = total_memory if total_memory is not None else memory_info()[0]
+    total = total_memory if total_memory is not None else memory_facts().total_bytes
     if total and weights > 0.75 * total:
-        return Check("model", "warn", detail + f": too big for {total / GIB:.0f} GiB of memory",
+        return Check("model", "warn", detail + f": too big for {format_bytes(total)} of memory",
                      "choose a smaller or more quantized model")
     return Check("model", "ok", detail)
 
@@ -240,57 +195,32 @@ def check_model(model: Optional[str], total_memory: Optional[int] = None) -> Che
 # --- the daemon ----------------------------------------------------------------------------------
 
 
-def _pid_alive(pid: int) -> bool:
-    from mlxclaude.daemon.state import pid_alive
-
-    return pid_alive(pid)
-
-
-def daemon_state(path: Optional[Path] = None) -> Optional[dict[str, Any]]:
-    """The state file's JSON ({pid, url, ...}); None when absent; ValueError when unreadable."""
-    path = path if path is not None else paths.state_file()
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("pid"), int) or not isinstance(data.get("url"), str):
-        raise ValueError(f"{path}: no pid and url in it")
-    return data
-
-
 def check_daemon(path: Optional[Path] = None, timeout: float = 1.5) -> Check:
-    import httpx
+    from mlxclaude.daemon import client
 
-    try:
-        state = daemon_state(path)
-    except ValueError as exc:
-        return Check("daemon", "warn", f"unreadable state file {exc}", "mlxclaude down, then mlxclaude up")
+    path = path if path is not None else paths.state_file()
+    state = load_state_file(path)
     if state is None:
+        if path.exists():
+            return Check("daemon", "warn", f"unreadable state file {path}", "mlxclaude down, then mlxclaude up")
         return Check("daemon", "ok", "not running (`mlxclaude up` starts it)")
-    pid, url = state["pid"], state["url"].rstrip("/")
-    try:
-        response = httpx.get(f"{url}/health", timeout=timeout)
-    except httpx.HTTPError:
-        if _pid_alive(pid):
+    pid, url = state.pid, state.url.rstrip("/")
+    health = client.health(url, timeout=timeout)
+    if health is None:
+        if is_our_daemon(pid):
             return Check("daemon", "warn", f"pid {pid} is alive but {url} does not answer", "mlxclaude restart")
-        return Check("daemon", "warn", f"stale state file: pid {pid} is gone", "mlxclaude up (it replaces the file)")
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    body = body if isinstance(body, dict) else {}
-    status = body.get("status") or ("ok" if response.status_code == 200 else f"HTTP {response.status_code}")
-    model = body.get("model") or state.get("model") or "?"
-    if response.status_code == 200:
+        gone = "is gone" if not pid_alive(pid) else "is not the mlxclaude daemon"
+        return Check("daemon", "warn", f"stale state file: pid {pid} {gone}", "mlxclaude up (it replaces the file)")
+    status, model = health["status"], health.get("model") or state.model or "?"
+    if health["http_status"] == 200:
         return Check("daemon", "ok", f"running at {url} (pid {pid}, model {model})")
     if status == "loading":
         return Check("daemon", "ok", f"loading {model} at {url} (pid {pid})")
     if status == "failed":
-        return Check("daemon", "fail", f"the model failed to load: {body.get('error', '?')}",
+        return Check("daemon", "fail", f"the model failed to load: {health.get('error', '?')}",
                      "mlxclaude logs --level error, then mlxclaude restart")
-    return Check("daemon", "warn", f"{url}/health answered {status}", "mlxclaude restart")
+    shown = status if status != "unknown" else f"HTTP {health['http_status']}"
+    return Check("daemon", "warn", f"{url}/health answered {shown}", "mlxclaude restart")
 
 
 # --- Claude Code ---------------------------------------------------------------------------------
@@ -324,24 +254,22 @@ def check_claude(environ: Mapping[str, str]) -> Check:
     return Check("claude", "ok", f"{version} ({binary})")
 
 
-def claude_settings_path(environ: Mapping[str, str]) -> Path:
-    config_dir = environ.get("CLAUDE_CONFIG_DIR")
-    home = environ.get("HOME")
-    base = Path(config_dir).expanduser() if config_dir else (Path(home) if home else Path.home()) / ".claude"
-    return base / "settings.json"
+def check_claude_settings(settings: Any = None) -> Check:
+    """Claude Code's user settings.json, read as `mlxclaude settings` reads it (CLAUDE_CONFIG_DIR honoured)."""
+    from mlxclaude.claude.jsonfile import parse_settings, read_bytes
+    from mlxclaude.claude.settings_file import settings_path
 
-
-def check_claude_settings(environ: Mapping[str, str], settings: Any = None) -> Check:
-    path = claude_settings_path(environ)
+    path = settings_path()
     hint = WIRE_HINT
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
+        raw = read_bytes(path)
+        data = parse_settings(path, raw) if raw is not None else None
+    except MlxClaudeError as exc:
+        return Check("claude settings", "warn", f"cannot read {exc.message}", "fix the JSON in that file")
+    if data is None:
         return Check("claude settings", "ok", f"not wired ({path} does not exist); {hint}")
-    except (OSError, ValueError) as exc:
-        return Check("claude settings", "warn", f"cannot read {path}: {exc}", "fix the JSON in that file")
-    env = data.get("env") if isinstance(data, dict) else None
-    base_url = env.get("ANTHROPIC_BASE_URL") if isinstance(env, dict) else None
+    env = data.get("env") or {}
+    base_url = env.get("ANTHROPIC_BASE_URL")
     if not base_url:
         return Check("claude settings", "ok", f"not wired (no env.ANTHROPIC_BASE_URL in {path}); {hint}")
     parsed = urlparse(str(base_url))
@@ -365,26 +293,18 @@ def check_claude_settings(environ: Mapping[str, str], settings: Any = None) -> C
 
 
 def _expected_port(settings: Any) -> Optional[int]:
-    try:
-        state = daemon_state()
-    except ValueError:
-        state = None
-    if state is not None:
-        port = urlparse(state["url"]).port
-        if port:
-            return port
+    state = load_state_file()
+    if state is not None and state.port:
+        return state.port
     port = getattr(settings, "port", None)
     return port or None
 
 
 def _expected_token(settings: Any) -> Optional[str]:
     """The token the daemon requires (the running one's, else the configured or generated one), never creating one."""
-    try:
-        state = daemon_state()
-    except ValueError:
-        state = None
-    if state is not None and state.get("token"):
-        return str(state["token"])
+    state = load_state_file()
+    if state is not None and state.token:
+        return str(state.token)
     token = getattr(settings, "auth_token", None)
     if token:
         return str(token)

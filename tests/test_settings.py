@@ -10,10 +10,9 @@ import tomllib
 
 import pytest
 
-from support.cli_app import cli_for
+from support.cli_app import run_cli
 from mlxclaude import paths
 from mlxclaude.config.token import local_token
-from mlxclaude.cli.config_cmds import register
 from mlxclaude.config.toml import dumps_toml, read_config, write_config
 from mlxclaude.errors import MlxClaudeError, UsageError
 from mlxclaude.config.load import load_settings, set_config_value, unset_config_value
@@ -218,48 +217,49 @@ def test_local_token_is_generated_once_and_private():
 
 @pytest.fixture
 def cli():
-    return cli_for(register)
+    return run_cli
 
 
 def test_set_get_unset_round_trip(cli):
     result = cli("config", "set", "port", "9100")
-    assert result.exit_code == 0, result.output
-    assert result.stdout == "" and "port = 9100" in result.stderr
+    assert result.code == 0, result.err
+    assert result.out == "" and "port = 9100" in result.err
     assert read_config(paths.config_file()) == {"port": 9100}
-    assert cli("config", "get", "port").stdout == "9100\n"
+    assert cli("config", "get", "port").out == "9100\n"
 
-    assert cli("config", "set", "ping-interval", "2.5").exit_code == 0
-    assert cli("config", "set", "max_tokens_policy", "ERROR").exit_code == 0
-    assert cli("config", "set", "model", "org/name").exit_code == 0
+    assert cli("config", "set", "ping-interval", "2.5").code == 0
+    assert cli("config", "set", "max_tokens_policy", "ERROR").code == 0
+    assert cli("config", "set", "model", "org/name").code == 0
     assert read_config(paths.config_file()) == {"port": 9100, "ping_interval": 2.5,
                                                 "max_tokens_policy": "error", "model": "org/name"}
     assert ServerSettings.from_env({}).max_tokens_policy == "error"
 
     result = cli("config", "unset", "port")
-    assert result.exit_code == 0 and "port removed" in result.stderr
-    assert cli("config", "get", "port").stdout == "8765\n"
-    assert "not set" in cli("config", "unset", "port").stderr
-    assert cli("config", "get", "context_limit").stdout == ""
+    assert result.code == 0 and "port removed" in result.err
+    assert cli("config", "get", "port").out == "8765\n"
+    assert "not set" in cli("config", "unset", "port").err
+    assert cli("config", "get", "context_limit").out == ""
 
 
 def test_set_validates_and_coerces_by_type(cli):
     result = cli("config", "set", "port", "eighty")
-    assert isinstance(result.exception, UsageError) and "expected an integer" in result.exception.message
+    assert result.code == 2 and "expected an integer" in result.err.splitlines()[0]
     result = cli("config", "set", "max_tokens_policy", "truncate")
-    assert isinstance(result.exception, UsageError) and "clamp, error" in result.exception.message
+    assert result.code == 2 and "clamp, error" in result.err.splitlines()[0]
     result = cli("config", "set", "cache_max_bytes", "4GiB")
-    assert result.exit_code == 0 and read_config(paths.config_file()) == {"cache_max_bytes": 4 * 1024**3}
+    assert result.code == 0 and read_config(paths.config_file()) == {"cache_max_bytes": 4 * 1024**3}
     result = cli("config", "set", "cache_max_bytes", "auto")
-    assert result.exit_code == 0 and read_config(paths.config_file()) == {}
+    assert result.code == 0 and read_config(paths.config_file()) == {}
     assert not paths.config_file().read_text().count("=")
 
 
 def test_unknown_key_is_one_line_with_close_matches(cli):
     result = cli("config", "set", "prot", "1")
-    assert isinstance(result.exception, UsageError) and result.exception.exit_code == 2
-    assert result.exception.message == "unknown setting 'prot' (did you mean port?)"
-    assert "max_output_tokens" in result.exception.hint
-    assert isinstance(cli("config", "get", "nope").exception, UsageError)
+    assert result.code == 2 and result.out == ""
+    error, hint = result.err.splitlines()
+    assert error == "error: unknown setting 'prot' (did you mean port?)"
+    assert hint.startswith("hint: ") and "max_output_tokens" in hint
+    assert cli("config", "get", "nope").code == 2
 
 
 def test_show_json_says_where_each_value_came_from(cli, monkeypatch):
@@ -267,8 +267,8 @@ def test_show_json_says_where_each_value_came_from(cli, monkeypatch):
     cli("config", "set", "auth_token", "hunter2-hunter2")
     monkeypatch.setenv("MLXCLAUDE_MAX_QUEUE", "3")
     result = cli("config", "show", "--json")
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
     assert data["config_file"] == str(paths.config_file())
     shown = data["settings"]
     assert list(shown) == list(REGISTRY)
@@ -276,26 +276,26 @@ def test_show_json_says_where_each_value_came_from(cli, monkeypatch):
                              "env": "MLXCLAUDE_PORT"}
     assert shown["max_queue"]["value"] == 3 and shown["max_queue"]["source"] == "env"
     assert shown["model"]["value"] is None and shown["model"]["source"] == "default"
-    assert shown["auth_token"]["value"] == "****ter2" and "hunter2-hunter2" not in result.stdout
-    assert cli("config", "get", "auth_token").stdout == "hunter2-hunter2\n"
+    assert shown["auth_token"]["value"] == "****ter2" and "hunter2-hunter2" not in result.out
+    assert cli("config", "get", "auth_token").out == "hunter2-hunter2\n"
 
 
 def test_show_table_lists_every_setting(cli, monkeypatch):
     monkeypatch.setenv("MLXCLAUDE_PORT", "9300")
     monkeypatch.setenv("COLUMNS", "200")
     result = cli("config", "show")
-    assert result.exit_code == 0
+    assert result.code == 0
     for setting in SETTINGS:
-        assert setting.name in result.stdout
-    assert "MLXCLAUDE_PORT" in result.stdout and "9300" in result.stdout
-    assert str(paths.config_file()) in result.stderr
+        assert setting.name in result.out
+    assert "MLXCLAUDE_PORT" in result.out and "9300" in result.out
+    assert str(paths.config_file()) in result.err
 
 
 def test_path_prints_the_config_file(cli):
-    assert cli("config", "path").stdout.strip() == str(paths.config_file())
+    assert cli("config", "path").out.strip() == str(paths.config_file())
 
 
 def test_get_auth_token_uses_the_generated_token(cli):
-    token = cli("config", "get", "auth_token").stdout.strip()
+    token = cli("config", "get", "auth_token").out.strip()
     assert token and token == local_token()
     assert ServerSettings.from_env({}).auth_token is None  # serve on loopback stays open unless configured

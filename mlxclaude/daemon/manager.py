@@ -11,22 +11,24 @@ import contextlib
 import errno
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 from mlxclaude import paths
 from mlxclaude.daemon import client
 from mlxclaude.daemon.state import (
     DAEMON_MODULE, DaemonState, is_our_daemon, load_state_file, pid_alive, read_state, remove_state,
 )
-from mlxclaude.errors import MlxClaudeError, ModelNotFound
+from mlxclaude.errors import MlxClaudeError
 from mlxclaude.logs import open_private
-from mlxclaude.config.registry import ServerSettings
+
+if TYPE_CHECKING:
+    from mlxclaude.config.registry import ServerSettings
+    from mlxclaude.models.resolve import ResolvedModel
 
 START_TIMEOUT = 600.0  # a large model can take minutes to load
 STOP_TIMEOUT = 15.0  # the HTTP shutdown drains requests (5 s) and stops the engine thread (5 s)
@@ -48,30 +50,15 @@ def lock_file() -> Path:
 # -- model and port checks -----------------------------------------------------------------
 
 
-def resolve_model(name: Optional[str]) -> tuple[str, Optional[str]]:
-    """(what the daemon loads, the name to show or None for the directory's own name).
-
-    A directory as is; a name from `mlxclaude models list` (mlxclaude.models.catalog); a Hugging Face
-    repo id that is not local yet goes to the daemon as is (its loader fetches it, as `serve` does).
-    """
+def resolve_model(name: Optional[str]) -> ResolvedModel:
+    """The model to start with (see mlxclaude.models.resolve; a repo id not downloaded yet is left for
+    the daemon's loader to pull, as `serve` does)."""
     if not name:
         raise MlxClaudeError("no model configured",
                              hint="mlxclaude up --model PATH_OR_NAME, or see `mlxclaude models list`")
-    local = Path(name).expanduser()
-    if local.is_dir():
-        return str(local.resolve()), None
-    from mlxclaude.engine.loader import is_repo_id
-    from mlxclaude.models import catalog
+    from mlxclaude.models.resolve import resolve
 
-    try:
-        path = catalog.resolve_model(name)
-    except ModelNotFound as exc:
-        if isinstance(exc, catalog.AmbiguousModelName) or not is_repo_id(name):
-            raise
-    else:
-        listed = catalog.find_model(name)
-        return str(path), listed.name if listed is not None else name
-    return name, None  # a repo id not downloaded yet
+    return resolve(name, pull=False)
 
 
 def auth_token(settings: ServerSettings) -> Optional[str]:
@@ -91,6 +78,8 @@ def check_port_free(host: str, port: int) -> None:
     """Fail before spawning anything when something else listens on the port."""
     if port == 0:
         return
+    import socket  # here, not at the top: `mlxclaude status` imports this module and binds nothing
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         with socket.socket(family, socket.SOCK_STREAM) as sock:
@@ -137,7 +126,7 @@ def start_lock(timeout: float) -> Iterator[None]:
 def child_env(settings: ServerSettings) -> dict[str, str]:
     """The environment carries every setting (the token never goes on the command line)."""
     env = dict(os.environ)
-    for spec in fields(ServerSettings):
+    for spec in fields(settings):
         key = f"MLXCLAUDE_{spec.name.upper()}"
         value = getattr(settings, spec.name)
         if value is None:
@@ -252,23 +241,23 @@ def start(settings: ServerSettings, *, foreground: bool = False, on_progress: Op
                   explicit_model=explicit_model)
 
 
-def _start(settings: ServerSettings, requested: Optional[tuple[str, Optional[str]]], *, foreground: bool,
+def _start(settings: ServerSettings, requested: Optional["ResolvedModel"], *, foreground: bool,
            on_progress: Optional[Progress], timeout: float, explicit_model: bool = True) -> DaemonState:
-    from mlxclaude.serve import check_settings
+    from mlxclaude.daemon.serve import check_settings
 
     progress = on_progress or (lambda message: None)
     with start_lock(timeout):
         running = read_state()
         if running is not None:
-            if explicit_model and requested is not None and not same_model(running, requested[0]):
+            if explicit_model and requested is not None and not same_model(running, requested.target):
                 raise MlxClaudeError(f"the daemon is already running with {running.model} ({running.url})",
-                                     hint=f"mlxclaude restart --model {requested[1] or requested[0]}")
+                                     hint=f"mlxclaude restart --model {requested.argument}")
             state = wait_ready(running.pid, timeout, progress)
             return replace(state, already_running=True)
         if requested is None:
             resolve_model(None)  # raises "no model configured"
-        model_path, model_name = requested
-        settings = replace(settings, model=model_path, auth_token=auth_token(settings))
+        model_name = requested.name
+        settings = replace(settings, model=requested.target, auth_token=auth_token(settings))
         check_settings(settings)
         check_port_free(settings.host, settings.port)
         if foreground:
@@ -354,13 +343,15 @@ def restart(settings: Optional[ServerSettings] = None, *, model: Optional[str] =
     """Stop the daemon (if any) and start it again. Model, host and port come from the arguments,
     else from the daemon that was running, else from `settings` (default: MLXCLAUDE_* environment).
     """
+    from mlxclaude.config.registry import ServerSettings
+
     settings = settings or ServerSettings.from_env()
     previous = read_state()
     requested = resolve_model(model) if model else None  # fail on a bad name before stopping anything
     if previous is not None:
         if requested is None and previous.model_path:
-            name = previous.model if previous.model != Path(previous.model_path).name else None
-            requested = (previous.model_path, name)
+            requested = resolve_model(previous.model_path)
+            requested = replace(requested, name=previous.model or requested.name)
         host = host or previous.host
         port = previous.port if port is None else port
         stop_pid(previous)

@@ -1,10 +1,12 @@
-"""The daemon process: `python -m mlxclaude.daemon.serve --model PATH [--port N] [--host H]`.
+"""The one serve path: the daemon (`python -m mlxclaude.daemon.serve --model PATH [--port N] [--host H]`,
+spawned by `mlxclaude up`) and, in the foreground, `mlxclaude serve`.
 
-It binds its socket first, writes the state file (with the real port, so --port 0 works), then
-serves; the model loads on the worker thread meanwhile (/health says "loading" until it is ready).
-Settings not given as arguments come from MLXCLAUDE_* variables (the token only ever from
-MLXCLAUDE_AUTH_TOKEN, never argv). SIGTERM and SIGINT shut down gracefully; the state file is
-removed on the way out if it still names this process.
+It binds its socket first (a busy port fails before the model loads), then serves; the model loads on
+the worker thread meanwhile (/health says "loading" until it is ready). On SIGINT or SIGTERM open
+streams end with an error event and uvicorn drains. The daemon also writes the state file (with the
+real port, so --port 0 works) that `up`, `status` and `down` find it by, removes it on the way out
+if it still names this process, and accepts POST /mlxclaude/shutdown. Settings not given as
+arguments come from MLXCLAUDE_* variables (the token only ever from MLXCLAUDE_AUTH_TOKEN, never argv).
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ import socket
 import sys
 import time
 from dataclasses import replace
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from mlxclaude import __version__, logs, paths
-from mlxclaude.daemon.state import DaemonState, remove_state, url_for, write_state
-from mlxclaude.errors import MlxClaudeError
 from mlxclaude.config.registry import ServerSettings
+from mlxclaude.daemon.state import DaemonState, remove_state, url_for, write_state
+from mlxclaude.errors import MlxClaudeError, UsageError
+from mlxclaude.logs import log_event
+
+if TYPE_CHECKING:
+    from mlxclaude.engine.backend import Backend
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
@@ -34,6 +40,19 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, help="port to bind; 0 picks a free one [default: 8765]")
     parser.add_argument("--echo-logs", action="store_true", help="also write the JSON log lines to stderr")
     return parser.parse_args(argv)
+
+
+def check_settings(settings: ServerSettings) -> None:
+    """What must hold before anything binds: a model that resolves (a repo id not downloaded yet is
+    fine, the loader pulls it) and a token for any address beyond loopback."""
+    if not settings.model:
+        raise UsageError("no model given", hint="pass --model PATH (an mlx-lm model directory)")
+    from mlxclaude.models.resolve import resolve
+
+    resolve(settings.model, pull=False)
+    if not settings.is_loopback and not settings.auth_token:
+        raise UsageError(f"refusing to bind {settings.host} without a token",
+                         hint="set --auth-token or MLXCLAUDE_AUTH_TOKEN, or bind 127.0.0.1")
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -58,65 +77,79 @@ def listen(settings: ServerSettings) -> socket.socket:
                              hint="use --port N or stop what is using it") from exc
 
 
-def backend_loader(settings: ServerSettings, name: Optional[str]) -> Callable:
-    from mlxclaude.server.app import mlx_backend_loader
+def mlx_backend_loader(settings: ServerSettings, *, name: Optional[str] = None) -> Callable[[], "Backend"]:
+    """What the worker thread calls to load settings.model (a repo id is downloaded first) into an
+    MlxBackend; `name` is the name to report instead of the resolved one."""
 
-    load_default = mlx_backend_loader(settings)
-    if not name:
-        return load_default
+    def load() -> "Backend":
+        from mlxclaude.engine.mlx_backend import MlxBackend
+        from mlxclaude.models.resolve import resolve
 
-    def load():
-        backend = load_default()
-        backend.info = replace(backend.info, name=name)
+        log_event("model_loading", kind="request", model=settings.model)
+        model = resolve(settings.model or "", pull=True)
+        backend = MlxBackend(str(model.local_path()), name=name or model.name, context_limit=settings.context_limit,
+                             prefill_step_size=settings.prefill_step_size,
+                             constrain_tools=settings.tool_constraints,
+                             cache_max_bytes=settings.cache_max_bytes,
+                             prompt_cache_dir=paths.cache_dir() / "prompt-cache")
+        log_event("model_ready", model=backend.info.name, context_length=backend.info.context_length,
+                  tool_format=backend.info.tool_format.name if backend.info.tool_format else None)
         return backend
 
     return load
 
 
-def serve(settings: ServerSettings, *, model_name: Optional[str] = None) -> int:
+def uvicorn_server(app: Any):
     import uvicorn
 
-    from mlxclaude.logs import log_event
-    from mlxclaude.serve import check_settings
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            """uvicorn's own SIGINT/SIGTERM handler while it serves."""
+            app.state.mlxclaude.begin_shutdown()  # open streams end with an error event, not a cut body
+            super().handle_exit(sig, frame)
+
+    return Server(uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on",
+                                 timeout_graceful_shutdown=5))
+
+
+def serve(settings: ServerSettings, *, model_name: Optional[str] = None, daemon: bool = True) -> int:
+    """Serve until SIGINT or SIGTERM. daemon=False is `mlxclaude serve`: no state file (`up`, `status` and
+    `down` do not see it), no HTTP shutdown, and Ctrl-C ends it as an interrupt (exit 130)."""
     from mlxclaude.server.app import create_app
 
     check_settings(settings)
     sock = listen(settings)
     settings = replace(settings, port=sock.getsockname()[1])
-    app = create_app(settings, backend_loader(settings, model_name))
-    config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
-
-    def request_exit(*_: object) -> None:
-        app.state.mlxclaude.begin_shutdown()  # open streams end with an error event, not a cut body
-        server.should_exit = True
-
-    app.state.shutdown_callback = request_exit
-    # uvicorn re-raises a captured SIGTERM/SIGINT after a graceful exit; with these handlers that is a
-    # no-op, so the state file is still removed below (and a signal before serving starts stops it too)
-    signal.signal(signal.SIGTERM, request_exit)
-    signal.signal(signal.SIGINT, request_exit)
-
+    app = create_app(settings, mlx_backend_loader(settings, name=model_name))
+    server = uvicorn_server(app)
+    url = url_for(settings.host, settings.port)
     local = os.path.expanduser(settings.model or "")
     model_path = os.path.abspath(local) if os.path.isdir(local) else settings.model
-    state = DaemonState(
-        pid=os.getpid(), url=url_for(settings.host, settings.port), host=settings.host, port=settings.port,
-        model=model_name or (os.path.basename(local.rstrip("/")) if os.path.isdir(local) else settings.model),
-        model_path=model_path,
-        version=__version__, started_at=time.time(), log_path=str(paths.daemon_log_file()),
-        token=settings.auth_token,
-    )
-    write_state(state)
-    log_event("daemon_start", kind="daemon", pid=state.pid, url=state.url, model=state.model,
-              model_path=state.model_path, version=__version__)
+    model = model_name or (os.path.basename(local.rstrip("/")) if os.path.isdir(local) else settings.model)
+    if daemon:
+        def request_exit(*_: object) -> None:
+            app.state.mlxclaude.begin_shutdown()
+            server.should_exit = True
+
+        app.state.shutdown_callback = request_exit
+        # uvicorn re-raises a captured SIGTERM/SIGINT after a graceful exit; with these handlers that is a
+        # no-op, so the state file is still removed below (and a signal before serving starts stops it too)
+        signal.signal(signal.SIGTERM, request_exit)
+        signal.signal(signal.SIGINT, request_exit)
+        write_state(DaemonState(pid=os.getpid(), url=url, host=settings.host, port=settings.port, model=model,
+                                model_path=model_path, version=__version__, started_at=time.time(),
+                                log_path=str(paths.daemon_log_file()), token=settings.auth_token))
+    log_event("daemon_start", kind="daemon", pid=os.getpid(), url=url, model=model, model_path=model_path,
+              version=__version__, foreground=None if daemon else True)
     if not settings.is_loopback:
         log_event("non_loopback_bind", kind="daemon", level="warning", host=settings.host)
     try:
-        asyncio.run(server.serve(sockets=[sock]))
+        with sock:
+            asyncio.run(server.serve(sockets=[sock]))
     finally:
-        remove_state(os.getpid())
-        log_event("daemon_stop", kind="daemon", pid=state.pid)
+        if daemon:
+            remove_state(os.getpid())
+        log_event("daemon_stop", kind="daemon", pid=os.getpid())
     return 0
 
 

@@ -62,6 +62,15 @@ class GenerationStats:
 GenerationItem = Union[str, GenerationStats]
 
 
+@dataclass(frozen=True)
+class DeviceMemory:
+    """What the backend's allocator holds, in bytes; None where it does not say (or keeps no such figure)."""
+    active_bytes: Optional[int] = None
+    peak_bytes: Optional[int] = None
+    cache_bytes: Optional[int] = None
+    limit_bytes: Optional[int] = None  # what weights and KV cache must fit under (Metal's working set), if any
+
+
 class GenerationCancelled(Exception):
     """Raised inside a backend when the cancel event is set during prefill."""
 
@@ -75,4 +84,12 @@ class Backend(Protocol):
         self, prompt: RenderedPrompt, chat: ChatRequest, max_tokens: int, cancel: threading.Event
     ) -> Iterator[GenerationItem]:
         """Yield text pieces as they decode, then exactly one GenerationStats last."""
+        ...
+
+    def memory_facts(self) -> DeviceMemory:
+        """The allocator's figures now (GET /mlxclaude/status, `models check`)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the backend holds and finish its background work (the server calls it at shutdown)."""
         ...

@@ -44,22 +44,10 @@ def context_length_of(config: dict) -> int:
     return DEFAULT_CONTEXT
 
 
-def resolve_model_dir(path: str | Path) -> Path:
-    """The model directory; names and repo ids are resolved (and pulled) by mlxclaude.models.resolve first."""
-    local = Path(path).expanduser()
-    if not local.is_dir():
-        raise ModelLoadError(f"model directory not found: {local}")
-    return local
-
-
-def is_repo_id(text: str) -> bool:
-    parts = text.split("/")
-    return len(parts) == 2 and all(part and not part.startswith(".") for part in parts) and not text.startswith(("~", "/"))
-
-
 def load_model(path: str | Path, *, name: str | None = None, context_limit: int | None = None,
                tool_format: str | None = None) -> LoadedModel:
-    """Load a model; `tool_format` names a format in parsing.tools.FORMATS_BY_NAME to use instead of detecting it."""
+    """Load the mlx-lm model directory `path` (names and repo ids are resolved by mlxclaude.models.resolve
+    first); `tool_format` names a format in parsing.tools.FORMATS_BY_NAME to use instead of detecting it."""
     from mlx_lm import load as mlx_load
 
     if tool_format:
@@ -67,7 +55,9 @@ def load_model(path: str | Path, *, name: str | None = None, context_limit: int 
             detect_tool_format(None, override=tool_format)  # a bad name fails before the weights load
         except ValueError as exc:
             raise ModelLoadError(str(exc)) from exc
-    model_path = resolve_model_dir(path)
+    model_path = Path(path).expanduser()
+    if not model_path.is_dir():
+        raise ModelLoadError(f"model directory not found: {model_path}")
     config = read_config(model_path)
     try:
         model, tokenizer = mlx_load(str(model_path))

@@ -5,16 +5,26 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from mlxclaude.engine.backend import GenerationCancelled, GenerationItem, GenerationStats, RenderedPrompt
+from mlxclaude.engine.backend import DeviceMemory, GenerationCancelled, GenerationItem, GenerationStats, RenderedPrompt
 from mlxclaude.engine.loader import load_model
 from mlxclaude.engine.cache.prompt_cache import PromptCache
 from mlxclaude.engine.constraints import constraint_processors, load_constraints
+from mlxclaude.engine.device import device_memory
 from mlxclaude.engine.render import render_chat
 from mlxclaude.engine.sampling import make_mlx_sampler
-from mlxclaude.protocol.chat import ChatRequest
+from mlxclaude.protocol.chat import ChatRequest, Sampling
+
+
+@dataclass(frozen=True)
+class SpeedFigures:
+    prompt_tokens: int
+    decode_tokens: int
+    prefill_tps: float
+    decode_tps: float
 
 
 class MlxBackend:
@@ -38,9 +48,34 @@ class MlxBackend:
         """Prompt-cache figures for GET /mlxclaude/status: entries, bytes, tiers, hit rates (overall, per session)."""
         return self.prompt_cache.facts()
 
+    def memory_facts(self) -> DeviceMemory:
+        return device_memory()
+
     def close(self) -> None:
         """Finish writing system-prompt snapshots to disk (call at shutdown)."""
         self.prompt_cache.close()
+
+    def measure_speed(self, tokens: list[int], decode_tokens: int) -> SpeedFigures:
+        """Prefill `tokens` and decode `decode_tokens` greedily. Not generate(): a fresh cache (no prefix
+        reuse) and no stop at EOS, so both rates are real (`mlxclaude models check`)."""
+        import mlx.core as mx
+        from mlx_lm.generate import generate_step
+        from mlx_lm.models.cache import make_prompt_cache
+
+        greedy = make_mlx_sampler(Sampling(temperature=0.0), self.vocab_size)
+        started = time.perf_counter()
+        first = last = started
+        count = 0
+        for count, _ in enumerate(generate_step(mx.array(tokens), self.model, max_tokens=decode_tokens, sampler=greedy,
+                                                prompt_cache=make_prompt_cache(self.model),
+                                                prefill_step_size=self.prefill_step_size), start=1):
+            last = time.perf_counter()
+            if count == 1:
+                first = last
+        prefill_tps = len(tokens) / (first - started) if first > started else 0.0
+        decode_tps = (count - 1) / (last - first) if count > 1 and last > first else 0.0
+        return SpeedFigures(prompt_tokens=len(tokens), decode_tokens=count, prefill_tps=prefill_tps,
+                            decode_tps=decode_tps)
 
     def render(self, chat: ChatRequest) -> RenderedPrompt:
         return render_chat(self.tokenizer, chat, self.info.think_open, self.info.think_close,

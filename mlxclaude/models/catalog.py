@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from mlxclaude import paths
 from mlxclaude.errors import MlxClaudeError, ModelNotFound
+from mlxclaude.models.resolve import not_found
 
 # Weights are assumed to need this much more memory once loaded (KV cache, activations, buffers).
 MEMORY_OVERHEAD = 1.2
@@ -131,15 +132,15 @@ def describe_model(
     size_bytes: int | None = None,
 ) -> LocalModel:
     """Facts about one model directory, read from its files (nothing is loaded)."""
+    from mlxclaude.engine import memory
     from mlxclaude.engine.loader import context_length_of
-    from mlxclaude.models.recommend import total_memory_bytes
     from mlxclaude.parsing.tools import detect_tool_format
 
     config = _read_json(path / "config.json") or {}
     template = chat_template_of(path)
     tool_format = detect_tool_format(template)
     weights = sum(p.stat().st_size for p in path.glob("model*.safetensors") if p.exists())
-    total_memory = total_memory_bytes()
+    total_memory = memory.memory_facts().total_bytes
     return LocalModel(
         name=name or path.name,
         path=path,
@@ -207,7 +208,7 @@ def _read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-# -- resolving and removing -------------------------------------------------------------------
+# -- finding and removing -------------------------------------------------------------------
 
 
 def find_model(name: str, models: list[LocalModel] | None = None) -> LocalModel | None:
@@ -231,19 +232,6 @@ def find_model(name: str, models: list[LocalModel] | None = None) -> LocalModel 
     return hits[0] if hits else None
 
 
-def resolve_model(name_or_path: str) -> Path:
-    """An existing directory as is; else the directory of a listed model (see find_model)."""
-    if not name_or_path.strip():
-        raise _not_found(name_or_path)
-    local = Path(name_or_path).expanduser()
-    if local.is_dir():
-        return local
-    model = find_model(name_or_path)
-    if model is not None:
-        return model.path
-    raise _not_found(name_or_path)
-
-
 def remove_model(name: str, *, allow_partial: bool = False) -> LocalModel:
     """Delete a listed model: an HF cache repo (every cached revision) or an imported directory.
 
@@ -252,7 +240,7 @@ def remove_model(name: str, *, allow_partial: bool = False) -> LocalModel:
     `allow_partial` and must pick one model. The model the running daemon serves is refused.
     """
     if not name.strip():
-        raise _not_found(name)
+        raise not_found(name)
     models = list_models()
     model = next((m for m in models if m.name == name.strip()), None) or _model_at_path(name, models)
     if model is None:
@@ -274,7 +262,7 @@ def partial_matches(name: str, models: list[LocalModel]) -> list[LocalModel]:
 def _partial_match(name: str, models: list[LocalModel], allow_partial: bool) -> LocalModel:
     matches = partial_matches(name, models)
     if not matches:
-        raise _not_found(name)
+        raise not_found(name)
     names = ", ".join(m.name for m in matches)
     if len(matches) > 1:
         raise AmbiguousModelName(f"{name!r} is not a model's full name; it matches {names}",
@@ -346,13 +334,3 @@ def _remove_imported(path: Path) -> None:
         path.unlink()
     else:
         shutil.rmtree(path)
-
-
-def _not_found(name: str) -> ModelNotFound:
-    from mlxclaude.engine.loader import is_repo_id
-
-    pull = f"mlxclaude models pull {name}" if is_repo_id(name) else "mlxclaude models pull REPO"
-    return ModelNotFound(
-        f"model not found: {name}",
-        hint=f"see `mlxclaude models list`, or download it with `{pull}`",
-    )

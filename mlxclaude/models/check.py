@@ -2,29 +2,30 @@
 
 `check_model` runs nine checks in a fixed order and always reports all nine lines (see
 LINE_NAMES). A check that cannot run because an earlier one failed is reported as
-`fail` with a detail starting "skipped: ". Heavy imports (mlx, mlx_lm) happen inside the
-functions, so importing this module stays cheap.
+`fail` with a detail starting "skipped: ". The model runs through engine APIs (MlxBackend: load,
+render, generate, measure_speed, memory_facts); the tool-call probe is in check_tools.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional
 
+from mlxclaude.config.units import format_bytes
+from mlxclaude.engine.memory import memory_facts
+from mlxclaude.models.check_tools import (  # noqa: F401  (schema_errors re-exported for callers and tests)
+    CLAUDE_CODE_TOOLS, one_line, run_chat, schema_errors, snippet, tool_call_attempt, tool_call_example,
+)
+from mlxclaude.models.memory import (  # noqa: F401  (re-exported for callers and tests)
+    WEIGHTS_OVERHEAD, kv_bytes_per_token, max_context_that_fits,
+)
 from mlxclaude.parsing.events import ToolCall
 from mlxclaude.parsing.tools import HERMES, ToolFormat
 from mlxclaude.protocol.chat import ChatRequest, Sampling, ToolChoice
-
-from mlxclaude.models.check_tools import CLAUDE_CODE_TOOLS, WEATHER_TOOL, schema_errors  # noqa: F401
-from mlxclaude.models.memory import (  # noqa: F401  (re-exported for callers and tests)
-    WEIGHTS_OVERHEAD, available_memory_bytes, gpu_working_set_bytes, human_bytes, kv_bytes_per_token,
-    max_context_that_fits,
-)
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -35,7 +36,6 @@ CLAUDE_CODE_MIN_CONTEXT = 32768
 MIN_DECODE_TPS = 5.0
 MIN_PREFILL_TPS = 50.0
 SPEED_PROMPT_TOKENS = 1024
-TOOL_CALL_TOKENS = 128
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tiktoken.model")
 TOKENIZER_EXTRAS = ("tokenizer_config.json", "chat_template.jinja", "chat_template.json")
 
@@ -83,15 +83,6 @@ class CheckReport:
 # The checks
 # --------------------------------------------------------------------------------------------
 
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _snippet(text: str, limit: int = 60) -> str:
-    return json.dumps(_one_line(text, limit), ensure_ascii=False)
-
-
 def _generic_tool_format() -> ToolFormat:
     """The format tools use when a model's template has no known family."""
     import mlxclaude.parsing.tools as tools
@@ -119,7 +110,7 @@ class _Checker:
             try:
                 self.config = json.loads(config.read_text())
             except (OSError, ValueError) as exc:
-                return CheckLine("files", "fail", f"config.json is not valid JSON: {_one_line(exc)}")
+                return CheckLine("files", "fail", f"config.json is not valid JSON: {one_line(exc)}")
         else:
             missing.append("config.json")
         weights = sorted(self.path.glob("*.safetensors"))
@@ -133,7 +124,7 @@ class _Checker:
         if weights:
             size = sum(w.stat().st_size for w in weights)
             self.figures["weights_bytes"] = size
-            found.append(f"{len(weights)} weight file{'s' if len(weights) > 1 else ''} ({human_bytes(size)})")
+            found.append(f"{len(weights)} weight file{'s' if len(weights) > 1 else ''} ({format_bytes(size)})")
         else:
             others = sorted(p.name for p in self.path.iterdir() if p.suffix in (".bin", ".gguf", ".pt", ".pth"))
             hint = f" (found {', '.join(others[:3])}: convert it with mlx_lm.convert)" if others else ""
@@ -154,7 +145,7 @@ class _Checker:
         try:
             self.backend = MlxBackend(str(self.path), name=self.name)
         except Exception as exc:  # ModelLoadError, or whatever mlx-lm raised while building the model
-            return CheckLine("load", "fail", _one_line(exc))
+            return CheckLine("load", "fail", one_line(exc))
         seconds = time.perf_counter() - started
         broken = self._tokenizer_problem()
         if broken:
@@ -178,7 +169,7 @@ class _Checker:
             ids = list(tokenizer.encode(sample, add_special_tokens=False))
             back = tokenizer.decode(ids) if ids else ""
         except Exception as exc:
-            return f"the tokenizer fails on plain text ({_one_line(exc, 120)})"
+            return f"the tokenizer fails on plain text ({one_line(exc, 120)})"
         if not ids:
             return f"the tokenizer is empty (it encodes {sample!r} to no tokens)"
         if "world" not in back:
@@ -211,9 +202,9 @@ class _Checker:
             try:
                 self._render(ChatRequest(model=self.name, messages=conversation[:2], tools=CLAUDE_CODE_TOOLS))
             except RenderError:
-                return CheckLine("chat template", "fail", _one_line(exc))
+                return CheckLine("chat template", "fail", one_line(exc))
             return CheckLine("chat template", "fail", "renders tools but rejects a tool call and its result: "
-                                                      + _one_line(exc))
+                                                      + one_line(exc))
         self.template_ok = True
         self.figures["prompt_tokens"] = len(prompt.tokens)
         expected = ["Read", "file_path", "Bash", "run_in_background"]
@@ -242,98 +233,24 @@ class _Checker:
         self.figures["thinking"] = "none"
         return CheckLine("thinking", "ok", "none")
 
-    def _generate(self, chat: ChatRequest, on_text: Callable[[str, threading.Event], None] | None = None):
-        prompt = self._render(chat)
-        cancel = threading.Event()
-        pieces, stats = [], None
-        for item in self.backend.generate(prompt, chat, chat.max_tokens, cancel):
-            if isinstance(item, str):
-                pieces.append(item)
-                if on_text:
-                    on_text(item, cancel)
-            else:
-                stats = item
-        return prompt, "".join(pieces), stats
-
     def generation(self) -> CheckLine:
         chat = ChatRequest(model=self.name, messages=[{"role": "user", "content": "Say hello in one short sentence."}],
                            sampling=Sampling(temperature=0.0), max_tokens=self.generate_tokens)
-        _, text, stats = self._generate(chat)
+        _, text, stats = run_chat(self.backend, chat)
         tokens = stats.generated_tokens if stats else 0
         self.figures["generated_tokens"] = tokens
         if not text.strip():
             return CheckLine("generation", "warn", f"the model produced no text ({tokens} tokens, then stopped)")
-        return CheckLine("generation", "ok", f"{_snippet(text)} ({tokens} tokens, greedy)")
-
-    def _tool_call_example(self, fmt: ToolFormat) -> str:
-        """How this model's own template writes a get_weather call; a Hermes-style body if it won't say."""
-        from mlxclaude.engine.render import RenderError
-
-        arguments = {"city": "Lisbon"}
-        try:
-            text = self._render(ChatRequest(model=self.name, tools=[WEATHER_TOOL], messages=[
-                {"role": "user", "content": "What's the weather in Lisbon?"},
-                {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "id": "call_1", "function": {
-                    "name": "get_weather", "arguments": arguments}}]}])).text
-            start = text.rfind(fmt.open)
-            end = text.find(fmt.close, start + len(fmt.open)) if start >= 0 else -1
-            if end >= 0 and fmt.parse(text[start + len(fmt.open):end]):
-                return text[start:end + len(fmt.close)]
-        except RenderError:
-            pass
-        return fmt.render(ToolCall("get_weather", arguments))
-
-    def _tool_call_attempt(self, fmt: ToolFormat, example: str, choice: ToolChoice,
-                           constrained: bool) -> tuple[Optional[ToolCall], list[str], str]:
-        """One get_weather request; (the first call or None, what's wrong with it, the raw text)."""
-        from mlxclaude.parsing.reply import ReplyParser
-
-        chat = ChatRequest(
-            model=self.name, tools=[WEATHER_TOOL], thinking="disabled", sampling=Sampling(temperature=0.0),
-            max_tokens=TOOL_CALL_TOKENS, tool_choice=choice,
-            messages=[{"role": "system", "content": "You are a tool-calling assistant. To call get_weather, reply "
-                                                    "with only the call, in exactly this format and nothing else:\n"
-                                                    + example},
-                      {"role": "user", "content": "What is the weather in Tokyo right now? Use the get_weather tool."}])
-        info = self.backend.info
-        prompt = self._render(chat)
-        parser = ReplyParser(emit_thinking=False, starts_in_thinking=prompt.starts_in_thinking,
-                             think_open=info.think_open or "<think>", think_close=info.think_close or "</think>",
-                             tool_format=fmt, tools=chat.tools)
-        events: list = []
-
-        def on_text(piece: str, cancel: threading.Event) -> None:
-            events.extend(parser.feed(piece))
-            if any(isinstance(event, ToolCall) for event in events):
-                cancel.set()  # one call is all we need
-
-        constraints = getattr(self.backend, "constraints", None)
-        enabled = constraints.enabled if constraints is not None else None
-        if constraints is not None:
-            constraints.enabled = constrained
-        try:
-            _, text, _ = self._generate(chat, on_text)
-        finally:
-            if constraints is not None:
-                constraints.enabled = enabled
-        events.extend(parser.finish())
-        calls = [event for event in events if isinstance(event, ToolCall)]
-        if not calls:
-            return None, [f"no {fmt.name} call in {_snippet(text, 50)}"], text
-        call = calls[0]
-        schema = WEATHER_TOOL["function"]["parameters"]
-        problems = [f"called {call.name!r}, not 'get_weather'"] if call.name != "get_weather" else \
-            schema_errors(call.arguments, schema)
-        return call, problems, text
+        return CheckLine("generation", "ok", f"{snippet(text)} ({tokens} tokens, greedy)")
 
     def tool_call(self) -> CheckLine:
         """Constraints on: a call forced with tool_choice must come back valid (ok). The model's own,
         unconstrained call is reported alongside (figure `tool_call_unconstrained`)."""
         native = self.backend.info.tool_format
         fmt = native or _generic_tool_format()
-        example = self._tool_call_example(fmt)
+        example = tool_call_example(self.backend, self.name, fmt)
         via = "" if native else " (generic format)"
-        call, problems, _ = self._tool_call_attempt(fmt, example, ToolChoice(), constrained=False)
+        call, problems, _ = tool_call_attempt(self.backend, self.name, fmt, example, ToolChoice(), constrained=False)
         unconstrained = "valid" if call is not None and not problems else "not valid: " + "; ".join(problems[:3])
         self.figures["tool_call_unconstrained"] = "valid" if unconstrained == "valid" else "invalid"
         if getattr(self.backend, "constraints", None) is None:
@@ -341,25 +258,21 @@ class _Checker:
                 return CheckLine("tool call", "warn", f"model did not produce a valid tool call unconstrained, and "
                                                       f"constrained decoding is unavailable ({unconstrained[11:]})")
             assert call is not None
-            return CheckLine("tool call", "ok", f"get_weather({_one_line(json.dumps(call.arguments, ensure_ascii=False), 80)})"
+            return CheckLine("tool call", "ok", f"get_weather({one_line(json.dumps(call.arguments, ensure_ascii=False), 80)})"
                                                 f"{via}, unconstrained (constrained decoding unavailable)")
-        call, problems, _ = self._tool_call_attempt(fmt, example, ToolChoice("tool", "get_weather"), constrained=True)
+        call, problems, _ = tool_call_attempt(self.backend, self.name, fmt, example, ToolChoice("tool", "get_weather"),
+                                              constrained=True)
         self.figures["tool_call_constrained"] = "valid" if call is not None and not problems else "invalid"
         if call is None or problems:
             return CheckLine("tool call", "warn", "a call forced with tool_choice under constrained decoding came "
                                                   f"back invalid ({'; '.join(problems[:3])}); unconstrained: "
                                                   f"{unconstrained}")
         args = json.dumps(call.arguments, ensure_ascii=False)
-        return CheckLine("tool call", "ok", f"get_weather({_one_line(args, 80)}){via}, constrained decoding; "
+        return CheckLine("tool call", "ok", f"get_weather({one_line(args, 80)}){via}, constrained decoding; "
                                             f"unconstrained: {unconstrained}")
 
     def speed(self) -> CheckLine:
-        import mlx.core as mx
-        from mlx_lm.generate import generate_step
-        from mlx_lm.models.cache import make_prompt_cache
-
         from mlxclaude.engine.render import RenderError
-        from mlxclaude.engine.sampling import make_mlx_sampler
 
         tokenizer = self.backend.tokenizer
         paragraph = ("Claude Code reads the repository, runs the test suite with Bash, and edits files "
@@ -373,23 +286,10 @@ class _Checker:
         tokens = tokens[-SPEED_PROMPT_TOKENS:]
         if not tokens:
             return CheckLine("speed", "fail", "the tokenizer produced no tokens for the test prompt")
-        decode_tokens = max(2, self.generate_tokens)
-        # Not MlxBackend.generate: a fresh cache (no prefix reuse) and no stop at EOS, so both figures are real.
-        started = time.perf_counter()
-        first = last = started
-        count = 0
-        greedy = make_mlx_sampler(Sampling(temperature=0.0), self.backend.vocab_size)
-        for count, _ in enumerate(generate_step(mx.array(tokens), self.backend.model, max_tokens=decode_tokens,
-                                                sampler=greedy,
-                                                prompt_cache=make_prompt_cache(self.backend.model),
-                                                prefill_step_size=self.backend.prefill_step_size), start=1):
-            last = time.perf_counter()
-            if count == 1:
-                first = last
-        prefill_tps = len(tokens) / (first - started) if first > started else 0.0
-        decode_tps = (count - 1) / (last - first) if count > 1 and last > first else 0.0
-        self.figures.update(prefill_tokens=len(tokens), prefill_tps=round(prefill_tps, 1),
-                            decode_tokens=count, decode_tps=round(decode_tps, 1))
+        speed = self.backend.measure_speed(tokens, max(2, self.generate_tokens))
+        prefill_tps, decode_tps = speed.prefill_tps, speed.decode_tps
+        self.figures.update(prefill_tokens=speed.prompt_tokens, prefill_tps=round(prefill_tps, 1),
+                            decode_tokens=speed.decode_tokens, decode_tps=round(decode_tps, 1))
         detail = f"prefill {prefill_tps:,.0f} tok/s ({len(tokens)}-token prompt), decode {decode_tps:,.1f} tok/s"
         if decode_tps < MIN_DECODE_TPS or prefill_tps < MIN_PREFILL_TPS:
             return CheckLine("speed", "warn", f"{detail}; Claude Code turns will be slow")
@@ -403,19 +303,19 @@ class _Checker:
         kv = kv_bytes_per_token(config)
         context = int(self.figures.get("model_context") or context_length_of(config))
         self.figures.update(kv_bytes_per_token=kv or 0, model_context=context)
-        gpu_limit = gpu_working_set_bytes()
+        gpu_limit = self.backend.memory_facts().limit_bytes if self.backend is not None else None
         if gpu_limit and available is not None and gpu_limit < available:
             available, where = gpu_limit, " (Metal working-set limit)"
         else:
             where = " free"
-        kv_text = f"KV cache {human_bytes(kv)}/token" if kv else "KV cache size unknown"
+        kv_text = f"KV cache {format_bytes(kv)}/token" if kv else "KV cache size unknown"
         if available is None:
-            return CheckLine("memory", "warn", f"could not read free memory; weights {human_bytes(weights)}, {kv_text}")
+            return CheckLine("memory", "warn", f"could not read free memory; weights {format_bytes(weights)}, {kv_text}")
         self.figures["available_bytes"] = available
         fits = max_context_that_fits(model_context=context, available_bytes=available, weights_bytes=weights,
                                      kv_per_token=kv)
         self.figures["max_context"] = fits
-        base = f"weights {human_bytes(weights)}, {kv_text}, {human_bytes(available)}{where}"
+        base = f"weights {format_bytes(weights)}, {kv_text}, {format_bytes(available)}{where}"
         if weights * WEIGHTS_OVERHEAD >= available:
             return CheckLine("memory", "fail", f"the weights don't fit: {base}")
         if not kv:
@@ -431,7 +331,7 @@ def check_model(path: Path | str, *, name: str | None = None, generate_tokens: i
                 on_line: Callable[[CheckLine], None] | None = None) -> CheckReport:
     """Check a local mlx-lm model directory for use with Claude Code; every line in LINE_NAMES, in order."""
     path = Path(path).expanduser()
-    available = available_memory_bytes()  # before loading, so the model's own weights aren't counted as used
+    available = memory_facts().available_bytes  # before loading, so the model's own weights aren't counted as used
     checker = _Checker(path, name or path.name, generate_tokens)
     report = CheckReport(model=checker.name, path=str(path), figures=checker.figures)
 
@@ -442,7 +342,7 @@ def check_model(path: Path | str, *, name: str | None = None, generate_tokens: i
             try:
                 line = check()
             except Exception as exc:  # a check that crashes is a failed check, not a failed report
-                line = CheckLine(line_name, "fail", f"{type(exc).__name__}: {_one_line(exc)}")
+                line = CheckLine(line_name, "fail", f"{type(exc).__name__}: {one_line(exc)}")
         report.lines.append(line)
         if on_line is not None:
             on_line(line)
@@ -463,5 +363,7 @@ def check_model(path: Path | str, *, name: str | None = None, generate_tokens: i
             "no readable config.json" if files.status == "fail" else "config.json unreadable")
         run("memory", lambda: checker.memory(available), no_config)
     finally:
+        if checker.backend is not None:
+            checker.backend.close()
         checker.backend = None  # let the weights go before the caller renders the report
     return report

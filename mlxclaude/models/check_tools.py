@@ -1,9 +1,18 @@
-"""The tools `models check` prompts with, and the small JSON-schema check it validates calls against
-(the subset tool definitions use: type / required / properties / enum / items)."""
+"""The tool-call probe of `models check`: the tools it prompts with, one get_weather request through
+the backend (constrained decoding on or off), and the small JSON-schema check it validates calls
+against (the subset tool definitions use: type / required / properties / enum / items)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import json
+import threading
+from typing import Any, Callable, Optional
+
+from mlxclaude.parsing.events import ToolCall
+from mlxclaude.parsing.tools import ToolFormat
+from mlxclaude.protocol.chat import ChatRequest, Sampling, ToolChoice
+
+TOOL_CALL_TOKENS = 128
 
 
 def _function(name: str, description: str, properties: dict, required: list[str]) -> dict[str, Any]:
@@ -61,3 +70,90 @@ def schema_errors(value: Any, schema: dict[str, Any], where: str = "arguments") 
         for i, item in enumerate(value):
             errors += schema_errors(item, schema["items"], f"{where}[{i}]")
     return errors
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def snippet(text: str, limit: int = 60) -> str:
+    return json.dumps(one_line(text, limit), ensure_ascii=False)
+
+
+def run_chat(backend: Any, chat: ChatRequest, on_text: Callable[[str, threading.Event], None] | None = None):
+    """(prompt, the reply's text, its GenerationStats) for one request through the backend."""
+    prompt = backend.render(chat)
+    cancel = threading.Event()
+    pieces, stats = [], None
+    for item in backend.generate(prompt, chat, chat.max_tokens, cancel):
+        if isinstance(item, str):
+            pieces.append(item)
+            if on_text:
+                on_text(item, cancel)
+        else:
+            stats = item
+    return prompt, "".join(pieces), stats
+
+
+def tool_call_example(backend: Any, model: str, fmt: ToolFormat) -> str:
+    """How this model's own template writes a get_weather call; a Hermes-style body if it won't say."""
+    from mlxclaude.engine.render import RenderError
+
+    arguments = {"city": "Lisbon"}
+    try:
+        text = backend.render(ChatRequest(model=model, tools=[WEATHER_TOOL], messages=[
+            {"role": "user", "content": "What's the weather in Lisbon?"},
+            {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "id": "call_1", "function": {
+                "name": "get_weather", "arguments": arguments}}]}])).text
+        start = text.rfind(fmt.open)
+        end = text.find(fmt.close, start + len(fmt.open)) if start >= 0 else -1
+        if end >= 0 and fmt.parse(text[start + len(fmt.open):end]):
+            return text[start:end + len(fmt.close)]
+    except RenderError:
+        pass
+    return fmt.render(ToolCall("get_weather", arguments))
+
+
+def tool_call_attempt(backend: Any, model: str, fmt: ToolFormat, example: str, choice: ToolChoice,
+                      constrained: bool) -> tuple[Optional[ToolCall], list[str], str]:
+    """One get_weather request; (the first call or None, what's wrong with it, the raw text)."""
+    from mlxclaude.parsing.reply import ReplyParser
+
+    chat = ChatRequest(
+        model=model, tools=[WEATHER_TOOL], thinking="disabled", sampling=Sampling(temperature=0.0),
+        max_tokens=TOOL_CALL_TOKENS, tool_choice=choice,
+        messages=[{"role": "system", "content": "You are a tool-calling assistant. To call get_weather, reply "
+                                                "with only the call, in exactly this format and nothing else:\n"
+                                                + example},
+                  {"role": "user", "content": "What is the weather in Tokyo right now? Use the get_weather tool."}])
+    info = backend.info
+    prompt = backend.render(chat)
+    parser = ReplyParser(emit_thinking=False, starts_in_thinking=prompt.starts_in_thinking,
+                         think_open=info.think_open or "<think>", think_close=info.think_close or "</think>",
+                         tool_format=fmt, tools=chat.tools)
+    events: list = []
+
+    def on_text(piece: str, cancel: threading.Event) -> None:
+        events.extend(parser.feed(piece))
+        if any(isinstance(event, ToolCall) for event in events):
+            cancel.set()  # one call is all we need
+
+    constraints = getattr(backend, "constraints", None)
+    enabled = constraints.enabled if constraints is not None else None
+    if constraints is not None:
+        constraints.enabled = constrained
+    try:
+        _, text, _ = run_chat(backend, chat, on_text)
+    finally:
+        if constraints is not None:
+            constraints.enabled = enabled
+    events.extend(parser.finish())
+    calls = [event for event in events if isinstance(event, ToolCall)]
+    if not calls:
+        return None, [f"no {fmt.name} call in {snippet(text, 50)}"], text
+    call = calls[0]
+    schema = WEATHER_TOOL["function"]["parameters"]
+    problems = [f"called {call.name!r}, not 'get_weather'"] if call.name != "get_weather" else \
+        schema_errors(call.arguments, schema)
+    return call, problems, text

@@ -1,27 +1,24 @@
 """`mlxclaude models import DIR`: convert a Hugging Face safetensors model directory with mlx-lm.
 
-The directory (a local checkout, or a snapshot in the Hugging Face cache) is handed to
-``mlx_lm.convert``, optionally quantized, and the result lands in
-``paths.imported_models_dir() / name`` like a GGUF import.
+The directory (a local checkout, or a snapshot in the Hugging Face cache) is checked here, handed to
+mlxclaude.engine.convert.safetensors (``mlx_lm.convert``), optionally quantized, and the result lands
+in ``paths.imported_models_dir() / name`` like a GGUF import.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from mlxclaude.errors import MlxClaudeError, UsageError
-from mlxclaude.models.gguf_import import DTYPES, QUANT_BITS, Progress
+from mlxclaude.engine.convert.gguf import DTYPES, QUANT_BITS, Progress
+from mlxclaude.engine.convert.safetensors import (
+    ConvertImportError, convert_directory, default_dtype, supported_by_mlx_lm,
+)
+from mlxclaude.errors import UsageError
 from mlxclaude.models.imported import IMPORT_RECORD, build_atomically, destination
-
-
-class ConvertImportError(MlxClaudeError):
-    """A directory that mlx-lm cannot convert (not a model, unsupported architecture...)."""
 
 
 def import_safetensors_dir(
@@ -57,20 +54,10 @@ def import_safetensors_dir(
     started = time.perf_counter()
 
     def build(tmp: Path) -> None:
-        from mlx_lm import convert
-
         tmp.rmdir()  # mlx_lm.convert refuses an existing output directory; this one is ours and empty
         say(f"converting {path.name}" + (f" to {quantize}-bit" if quantize else ""))
         try:
-            with contextlib.redirect_stdout(sys.stderr):  # mlx-lm prints [INFO] lines
-                convert(hf_path=str(path), mlx_path=str(tmp), quantize=quantize is not None,
-                        q_bits=quantize, q_group_size=group_size if quantize else None, dtype=dtype)
-        except (ValueError, KeyError, FileNotFoundError, TypeError) as exc:
-            raise ConvertImportError(
-                f"mlx-lm could not convert {path}: {exc}",
-                hint="check that the directory is a complete Hugging Face model (config.json, *.safetensors, "
-                     "tokenizer files) of an architecture mlx-lm supports",
-            ) from exc
+            convert_directory(path, tmp, quantize=quantize, group_size=group_size, dtype=dtype)
         finally:
             tmp.mkdir(exist_ok=True)  # let build_atomically clean up or move whatever is there
         record = {"source": str(path.resolve()), "format": "safetensors", "model_type": config.get("model_type"),
@@ -80,13 +67,6 @@ def import_safetensors_dir(
     build_atomically(dest, build, overwrite=overwrite)
     say(f"imported {name} in {time.perf_counter() - started:.1f}s")
     return dest
-
-
-def default_dtype() -> str | None:
-    """float32 when mlx runs on the CPU only; None (the checkpoint's dtype) with Metal or CUDA."""
-    import mlx.core as mx
-
-    return "float32" if mx.default_device() == mx.cpu else None
 
 
 def check_model_dir(path: Path) -> dict[str, Any]:
@@ -118,21 +98,11 @@ def check_model_dir(path: Path) -> dict[str, Any]:
                                  hint="mlx-lm reads safetensors only; download the safetensors version of the "
                                       "model or convert the checkpoint with transformers' save_pretrained")
     model_type = config["model_type"]
-    if not _supported_by_mlx_lm(config):
+    if not supported_by_mlx_lm(config):
         raise ConvertImportError(f"mlx-lm does not support model_type {model_type!r}",
                                  hint="upgrade mlx-lm (pip install -U mlx-lm), or pick a model with a "
                                       "supported architecture")
     return config
-
-
-def _supported_by_mlx_lm(config: dict[str, Any]) -> bool:
-    from mlx_lm.utils import _get_classes  # mlx-lm's own model_type resolution, remappings included
-
-    try:
-        _get_classes(config)
-    except (ValueError, ImportError):
-        return False
-    return True
 
 
 def default_name(path: Path) -> str:

@@ -1,11 +1,8 @@
-"""Memory arithmetic for `models check`: weights, KV cache per token, what context fits in free RAM."""
+"""Memory arithmetic for `models check`: KV cache per token, what context fits in free memory (the facts
+themselves come from engine/memory.py and the backend)."""
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
-from pathlib import Path
 from typing import Optional
 
 WEIGHTS_OVERHEAD = 1.1
@@ -70,70 +67,3 @@ def max_context_that_fits(*, model_context: int, available_bytes: int, weights_b
     if not kv_per_token:
         return model_context
     return max(0, min(model_context, int(room // kv_per_token)))
-
-
-def available_memory_bytes() -> Optional[int]:
-    """Memory a new allocation can get now (Linux MemAvailable within any cgroup limit; macOS vm_stat)."""
-    try:
-        if sys.platform.startswith("linux"):
-            return _linux_available()
-        if sys.platform == "darwin":
-            return _macos_available()
-    except (OSError, ValueError, subprocess.SubprocessError):
-        return None
-    return None
-
-
-def _linux_available() -> Optional[int]:
-    available = None
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            available = int(line.split()[1]) * 1024
-    cgroup = Path("/sys/fs/cgroup")
-    try:
-        limit = (cgroup / "memory.max").read_text().strip()
-        if limit.isdigit():
-            used = int((cgroup / "memory.current").read_text().strip())
-            room = max(0, int(limit) - used)
-            available = room if available is None else min(available, room)
-    except (OSError, ValueError):
-        pass
-    return available
-
-
-def _macos_available() -> Optional[int]:
-    try:
-        out = subprocess.run(["vm_stat"], capture_output=True, text=True, timeout=5, check=True).stdout
-        page = int(re.search(r"page size of (\d+) bytes", out).group(1))  # type: ignore[union-attr]
-        pages = {m.group(1): int(m.group(2)) for m in re.finditer(r'^"?([^:"]+)"?:\s+(\d+)\.', out, re.M)}
-        free = sum(pages.get(key, 0) for key in ("Pages free", "Pages inactive", "Pages speculative",
-                                                   "Pages purgeable"))
-        if free:
-            return free * page
-    except (AttributeError, subprocess.SubprocessError, OSError, ValueError):
-        pass
-    out = subprocess.run(["sysctl", "-n", "hw.memsize"], capture_output=True, text=True, timeout=5, check=True)
-    return int(out.stdout.strip())  # total memory: the best we can say without vm_stat
-
-
-def gpu_working_set_bytes() -> Optional[int]:
-    """Metal's recommended working-set limit on Apple silicon (models must fit under it), else None."""
-    if sys.platform != "darwin":
-        return None
-    try:
-        import mlx.core as mx
-
-        if not mx.metal.is_available():
-            return None
-        info = mx.device_info() if hasattr(mx, "device_info") else mx.metal.device_info()
-        value = info.get("max_recommended_working_set_size")
-        return int(value) if value else None
-    except Exception:
-        return None
-
-
-def human_bytes(n: float) -> str:
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{int(n)} B"

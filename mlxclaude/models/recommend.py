@@ -9,7 +9,6 @@ KV cache of a long Claude Code session, to macOS, and to Claude Code itself.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 
 # Tolerance for "how much RAM": Linux reports a little less than the nominal size
@@ -63,24 +62,11 @@ RECOMMENDATIONS: tuple[Recommendation, ...] = (
 )
 
 
-def total_memory_bytes() -> int | None:
-    """Physical RAM from sysconf (Linux, macOS); None where the platform does not say."""
-    try:
-        pages = os.sysconf("SC_PHYS_PAGES")
-        page_size = os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-    if pages <= 0 or page_size <= 0:
-        return None
-    return pages * page_size
+def _machine_memory_gb() -> float | None:
+    from mlxclaude.engine import memory
 
-
-def total_memory_gb() -> float | None:
-    total = total_memory_bytes()
+    total = memory.memory_facts().total_bytes
     return total / 2**30 if total else None
-
-
-_machine_memory_gb = total_memory_gb  # recommended_model's parameter shadows the name
 
 
 def recommended_model(total_memory_gb: float | None = None) -> Recommendation:

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from mlxclaude import __version__
+from mlxclaude.engine.backend import DeviceMemory
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.server.state import ServerState
 
@@ -45,19 +46,10 @@ def peak_resident_memory_mb() -> float:
     return round(peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024, 1)  # bytes on macOS, KiB elsewhere
 
 
-def mlx_memory_gb() -> dict[str, float]:
-    """MLX allocator figures; only called once the worker has loaded the model (mlx is imported by then)."""
-    mx = sys.modules.get("mlx.core")
-    if mx is None:
-        return {}
-    figures: dict[str, float] = {}
-    for key, getter in (("active_gb", "get_active_memory"), ("peak_gb", "get_peak_memory"),
-                        ("cache_gb", "get_cache_memory")):
-        try:
-            figures[key] = round(getattr(mx, getter)() / GB, 3)
-        except Exception:  # an older mlx, or a backend without the counter
-            continue
-    return figures
+def device_memory_gb(facts: DeviceMemory) -> dict[str, float]:
+    """The backend's allocator figures as mlx_active_gb, mlx_peak_gb and mlx_cache_gb (those it has)."""
+    figures = {"active_gb": facts.active_bytes, "peak_gb": facts.peak_bytes, "cache_gb": facts.cache_bytes}
+    return {f"mlx_{key}": round(value / GB, 3) for key, value in figures.items() if value is not None}
 
 
 def status_body(request: Request) -> dict[str, Any]:
@@ -88,7 +80,7 @@ def status_body(request: Request) -> dict[str, Any]:
             "context_length": info.context_length,
             "tool_format": info.tool_format.name if info.tool_format else None,
         })
-        memory.update({f"mlx_{key}": value for key, value in mlx_memory_gb().items()})
+        memory.update(device_memory_gb(worker.backend.memory_facts()))
         cache_facts = getattr(worker.backend, "cache_facts", None)
         if cache_facts is not None:
             body["cache"] = cache_facts()

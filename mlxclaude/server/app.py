@@ -13,8 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlxclaude.engine.backend import Backend
 from mlxclaude.engine.worker import QueueFull, Worker
-from mlxclaude import paths
-from mlxclaude.logs import log_event, log_internal_error
+from mlxclaude.logs import log_internal_error
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.server import admin, messages, meta
 from mlxclaude.server.auth import OPEN_PATHS, from_this_machine, is_authorized
@@ -144,9 +143,8 @@ def create_app(settings: ServerSettings, load_backend: Callable[[], Backend]) ->
         worker.start()
         yield
         worker.stop()
-        close = getattr(worker.backend, "close", None)
-        if close is not None:
-            close()  # finishes the prompt cache's background writes to disk
+        if worker.backend is not None:
+            worker.backend.close()  # e.g. finishes the prompt cache's background writes to disk
 
     app = FastAPI(title="mlxclaude", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.mlxclaude = ServerState(settings=settings, worker=worker)
@@ -154,22 +152,3 @@ def create_app(settings: ServerSettings, load_backend: Callable[[], Backend]) ->
     app.add_middleware(RequestGate, settings=settings)
     install_routes(app)
     return app
-
-
-def mlx_backend_loader(settings: ServerSettings) -> Callable[[], Backend]:
-    def load() -> Backend:
-        from mlxclaude.engine.mlx_backend import MlxBackend
-        from mlxclaude.models.resolve import resolve_for_serving
-
-        log_event("model_loading", kind="request", model=settings.model)
-        path, name = resolve_for_serving(settings.model)
-        backend = MlxBackend(str(path), name=name, context_limit=settings.context_limit,
-                             prefill_step_size=settings.prefill_step_size,
-                             constrain_tools=settings.tool_constraints,
-                             cache_max_bytes=settings.cache_max_bytes,
-                             prompt_cache_dir=paths.cache_dir() / "prompt-cache")
-        log_event("model_ready", model=backend.info.name, context_length=backend.info.context_length,
-                  tool_format=backend.info.tool_format.name if backend.info.tool_format else None)
-        return backend
-
-    return load

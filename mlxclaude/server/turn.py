@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any, Iterator, Union
 
-from mlxclaude.engine.backend import Backend, GenerationItem, GenerationStats, ModelInfo, RenderedPrompt
+from mlxclaude.engine.backend import Backend, GenerationStats, ModelInfo, RenderedPrompt
 from mlxclaude.engine.worker import JobResults, Worker
 from mlxclaude.parsing.events import ReplyEvent, TextPiece, ToolCall
 from mlxclaude.parsing.reply import ReplyParser

@@ -6,12 +6,12 @@ from mlxclaude.engine.cache import memory
 
 
 def test_default_cap_is_a_quarter_of_available_memory(monkeypatch):
-    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 64 * 1024**3)
+    monkeypatch.setattr(memory, "room_for_cache", lambda: 64 * 1024**3)
     assert memory.default_max_bytes() == 16 * 1024**3
-    monkeypatch.setattr(memory, "available_memory_bytes", lambda: None)
+    monkeypatch.setattr(memory, "room_for_cache", lambda: None)
     assert memory.default_max_bytes() == memory.FALLBACK_BYTES
 
 
-def test_available_memory_is_read_on_this_machine():
-    available = memory.available_memory_bytes()
-    assert available is None or available > 0
+def test_room_for_the_cache_is_read_on_this_machine():
+    room = memory.room_for_cache()
+    assert room is None or room > 0

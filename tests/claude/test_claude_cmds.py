@@ -1,42 +1,19 @@
-"""`mlxclaude run` and `mlxclaude settings …` through a fresh Typer app (cli.main wires them in)."""
+"""`mlxclaude run` and `mlxclaude settings …`, driven in process through the real entry point."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 
 import pytest
-import typer
 
-from mlxclaude.cli import claude_cmds
-from mlxclaude.errors import MlxClaudeError
 from support.claude_code import require_claude
-from support.cli_app import run_main
+from support.cli_app import run_cli
 from support.daemon_env import fake_daemon
 from support.live_server import free_port, live_server
 from support.scripted_backend import ScriptedBackend
 
 TOKEN = "cmds-token-1234"
-
-
-def make_app() -> typer.Typer:
-    app = typer.Typer(pretty_exceptions_enable=False)
-
-    @app.callback()
-    def root() -> None:
-        """mlxclaude"""
-
-    claude_cmds.register(app)
-    return app
-
-
-def invoke(args: list[str]) -> int:
-    try:
-        result = make_app()(args=args, standalone_mode=False)
-    except SystemExit as exited:
-        return exited.code
-    return result or 0
 
 
 @pytest.fixture(autouse=True)
@@ -54,30 +31,20 @@ def user_settings(tmp_path):
     return tmp_path / "claude-config" / "settings.json"
 
 
-def test_commands_import_nothing_heavy():
-    code = ("import sys; from mlxclaude.cli import claude_cmds; "
-            "heavy = [m for m in ('mlx', 'mlx_lm', 'fastapi', 'uvicorn', 'httpx', 'transformers') if m in sys.modules]; "
-            "print(heavy)")
-    import subprocess
-
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
-
-
-def test_wire_without_a_daemon_uses_the_configuration(tmp_path, monkeypatch, capsys):
+def test_wire_without_a_daemon_uses_the_configuration(tmp_path, monkeypatch):
     port = free_port()
     monkeypatch.setenv("MLXCLAUDE_MODEL", "mlx-community/Qwen3-4B-4bit")
     monkeypatch.setenv("MLXCLAUDE_PORT", str(port))
     monkeypatch.setenv("MLXCLAUDE_AUTH_TOKEN", TOKEN)
-    assert invoke(["settings", "wire"]) == 0
-    captured = capsys.readouterr()
-    assert captured.out == "" and f"wired {user_settings(tmp_path)}" in captured.err
+    result = run_cli("settings", "wire")
+    assert result.code == 0, result.err
+    assert result.out == "" and f"wired {user_settings(tmp_path)}" in result.err
     env = json.loads(user_settings(tmp_path).read_text())["env"]
     assert env["ANTHROPIC_BASE_URL"] == f"http://127.0.0.1:{port}"
     assert env["ANTHROPIC_AUTH_TOKEN"] == TOKEN
     assert env["ANTHROPIC_MODEL"] == "claude-local-mlx-community-qwen3-4b-4bit"
     assert "CLAUDE_CODE_MAX_CONTEXT_TOKENS" not in env        # unknown while the daemon is down
-    assert invoke(["settings", "unwire"]) == 0
+    assert run_cli("settings", "unwire").code == 0
     assert not user_settings(tmp_path).exists()
 
 
@@ -91,7 +58,7 @@ def test_wire_uses_the_running_daemons_port_and_token_not_the_configured_ones(tm
     with live_server(lambda: backend, auth_token=TOKEN) as server, fake_daemon() as daemon:
         write_state(DaemonState(pid=daemon.pid, url=server.url, host="127.0.0.1", port=server.port,
                                 model="Served", token=TOKEN))
-        assert invoke(["settings", "wire"]) == 0
+        assert run_cli("settings", "wire").code == 0
     env = json.loads(user_settings(tmp_path).read_text())["env"]
     assert server.port != configured
     assert env["ANTHROPIC_BASE_URL"] == f"http://127.0.0.1:{server.port}"
@@ -110,13 +77,13 @@ def test_wire_uses_the_running_daemons_port_and_token_not_the_configured_ones(tm
     (b'{"x": ' + b"9" * 5000 + b"}", "invalid JSON: a number with 5000 digits is too long"),
     (b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "invalid JSON: nested too deeply"),
 ])
-def test_wire_refuses_what_python_reads_but_json_is_not(tmp_path, monkeypatch, capsys, raw, fragment):
+def test_wire_refuses_what_python_reads_but_json_is_not(tmp_path, monkeypatch, raw, fragment):
     monkeypatch.setenv("MLXCLAUDE_MODEL", "mlx-community/Qwen3-4B-4bit")
     monkeypatch.setenv("MLXCLAUDE_PORT", str(free_port()))
     target = user_settings(tmp_path)
     target.parent.mkdir()
     target.write_bytes(raw)
-    code, out, err = run_main(["settings", "wire"], capsys)
+    code, out, err = run_cli("settings", "wire")
     assert code == 1 and out == ""
     assert err.splitlines() == [f"error: {target}: {fragment}", "hint: fix or move it, then retry"]
     assert target.read_bytes() == raw
@@ -124,11 +91,11 @@ def test_wire_refuses_what_python_reads_but_json_is_not(tmp_path, monkeypatch, c
 
 def test_wire_without_a_daemon_or_a_model_is_an_error(monkeypatch):
     monkeypatch.setenv("MLXCLAUDE_PORT", str(free_port()))
-    with pytest.raises(MlxClaudeError, match="no model"):
-        invoke(["settings", "wire"])
+    result = run_cli("settings", "wire")
+    assert result.code == 1 and "no model" in result.err.splitlines()[0]
 
 
-def test_wire_show_unwire_with_a_running_daemon(tmp_path, monkeypatch, capsys):
+def test_wire_show_unwire_with_a_running_daemon(tmp_path, monkeypatch):
     backend = ScriptedBackend(lambda chat: "hi", context_length=65536, name="Tiny-Model")
     with live_server(lambda: backend, auth_token=TOKEN) as server:
         monkeypatch.setenv("MLXCLAUDE_PORT", str(server.port))
@@ -136,25 +103,26 @@ def test_wire_show_unwire_with_a_running_daemon(tmp_path, monkeypatch, capsys):
         project = tmp_path / "proj"
         project.mkdir()
         monkeypatch.chdir(project)
-        assert invoke(["settings", "wire", "--project"]) == 0
+        assert run_cli("settings", "wire", "--project").code == 0
     local = project / ".claude" / "settings.local.json"
     env = json.loads(local.read_text())["env"]
     assert env["ANTHROPIC_MODEL"] == "claude-local-tiny-model"            # from /health
     assert env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == "65536"
     assert not user_settings(tmp_path).exists()
-    capsys.readouterr()
 
-    assert invoke(["settings", "show", "--project", "--json"]) == 0
-    shown = json.loads(capsys.readouterr().out)
+    result = run_cli("settings", "show", "--project", "--json")
+    assert result.code == 0
+    shown = json.loads(result.out)
     assert shown["wired"] and shown["path"] == str(local)
     assert shown["env"]["ANTHROPIC_AUTH_TOKEN"] == {"value": "****1234", "by": "mlxclaude"}
 
-    assert invoke(["settings", "show", "--project"]) == 0
-    text = capsys.readouterr().out
+    result = run_cli("settings", "show", "--project")
+    assert result.code == 0
+    text = result.out
     assert "wired by mlxclaude" in text and "ANTHROPIC_MODEL" in text and TOKEN not in text
 
-    assert invoke(["settings", "unwire", "--project"]) == 0
-    assert "removed" in capsys.readouterr().err and not local.exists()
+    result = run_cli("settings", "unwire", "--project")
+    assert result.code == 0 and "removed" in result.err and not local.exists()
 
 
 @pytest.fixture
@@ -182,18 +150,19 @@ def test_run_passes_args_and_the_exit_code_through(claude_bin, monkeypatch, capf
                                model="Tiny", token=TOKEN)
 
         monkeypatch.setattr(manager, "start", start)
-        ok = invoke(["run", "--model", "tiny", "--", "-p", "say hi", "--tools", "Bash",
-                     "--system-prompt", "Be terse."])
-        out, err = capfd.readouterr()
+        ok = run_cli("run", "--model", "tiny", "--", "-p", "say hi", "--tools", "Bash",
+                       "--system-prompt", "Be terse.")
+        child_out, child_err = capfd.readouterr()             # claude writes to the inherited descriptors
+        out, err = ok.out + child_out, ok.err + child_err
         monkeypatch.setenv("MLXCLAUDE_MODEL", "tiny")  # a configured model: no default-model offer
-        bad = invoke(["run", "--", "--no-such-flag"])
-    assert ok == 0, err[-2000:]
+        bad = run_cli("run", "--", "--no-such-flag")
+    assert ok.code == 0, err[-2000:]
     assert "Run reply." in out
     assert started[0].model == "tiny"
     request = backend.requests[0]
     assert request.model == "claude-local-tiny" and request.max_tokens == 8192
     assert "warning: the model's context is 32768 tokens" in err
-    assert bad not in (0, None)
+    assert bad.code != 0
 
 
 def test_run_without_claude_fails_before_starting_a_daemon(tmp_path, monkeypatch):
@@ -201,5 +170,5 @@ def test_run_without_claude_fails_before_starting_a_daemon(tmp_path, monkeypatch
 
     monkeypatch.setenv("MLXCLAUDE_CLAUDE_BIN", str(tmp_path / "no-claude"))
     monkeypatch.setattr(manager, "start", lambda *a, **k: pytest.fail("started a daemon"))
-    with pytest.raises(MlxClaudeError, match="claude not found"):
-        invoke(["run"])
+    result = run_cli("run")
+    assert result.code == 1 and "claude not found" in result.err.splitlines()[0]

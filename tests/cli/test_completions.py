@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from typer.main import get_command
-from typer.testing import CliRunner
+
+from support.cli_app import run_process
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "gen_completions.py"
@@ -39,15 +40,16 @@ def test_scripts_call_back_into_mlxclaude(generated, shell):
     assert f"_MLXCLAUDE_COMPLETE=complete_{shell}" in text and "mlxclaude" in text
 
 
-def test_the_callback_completes_every_command_of_the_live_app():
+def test_the_callback_completes_every_command_of_the_live_app(monkeypatch):
+    """The shell runs `mlxclaude` with the completion variables set; it answers with every command."""
     from mlxclaude.cli.main import app
 
     commands = sorted(name for name, command in get_command(app).commands.items() if not command.hidden)
     assert commands
-    result = CliRunner().invoke(app, [], prog_name="mlxclaude",
-                                env={"_MLXCLAUDE_COMPLETE": "complete_bash", "COMP_WORDS": "mlxclaude ",
-                                     "COMP_CWORD": "1"})
-    assert result.exit_code == 0, result.output
+    for key, value in {"_MLXCLAUDE_COMPLETE": "complete_bash", "COMP_WORDS": "mlxclaude ", "COMP_CWORD": "1"}.items():
+        monkeypatch.setenv(key, value)
+    result = run_process()
+    assert result.returncode == 0, result.stderr
     offered = result.stdout.split()
     for name in commands:
         assert name in offered, (name, offered)

@@ -6,54 +6,55 @@ import pytest
 
 from mlxclaude import paths
 from mlxclaude.daemon.state import DaemonState, write_state
-from mlxclaude.models import recommend
-from support.cli_app import run_main
+from mlxclaude.engine import memory
+from mlxclaude.engine.memory import MemoryFacts
+from support.cli_app import run_cli
 from support.daemon_env import fake_daemon
 from support.fake_hub import write_model_dir
 
 
 @pytest.fixture
 def imported(monkeypatch):
-    monkeypatch.setattr(recommend, "total_memory_bytes", lambda: 64 * 2**30)
+    monkeypatch.setattr(memory, "memory_facts", lambda: MemoryFacts(total_bytes=64 * 2**30))
     root = paths.imported_models_dir()
     return {name: write_model_dir(root / name) for name in ("coder-7b-4bit", "coder-7b-8bit", "chat-1b")}
 
 
-def test_the_full_name_removes_the_model(imported, capsys):
-    code, out, err = run_main(["models", "rm", "chat-1b"], capsys)
+def test_the_full_name_removes_the_model(imported):
+    code, out, err = run_cli("models", "rm", "chat-1b")
     assert code == 0 and out == "" and "removed chat-1b" in err
     assert not imported["chat-1b"].exists() and imported["coder-7b-4bit"].is_dir()
 
 
-def test_a_partial_name_is_refused_with_the_matches(imported, capsys):
-    code, _, err = run_main(["models", "rm", "chat"], capsys)
+def test_a_partial_name_is_refused_with_the_matches(imported):
+    code, _, err = run_cli("models", "rm", "chat")
     assert code == 1
     assert err.splitlines() == ["error: 'chat' is not a model's full name; it matches chat-1b",
                                 "hint: repeat with the full name, or add --yes to remove that one"]
     assert imported["chat-1b"].is_dir()
 
 
-def test_a_partial_name_with_yes_removes_its_one_match(imported, capsys):
-    code, _, err = run_main(["models", "rm", "1B", "--yes"], capsys)
+def test_a_partial_name_with_yes_removes_its_one_match(imported):
+    code, _, err = run_cli("models", "rm", "1B", "--yes")
     assert code == 0 and "removed chat-1b" in err
     assert not imported["chat-1b"].exists()
 
 
-def test_a_partial_name_matching_several_is_refused_even_with_yes(imported, capsys):
-    code, _, err = run_main(["models", "rm", "coder", "--yes"], capsys)
+def test_a_partial_name_matching_several_is_refused_even_with_yes(imported):
+    code, _, err = run_cli("models", "rm", "coder", "--yes")
     assert code == 1 and "it matches coder-7b-4bit, coder-7b-8bit" in err.splitlines()[0]
     assert all(path.is_dir() for path in imported.values())
 
 
 @pytest.mark.parametrize("served", ["by-path", "by-name"])
-def test_the_model_the_daemon_serves_is_refused(imported, capsys, served):
+def test_the_model_the_daemon_serves_is_refused(imported, served):
     path = imported["coder-7b-4bit"]
     with fake_daemon() as daemon:
         write_state(DaemonState(pid=daemon.pid, url="http://127.0.0.1:8765", host="127.0.0.1", port=8765,
                                 model="coder-7b-4bit",
                                 model_path=str(path) if served == "by-path" else None))
-        code, _, err = run_main(["models", "rm", "coder-7b-4bit"], capsys)
-        other, _, _ = run_main(["models", "rm", "coder-7b-8bit"], capsys)
+        code, _, err = run_cli("models", "rm", "coder-7b-4bit")
+        other, _, _ = run_cli("models", "rm", "coder-7b-8bit")
     assert code == 1 and len(err.splitlines()) == 2
     assert err.startswith("error: coder-7b-4bit is the model the running daemon serves")
     assert "mlxclaude down" in err.splitlines()[1]

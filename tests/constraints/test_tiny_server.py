@@ -12,7 +12,7 @@ import anthropic
 import jsonschema
 import pytest
 
-from mlxclaude.server.app import mlx_backend_loader
+from mlxclaude.daemon.serve import mlx_backend_loader
 from mlxclaude.config.registry import ServerSettings
 from support.live_server import live_server
 

@@ -8,6 +8,7 @@ import threading
 import httpx
 
 from mlxclaude.daemon import client
+from mlxclaude.engine.backend import DeviceMemory
 from mlxclaude.server.app import create_app
 from mlxclaude.config.registry import ServerSettings
 from support.live_server import LiveServer, free_port, live_server
@@ -60,3 +61,18 @@ def test_status_while_loading_names_what_it_loads():
 def test_unreachable_daemon_reads_as_none():
     url = f"http://127.0.0.1:{free_port()}"
     assert client.health(url) is None and client.status(url) is None and client.shutdown(url) is False
+
+
+class HoldsMemory(ScriptedBackend):
+    def memory_facts(self) -> DeviceMemory:
+        return DeviceMemory(active_bytes=2 * 1024**3, peak_bytes=3 * 1024**3, cache_bytes=None)
+
+
+def test_status_shows_the_backends_memory_and_the_server_closes_it():
+    backend = HoldsMemory(lambda chat: "hello")
+    with live_server(lambda: backend, auth_token="tok") as server:
+        memory = client.status(server.url, "tok")["memory"]
+        assert memory["mlx_active_gb"] == 2.0 and memory["mlx_peak_gb"] == 3.0
+        assert "mlx_cache_gb" not in memory  # a figure the backend does not keep is left out
+        assert not backend.closed
+    assert backend.closed  # at shutdown, after the worker stopped

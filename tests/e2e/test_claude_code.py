@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlxclaude.server.app import mlx_backend_loader
+from mlxclaude.daemon.serve import mlx_backend_loader
 from mlxclaude.config.registry import ServerSettings
 from support.claude_code import claude_env, require_claude, run_claude
 from support.live_server import live_server

@@ -9,9 +9,11 @@ import pytest
 
 from mlxclaude import paths
 from mlxclaude.errors import MlxClaudeError, ModelNotFound
-from mlxclaude.models import recommend
-from mlxclaude.models.catalog import AmbiguousModelName, list_models, remove_model, resolve_model
+from mlxclaude.engine import memory
+from mlxclaude.engine.memory import MemoryFacts
+from mlxclaude.models.catalog import AmbiguousModelName, list_models, remove_model
 from mlxclaude.models.hub import pull_model
+from mlxclaude.models.resolve import ResolvedModel, resolve
 from support.fake_hub import THINKING_TEMPLATE, FakeHub, write_model_dir
 
 QWEN = "mlx-community/Qwen2.5-0.5B-Instruct-4bit"
@@ -26,7 +28,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("MLXCLAUDE_HOME", str(tmp_path / "mlxclaude"))
     for name in ("HF_HUB_CACHE", "HF_TOKEN", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(recommend, "total_memory_bytes", lambda: 64 * 2**30)
+    monkeypatch.setattr(memory, "memory_facts", lambda: MemoryFacts(total_bytes=64 * 2**30))
     return tmp_path
 
 
@@ -84,7 +86,7 @@ def test_list_finds_hf_cached_and_imported_models(cached, imported):
 
 
 def test_fits_in_memory_compares_weights_with_ram(imported, monkeypatch):
-    monkeypatch.setattr(recommend, "total_memory_bytes", lambda: 1000)  # less than the 4 KB of weights
+    monkeypatch.setattr(memory, "memory_facts", lambda: MemoryFacts(total_bytes=1000))  # less than the 4 KB of weights
     assert by_name()["my-import-8bit"].fits_in_memory is False
 
 
@@ -99,31 +101,39 @@ def test_a_missing_shard_marks_the_model_incomplete(imported):
     assert by_name()["my-import-8bit"].complete is False
 
 
+def resolved_path(text: str) -> Path:
+    return resolve(text, pull=False).local_path()
+
+
 def test_resolve_by_name_suffix_and_path(cached, imported, tmp_path):
-    assert resolve_model(QWEN) == cached[QWEN]
-    assert resolve_model("Qwen2.5-0.5B-Instruct-4bit") == cached[QWEN]
-    assert resolve_model("qwen2.5-0.5b-instruct-4bit") == cached[QWEN]
-    assert resolve_model("1B-Instruct-4bit") == cached[LLAMA]
-    assert resolve_model("my-import-8bit") == imported
+    assert resolve(QWEN, pull=False) == ResolvedModel(name=QWEN, path=cached[QWEN], source="listed")
+    assert resolved_path("Qwen2.5-0.5B-Instruct-4bit") == cached[QWEN]
+    assert resolved_path("qwen2.5-0.5b-instruct-4bit") == cached[QWEN]
+    assert resolve("1B-Instruct-4bit", pull=False).name == LLAMA
+    assert resolve("my-import-8bit", pull=False) == ResolvedModel(name="my-import-8bit", path=imported,
+                                                                   source="listed")
     elsewhere = write_model_dir(tmp_path / "anywhere" / "model")
-    assert resolve_model(str(elsewhere)) == elsewhere
+    assert resolve(str(elsewhere), pull=False) == ResolvedModel(name="model", path=elsewhere, source="directory")
 
 
 def test_resolve_errors(cached, imported):
     with pytest.raises(AmbiguousModelName) as ambiguous:
-        resolve_model("Instruct-4bit")
+        resolve("Instruct-4bit", pull=False)
     assert QWEN in ambiguous.value.message and LLAMA in ambiguous.value.message
 
     with pytest.raises(ModelNotFound) as missing:
-        resolve_model("wen2.5-0.5B-Instruct-4bit")  # a suffix, but not at a name boundary
+        resolve("wen2.5-0.5B-Instruct-4bit", pull=False)  # a suffix, but not at a name boundary
     assert "mlxclaude models list" in missing.value.hint
 
+    not_pulled = resolve("mlx-community/Not-Pulled-4bit", pull=False)  # left for the loader to download
+    assert not_pulled == ResolvedModel(name="mlx-community/Not-Pulled-4bit", path=None, source="hub")
+    assert not_pulled.target == "mlx-community/Not-Pulled-4bit"
     with pytest.raises(ModelNotFound) as missing_repo:
-        resolve_model("mlx-community/Not-Pulled-4bit")
+        not_pulled.local_path()
     assert "mlxclaude models pull mlx-community/Not-Pulled-4bit" in missing_repo.value.hint
 
     with pytest.raises(ModelNotFound):
-        resolve_model(NOT_MLX)
+        resolved_path(NOT_MLX)  # in the cache, but not an MLX model
 
 
 def test_remove_an_hf_cached_model(cached, env):

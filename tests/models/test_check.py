@@ -12,7 +12,6 @@ from mlxclaude.models.check import (
     LINE_NAMES,
     CheckLine,
     CheckReport,
-    available_memory_bytes,
     check_model,
     kv_bytes_per_token,
     max_context_that_fits,
@@ -219,13 +218,6 @@ def test_max_context_that_fits():
                                  kv_per_token=131072) == 32768
     assert max_context_that_fits(model_context=32768, available_bytes=8 * gb, weights_bytes=8 * gb,
                                  kv_per_token=131072) == 0
-
-
-def test_available_memory_is_a_positive_number_here():
-    available = available_memory_bytes()
-    assert available is None or available > 0
-    if Path("/proc/meminfo").exists():
-        assert isinstance(available, int) and available > 0
 
 
 # ---- pure: schema check and verdicts -----------------------------------------------------------

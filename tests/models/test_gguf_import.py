@@ -15,9 +15,10 @@ from real_models import require_smollm2_gguf
 
 from mlxclaude import paths
 from mlxclaude.errors import MlxClaudeError, UsageError
-from mlxclaude.models.gguf_arch import ARCHES, llama3_rope_scaling
-from mlxclaude.models.gguf_import import GgufImportError, import_gguf, unpermute_rows, write_gguf_model
-from mlxclaude.models.gguf_tokenizer import bytes_to_unicode
+from mlxclaude.engine.convert.gguf import unpermute_rows, write_gguf_model
+from mlxclaude.engine.convert.gguf_arch import ARCHES, llama3_rope_scaling
+from mlxclaude.engine.convert.gguf_tokenizer import bytes_to_unicode
+from mlxclaude.models.gguf_import import GgufImportError, import_gguf
 
 CAPITAL_PROMPT = "What is the capital of France?"
 
@@ -65,8 +66,6 @@ def test_smollm2_config_matches_gguf_metadata(smollm2_model_dir):
     assert config["eos_token_id"] == [2, 0]  # from generation_config.json: <|im_end|>, <|endoftext|>
     args = ModelArgs.from_dict(config)
     assert args.head_dim == 64
-    record = json.loads((smollm2_model_dir / "mlxclaude_import.json").read_text())
-    assert record["format"] == "gguf" and record["architecture"] == "llama"
 
 
 def test_smollm2_tokenizer_round_trips_and_renders_template(smollm2_model_dir):
@@ -99,6 +98,9 @@ def test_import_gguf_into_models_dir_keeping_quantization(home):
     # Q4_1 blocks kept as mlx 4-bit / group 32; llama.cpp stored the tied embedding as Q8_0
     assert config["quantization"]["bits"] == 4 and config["quantization"]["group_size"] == 32
     assert config["quantization"]["model.embed_tokens"]["bits"] == 8
+    record = json.loads((dest / "mlxclaude_import.json").read_text())  # the front-end's note of the source
+    assert record["format"] == "gguf" and record["architecture"] == "llama" and record["quantize"] == "gguf"
+    assert record["source"] == str(gguf.resolve())
     assert not list(home.glob("data/models/.*"))  # no temp dirs left behind
     answer = _greedy(dest, CAPITAL_PROMPT)
     assert "Paris" in answer, answer

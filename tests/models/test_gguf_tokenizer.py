@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mlxclaude.models.gguf_tokenizer import (
+from mlxclaude.engine.convert.gguf_tokenizer import (
     SPIECE_UNDERLINE,
     GgufTokenizerError,
     build_tokenizer,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mlxclaude.models import recommend
-from mlxclaude.models.recommend import RECOMMENDATIONS, Recommendation, recommended_model, total_memory_gb
+from mlxclaude.engine import memory
+from mlxclaude.engine.memory import MemoryFacts
+from mlxclaude.models.recommend import RECOMMENDATIONS, Recommendation, recommended_model
 
 
 @pytest.mark.parametrize(
@@ -29,16 +30,13 @@ def test_recommendation_by_memory(memory_gb, repo):
 
 
 def test_defaults_to_this_machine(monkeypatch):
-    monkeypatch.setattr(recommend, "total_memory_bytes", lambda: 24 * 2**30)
-    assert total_memory_gb() == 24
+    monkeypatch.setattr(memory, "memory_facts", lambda: MemoryFacts(total_bytes=24 * 2**30))
     assert recommended_model().repo == "mlx-community/Qwen2.5-Coder-14B-Instruct-4bit"
-    monkeypatch.setattr(recommend, "total_memory_bytes", lambda: None)
-    assert total_memory_gb() is None
+    monkeypatch.setattr(memory, "memory_facts", lambda: MemoryFacts())
     assert recommended_model() == RECOMMENDATIONS[0]
 
 
 def test_real_machine_memory_is_known():
-    assert recommend.total_memory_bytes() > 2**30
     assert recommended_model() in RECOMMENDATIONS
 
 

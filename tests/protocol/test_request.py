@@ -1,7 +1,4 @@
 import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -476,13 +473,3 @@ def test_count_tokens_params_convert_like_create_params() -> None:
         False,
         (),
     )
-
-
-def test_request_module_imports_no_server_or_mlx() -> None:
-    code = (
-        "import sys, mlxclaude.protocol.request, mlxclaude.protocol.errors, mlxclaude.protocol.canon;"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'mlx', 'mlx_lm', 'starlette')))"
-    )
-    repo_root = Path(__file__).resolve().parents[2]
-    result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"

@@ -1,7 +1,5 @@
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -204,14 +202,3 @@ def without_tool_ids(message: dict) -> dict:
             assert re.fullmatch(r"toolu_[a-zA-Z0-9_-]+", block.pop("id"))
         block.pop("parsed_output", None)
     return message
-
-
-def test_parsing_and_protocol_modules_import_neither_fastapi_nor_mlx():
-    code = (
-        "import sys\n"
-        "import mlxclaude.parsing.reply, mlxclaude.parsing.stops, mlxclaude.protocol.stream, mlxclaude.protocol.response\n"
-        "heavy = {'fastapi', 'starlette', 'mlx', 'mlx_lm'}\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mlxclaude.server.app import mlx_backend_loader
+from mlxclaude.daemon.serve import mlx_backend_loader
 from mlxclaude.config.registry import ServerSettings
 from support.live_server import live_server
 
@@ -24,12 +24,10 @@ TOOL = {"name": "Bash", "input_schema": {"type": "object", "properties": {"comma
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model_dir, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:  # module scope: isolate the prompt cache's files here too
-        patch.setenv("MLXCLAUDE_HOME", str(tmp_path_factory.mktemp("bad-input-home")))
-        settings = ServerSettings(model=str(tiny_model_dir), context_limit=CONTEXT)
-        with live_server(mlx_backend_loader(settings), context_limit=CONTEXT, max_body_bytes=BODY_LIMIT) as live:
-            yield live
+def server(tiny_model_dir):
+    settings = ServerSettings(model=str(tiny_model_dir), context_limit=CONTEXT)
+    with live_server(mlx_backend_loader(settings), context_limit=CONTEXT, max_body_bytes=BODY_LIMIT) as live:
+        yield live
 
 
 @pytest.fixture

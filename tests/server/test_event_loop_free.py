@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from mlxclaude.protocol.limits import MAX_STOP_SEQUENCE_CHARS, MAX_STOP_SEQUENCES
-from mlxclaude.server.app import mlx_backend_loader
+from mlxclaude.daemon.serve import mlx_backend_loader
 from mlxclaude.config.registry import ServerSettings
 from support.live_server import live_server
 
@@ -20,12 +20,10 @@ CONTEXT = 4096
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model_dir, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLXCLAUDE_HOME", str(tmp_path_factory.mktemp("loop-home")))
-        settings = ServerSettings(model=str(tiny_model_dir), context_limit=CONTEXT)
-        with live_server(mlx_backend_loader(settings), context_limit=CONTEXT) as live:
-            yield live
+def server(tiny_model_dir):
+    settings = ServerSettings(model=str(tiny_model_dir), context_limit=CONTEXT)
+    with live_server(mlx_backend_loader(settings), context_limit=CONTEXT) as live:
+        yield live
 
 
 def slowest_health_while(server, send) -> tuple[float, httpx.Response]:

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlxclaude.server.app import mlx_backend_loader
+from mlxclaude.daemon.serve import mlx_backend_loader
 from mlxclaude.config.registry import ServerSettings
 from support.live_server import live_server
 
@@ -83,13 +83,11 @@ request_bodies = st.fixed_dictionaries(
 
 
 @pytest.fixture(scope="module")
-def http(tiny_model_dir, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLXCLAUDE_HOME", str(tmp_path_factory.mktemp("fuzz-home")))
-        settings = ServerSettings(model=str(tiny_model_dir), context_limit=4096)
-        with live_server(mlx_backend_loader(settings), context_limit=4096) as live:
-            with httpx.Client(base_url=live.url, timeout=60) as client:
-                yield client
+def http(tiny_model_dir):
+    settings = ServerSettings(model=str(tiny_model_dir), context_limit=4096)
+    with live_server(mlx_backend_loader(settings), context_limit=4096) as live:
+        with httpx.Client(base_url=live.url, timeout=60) as client:
+            yield client
 
 
 def check_answer(response: httpx.Response, path: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anthropic
 import pytest
 
-from mlxclaude.server.app import mlx_backend_loader
+from mlxclaude.daemon.serve import mlx_backend_loader
 from mlxclaude.config.registry import ServerSettings
 from support.live_server import live_server
 

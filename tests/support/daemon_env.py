@@ -1,4 +1,5 @@
-"""Run the real `mlxclaude` CLI in subprocesses against an isolated MLXCLAUDE_HOME."""
+"""A daemon's world for tests that need real processes: an isolated MLXCLAUDE_HOME, a free port, its state
+file and log, and `mlxclaude` run as a child process there (tests/support/cli_app.py's subprocess driver)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from support.cli_app import run_process, start_process
 from support.live_server import free_port
 
-CLI = "from mlxclaude.cli.main import main; main()"
 DAEMON_MODULE = "mlxclaude.daemon.serve"
 
 
@@ -38,8 +39,7 @@ class Env:
         self.model = model
         self.port = free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("MLXCLAUDE_")}
-        self.env.update(MLXCLAUDE_HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parents[2]),
-                        HF_HUB_CACHE=str(home / "hf-cache"), HF_HUB_OFFLINE="1")
+        self.env.update(MLXCLAUDE_HOME=str(home), HF_HUB_CACHE=str(home / "hf-cache"), HF_HUB_OFFLINE="1")
         self.env.pop("HTTP_PROXY", None)
         self.env.pop("http_proxy", None)
 
@@ -55,12 +55,10 @@ class Env:
         return json.loads(self.state_file.read_text())
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-c", CLI, *args], env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+        return run_process(*args, env=self.env, timeout=timeout)
 
     def popen(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-c", CLI, *args], env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        return start_process(*args, env=self.env)
 
     def up(self, *extra: str) -> subprocess.CompletedProcess:
         result = self.cli("up", "--model", str(self.model), "--port", str(self.port), *extra)

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Callable, Iterator
 
-from mlxclaude.engine.backend import GenerationItem, GenerationStats, ModelInfo, RenderedPrompt
+from mlxclaude.engine.backend import DeviceMemory, GenerationItem, GenerationStats, ModelInfo, RenderedPrompt
 from mlxclaude.parsing.tools import HERMES
 from mlxclaude.protocol.chat import ChatRequest
 
@@ -30,6 +30,13 @@ class ScriptedBackend:
                               think_open="<think>", think_close="</think>", tool_format=HERMES)
         self.requests: list[ChatRequest] = []
         self.cancelled = threading.Event()
+        self.closed = False
+
+    def memory_facts(self) -> DeviceMemory:
+        return DeviceMemory(active_bytes=0, peak_bytes=0, cache_bytes=0)  # a script holds no model memory
+
+    def close(self) -> None:
+        self.closed = True
 
     def render(self, chat: ChatRequest) -> RenderedPrompt:
         text = json.dumps({"messages": chat.messages, "tools": chat.tools}, sort_keys=True)

@@ -1,34 +1,33 @@
 """`mlxclaude config show|get|set|unset|path`: the settings in config.toml and where each value comes from."""
 
-from __future__ import annotations
-
-import json
 import os
-import sys
 from typing import Annotated, Any
 
 import typer
 
-config_app = typer.Typer(
+from mlxclaude.cli import _output
+from mlxclaude.cli._app import Command, new_app
+from mlxclaude.cli._options import JsonOption
+
+config_app = new_app(
     name="config",
-    help="Show and change settings (config.toml). Precedence: defaults < config.toml < MLXCLAUDE_* env < flags.",
-    no_args_is_help=True,
+    help="Show and change settings (config.toml).\n\nPrecedence: defaults < config.toml < MLXCLAUDE_* env < flags.",
 )
 
-KeyArg = Annotated[str, typer.Argument(help="Setting name, e.g. port or max_output_tokens.", show_default=False)]
+KeyArg = Annotated[str, typer.Argument(metavar="KEY", show_default=False,
+                                        help="Setting name, e.g. port or max_output_tokens.")]
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(config_app, name="config")
 
 
-def _note(message: str) -> None:
-    print(message, file=sys.stderr)
+@config_app.command("show", cls=Command)
+def show(json_output: JsonOption = False) -> None:
+    """Every setting, its value and where the value comes from.
 
-
-@config_app.command("show")
-def show(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Every setting: its value and where it came from (default, config or env)."""
+    The source is the default, config.toml or an MLXCLAUDE_* environment variable.
+    """
     from mlxclaude.config.token import token_file
     from mlxclaude.config.load import load_settings
     from mlxclaude.config.registry import SETTINGS
@@ -46,10 +45,9 @@ def show(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")
                 "env": setting.env,
                 "description": setting.description,
             }
-        print(json.dumps(data, indent=2))
+        _output.print_json(data)
         return
 
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -66,17 +64,20 @@ def show(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")
         value = Text(shown, style="dim" if source == "default" else "bold")
         where = setting.env if source == "env" else source
         table.add_row(setting.name, value, Text(where, style=_SOURCE_STYLES[source]), setting.description)
-    Console(soft_wrap=False).print(table)
+    _output.stdout_console().print(table)
     exists = "" if resolved.config_path.exists() else " (not created yet)"
-    _note(f"config file: {resolved.config_path}{exists}")
+    _output.note(f"config file: {resolved.config_path}{exists}")
 
 
 _SOURCE_STYLES = {"default": "dim", "config": "cyan", "env": "magenta", "flag": "green"}
 
 
-@config_app.command("get")
+@config_app.command("get", cls=Command)
 def get(key: KeyArg) -> None:
-    """Print one setting's value in effect (nothing when unset); auth_token prints the token in use."""
+    """Print one setting's value in effect.
+
+    Nothing when it is unset; auth_token prints the token in use.
+    """
     from mlxclaude.config.token import resolve_auth_token
     from mlxclaude.config.load import load_settings
     from mlxclaude.config.registry import lookup
@@ -90,27 +91,30 @@ def get(key: KeyArg) -> None:
         return
     if isinstance(value, bool):
         value = "true" if value else "false"
-    print(value)
+    _output.echo(value)
 
 
-@config_app.command("set")
+@config_app.command("set", cls=Command)
 def set_(key: KeyArg,
-         value: Annotated[str, typer.Argument(help="The new value (checked against the setting's type).",
-                                              show_default=False)]) -> None:
-    """Store a setting in config.toml (use `auto` or `none` for an optional setting's default)."""
+         value: Annotated[str, typer.Argument(metavar="VALUE", show_default=False,
+                                              help="The new value (checked against the setting's type).")]) -> None:
+    """Store a setting in config.toml.
+
+    The value is checked against the setting's type; `auto` or `none` gives an optional setting its default.
+    """
     from mlxclaude.config.load import set_config_value
     from mlxclaude.config.toml import default_config_path
 
     setting, stored = set_config_value(key, value)
     path = default_config_path()
     if stored is None:
-        _note(f"{setting.name} removed from {path}: now {setting.unset_label}")
+        _output.note(f"{setting.name} removed from {path}: now {setting.unset_label}")
     else:
-        _note(f"{setting.name} = {setting.display(stored)} written to {path}")
+        _output.note(f"{setting.name} = {setting.display(stored)} written to {path}")
     _after_change(setting.name, setting.env)
 
 
-@config_app.command("unset")
+@config_app.command("unset", cls=Command)
 def unset(key: KeyArg) -> None:
     """Remove a setting from config.toml, so its default applies."""
     from mlxclaude.config.load import unset_config_value
@@ -119,24 +123,24 @@ def unset(key: KeyArg) -> None:
     setting, removed = unset_config_value(key)
     path = default_config_path()
     if removed:
-        _note(f"{setting.name} removed from {path}")
+        _output.note(f"{setting.name} removed from {path}")
         _after_change(setting.name, setting.env)
     else:
-        _note(f"{setting.name} is not set in {path}")
+        _output.note(f"{setting.name} is not set in {path}")
 
 
-@config_app.command("path")
+@config_app.command("path", cls=Command)
 def path() -> None:
     """Print the path of config.toml."""
     from mlxclaude.config.toml import default_config_path
 
-    print(default_config_path())
+    _output.echo(default_config_path())
 
 
 def _after_change(name: str, env: str) -> None:
     if os.environ.get(env):
-        _note(f"note: {env} is set in the environment and overrides config.toml")
+        _output.note(f"note: {env} is set in the environment and overrides config.toml")
     from mlxclaude import paths
 
     if paths.state_file().exists():
-        _note("note: the daemon is running; `mlxclaude restart` applies the change")
+        _output.note("note: the daemon is running; `mlxclaude restart` applies the change")

@@ -1,17 +1,18 @@
 """`mlxclaude logs`: the daemon's JSON-lines log, filtered and coloured (or passed through with --json)."""
 
-from __future__ import annotations
-
-import sys
 from typing import Annotated, Optional
 
 import typer
+
+from mlxclaude.cli import _output
+from mlxclaude.cli._app import Command
+from mlxclaude.cli._options import JsonOption
 
 NO_LOGS = "no logs yet: start the daemon with `mlxclaude up`"
 
 
 def register(app: typer.Typer) -> None:
-    app.command("logs")(logs)
+    app.command("logs", cls=Command)(logs)
 
 
 def logs(
@@ -23,13 +24,18 @@ def logs(
     kind: Annotated[Optional[list[str]], typer.Option("--kind", "-k", metavar="KIND",
                                                       help="Only records of this kind: perf, cache, request or "
                                                            "daemon (repeatable).")] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the raw JSON lines (filtered).")] = False,
+    json_output: JsonOption = False,
     lines: Annotated[Optional[int], typer.Option("--lines", "-n", metavar="N", min=0,
-                                                 help="Show the last N lines; 0 shows all "
-                                                      "(default: 50, or all with --since).")] = None,
+                                                 show_default="50, or all with --since",
+                                                 help="Show the last N lines; 0 shows all.")] = None,
 ) -> None:
-    """Show the daemon's log: one line per request with tokens, TTFT, tok/s and cache hits."""
-    from mlxclaude import logview, paths
+    """Show the daemon's log, one coloured line per request.
+
+    Each line has the tokens (prompt, cached, new), TTFT, tok/s and the cache hit or miss. With --json
+    the log's own JSON lines are printed as they are (filtered).
+    """
+    from mlxclaude import paths
+    from mlxclaude.cli import _logview as logview
 
     flt = logview.LogFilter(
         since=logview.parse_since(since) if since else None,
@@ -38,21 +44,20 @@ def logs(
     )
     path = paths.daemon_log_file()
     if not path.is_file():
-        print(NO_LOGS, file=sys.stderr)
+        _output.note(NO_LOGS)
         raise typer.Exit(1)
     last = lines if lines is not None else (0 if since else logview.DEFAULT_TAIL)
     entries, offset = logview.read_entries(path, flt, last=last or None)
 
     if json_output:
-        _print_json(entries)
+        _output.print_json_lines(entry.line for entry in entries if entry.is_json)
         if follow:
             for entry in logview.follow_entries(path, flt, offset=offset):
-                _print_json([entry])
+                if entry.is_json:
+                    _output.print_json_lines([entry.line])
         return
 
-    from rich.console import Console
-
-    console = Console(soft_wrap=True, highlight=False)
+    console = _output.stdout_console(soft_wrap=True)
     renderer = logview.LineRenderer()
     console.print(renderer.header())
     for line in renderer.render_all(entries):
@@ -61,9 +66,3 @@ def logs(
         for entry in logview.follow_entries(path, flt, offset=offset):
             for line in renderer.render(entry):
                 console.print(line)
-
-
-def _print_json(entries: list) -> None:
-    for entry in entries:
-        if entry.is_json:
-            print(entry.line, flush=True)

@@ -10,11 +10,12 @@ from datetime import datetime, timezone
 import pytest
 from rich.console import Console
 
-from support.cli_app import cli_for
-from mlxclaude import logview, paths
-from mlxclaude.cli.logs_cmd import NO_LOGS, register
+from support.cli_app import run_cli
+from mlxclaude import paths
+from mlxclaude.cli import _logview as logview
+from mlxclaude.cli.logs import NO_LOGS
 from mlxclaude.errors import UsageError
-from mlxclaude.logview import Entry, LineRenderer, LogFilter, follow_entries, parse_lines, parse_since, read_entries
+from mlxclaude.cli._logview import Entry, LineRenderer, LogFilter, follow_entries, parse_lines, parse_since, read_entries
 
 GREEN, RED = "\x1b[32m", "\x1b[31m"
 
@@ -197,30 +198,30 @@ def _strip(text: str) -> str:
 
 @pytest.fixture
 def cli():
-    return cli_for(register, env={"COLUMNS": "200"})
+    return lambda *args: run_cli(*args, env={"COLUMNS": "200"})
 
 
 def test_missing_log_file_is_one_line_and_exit_1(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("MLXCLAUDE_HOME", str(tmp_path / "empty"))
     result = cli("logs")
-    assert result.exit_code == 1
-    assert result.stderr == NO_LOGS + "\n" and result.stdout == ""
+    assert result.code == 1
+    assert result.err == NO_LOGS + "\n" and result.out == ""
 
 
 def test_json_passes_the_raw_lines_through(cli, log_file):
     with open(log_file, "a") as out:
         out.write("not json\n")
     result = cli("logs", "--json", "--kind", "perf", "-n", "2")
-    assert result.exit_code == 0
+    assert result.code == 0
     lines = log_file.read_text().splitlines()
-    assert result.stdout.splitlines() == [lines[4], lines[7]]
+    assert result.out.splitlines() == [lines[4], lines[7]]
 
 
 def test_table_output_filters(cli, log_file):
     result = cli("logs", "--level", "error")
-    assert result.exit_code == 0
-    body = [line for line in result.stdout.splitlines()[1:] if not line.startswith("--")]
+    assert result.code == 0
+    body = [line for line in result.out.splitlines()[1:] if not line.startswith("--")]
     assert len(body) == 1 and "generation failed: boom" in body[0]
-    assert "prefill tok/s" in result.stdout.splitlines()[0]
+    assert "prefill tok/s" in result.out.splitlines()[0]
     result = cli("logs", "--since", "yesterday-ish")
-    assert isinstance(result.exception, UsageError)
+    assert result.code == 2 and result.err.startswith("error: ") and "yesterday-ish" in result.err

@@ -1,30 +1,30 @@
 """`mlxclaude doctor`: what works, what does not, and the fix for each."""
 
-from __future__ import annotations
-
-import json
-import sys
-from typing import Annotated
-
 import typer
+
+from mlxclaude.cli import _output
+from mlxclaude.cli._app import Command
+from mlxclaude.cli._options import JsonOption
 
 STYLES = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 
 def register(app: typer.Typer) -> None:
-    app.command("doctor")(doctor)
+    app.command("doctor", cls=Command)(doctor)
 
 
-def doctor(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Check Python, MLX, memory, the model, the daemon and Claude Code; exit 1 if anything fails."""
+def doctor(json_output: JsonOption = False) -> None:
+    """Check what mlxclaude needs, with the fix for each problem.
+
+    Python, MLX, memory, the model, the daemon and Claude Code; exits 1 if anything fails.
+    """
     from mlxclaude.doctor import exit_code, run_checks
 
     checks = run_checks()
     code = exit_code(checks)
     if json_output:
-        print(json.dumps({"ok": code == 0, "checks": [check.to_dict() for check in checks]}, indent=2))
+        _output.print_json({"ok": code == 0, "checks": [check.to_dict() for check in checks]})
     else:
-        from rich.console import Console
         from rich.table import Table
         from rich.text import Text
 
@@ -37,10 +37,10 @@ def doctor(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.
             if check.fix and check.status != "ok":
                 detail.append("\nfix: ", style="bold").append(check.fix)
             table.add_row(Text(check.status, style=STYLES[check.status]), check.name, detail)
-        Console(highlight=False).print(table)
+        _output.stdout_console().print(table)
         counts = {status: sum(check.status == status for check in checks) for status in ("warn", "fail")}
         summary = ", ".join(f"{n} {name}" for name, n in (("warning(s)", counts["warn"]),
                                                            ("failure(s)", counts["fail"])) if n)
-        print(summary or "all good", file=sys.stderr)
+        _output.note(summary or "all good")
     if code:
         raise typer.Exit(code)

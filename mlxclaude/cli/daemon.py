@@ -1,0 +1,167 @@
+"""`mlxclaude up | down | status | restart`: thin commands over mlxclaude.daemon.manager.
+
+Data (URL, model, pid; the status table or JSON) goes to stdout; the spinner and notes go to stderr.
+`status` is what scripts poll: with no daemon it reads the state file and exits 3, and at no time does
+it import an HTTP client, TLS or Rich (tests/cli/test_startup_imports.py).
+"""
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from mlxclaude.cli import _output
+from mlxclaude.cli._app import Command
+from mlxclaude.cli._options import (
+    HostOption, JsonOption, ModelOption, PortOption, RestartHostOption, RestartModelOption, RestartPortOption,
+)
+
+NOT_RUNNING = 3
+
+
+def register(app: typer.Typer) -> None:
+    for command in (up, down, status, restart):
+        app.command(cls=Command)(command)
+
+
+def up(
+    model: ModelOption = None,
+    host: HostOption = None,
+    port: PortOption = None,
+    foreground: Annotated[bool, typer.Option("--foreground", help="Run in this terminal (logs on stderr).")] = False,
+) -> None:
+    """Start the background server; a no-op when it is running.
+
+    Without --model and with none configured, the obvious local model is used, or the one recommended
+    for this machine is offered for download.
+    """
+    from mlxclaude.cli._model_choice import with_default_model
+    from mlxclaude.config.registry import ServerSettings
+    from mlxclaude.daemon import manager
+
+    settings = with_default_model(ServerSettings.from_env(model=model, host=host, port=port))
+    if foreground:
+        # returns only when one is already running; otherwise this process becomes the daemon
+        state = manager.start(settings, foreground=True, explicit_model=model is not None)
+    else:
+        state = _start_with_spinner(lambda report: manager.start(settings, on_progress=report,
+                                                                 explicit_model=model is not None))
+    if state.already_running:
+        _output.note(f"already running (pid {state.pid})")
+    _print_started(state)
+
+
+def down() -> None:
+    """Stop the background server; a no-op when it is not running."""
+    from mlxclaude.daemon import manager
+
+    console = _output.stderr_console()
+    with console.status("stopping…"):
+        stopped = manager.stop()
+    console.print("stopped" if stopped else "not running")
+
+
+def status(as_json: JsonOption = False) -> None:
+    """Show the background server; exit code 3 when it is not running."""
+    from mlxclaude.daemon import manager
+
+    info = manager.status()
+    if info is None:
+        if as_json:
+            _output.print_json({"running": False}, indent=None)
+        else:
+            _output.note("not running")
+        raise typer.Exit(NOT_RUNNING)
+    if as_json:
+        _output.print_json(info)
+    else:
+        _render_status(info)
+
+
+def restart(
+    model: RestartModelOption = None,
+    host: RestartHostOption = None,
+    port: RestartPortOption = None,
+) -> None:
+    """Stop the background server and start it again.
+
+    The model, host and port stay those of the server that was running unless given.
+    """
+    from mlxclaude.daemon import manager
+
+    state = _start_with_spinner(lambda report: manager.restart(model=model, host=host, port=port,
+                                                               on_progress=report))
+    _print_started(state)
+
+
+# -- rendering ------------------------------------------------------------------------------------
+
+
+def _start_with_spinner(call):
+    """Run a manager call that reports progress, under a spinner on stderr."""
+    with _output.stderr_console().status("starting daemon…") as spinner:
+        return call(lambda message: spinner.update(message))
+
+
+def _print_started(state: Any) -> None:
+    out = _output.stdout_console(soft_wrap=True)
+    out.print(f"[bold]{state.url}[/bold]")
+    out.print(f"model  {state.model}")
+    out.print(f"pid    {state.pid}")
+
+
+def _render_status(info: dict) -> None:
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    memory = info.get("memory") or {}
+    rows = [
+        ("state", info.get("state")),
+        ("url", info.get("url")),
+        ("model", info.get("model")),
+        ("path", info.get("model_path")),
+        ("context", info.get("context_length")),
+        ("pid", info.get("pid")),
+        ("uptime", _duration(info.get("uptime_s"))),
+        ("requests", info.get("requests_served")),
+        ("queued", info.get("queued")),
+        ("memory", _memory(memory)),
+        ("cache", _cache(info.get("cache"))),
+        ("error", info.get("error")),
+        ("log", info.get("log_path")),
+    ]
+    for name, value in rows:
+        if value is not None and value != "":
+            table.add_row(name, str(value))
+    _output.stdout_console().print(table)
+
+
+def _cache(facts: Optional[dict]) -> Optional[str]:
+    if not facts:
+        return None
+    from mlxclaude.config.units import format_bytes
+
+    hit_rate = facts.get("hit_rate")
+    rate = f", {hit_rate:.0%} of prompt tokens reused" if isinstance(hit_rate, (int, float)) else ""
+    return f"{facts.get('entries', 0)} entries, {format_bytes(facts.get('bytes') or 0)}{rate}"
+
+
+def _duration(seconds: Optional[float]) -> Optional[str]:
+    if seconds is None:
+        return None
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _memory(memory: dict) -> Optional[str]:
+    parts = []
+    if memory.get("mlx_active_gb") is not None:
+        parts.append(f"{memory['mlx_active_gb']:.2f} GB active (MLX)")
+    if memory.get("mlx_peak_gb") is not None:
+        parts.append(f"{memory['mlx_peak_gb']:.2f} GB peak")
+    if memory.get("rss_mb") is not None:
+        parts.append(f"{memory['rss_mb']:.0f} MB resident")
+    return ", ".join(parts) or None

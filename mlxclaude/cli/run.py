@@ -1,0 +1,44 @@
+"""`mlxclaude run`: start the daemon if needed, then Claude Code on it (a thin wrapper over mlxclaude.claude)."""
+
+from typing import Annotated, Optional
+
+import typer
+
+from mlxclaude.cli import _output
+from mlxclaude.cli._app import Command
+from mlxclaude.cli._options import ModelOption
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run", cls=Command, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(run)
+
+
+def run(
+    ctx: typer.Context,
+    model: ModelOption = None,
+    claude_args: Annotated[Optional[list[str]], typer.Argument(
+        metavar="-- CLAUDE_ARGS", show_default=False, help="Passed to claude as they are.")] = None,
+) -> None:
+    """Start the daemon if needed, then run Claude Code on it.
+
+    Exits with Claude Code's exit code. A running daemon is used as it is; with --model it must serve
+    that model (`mlxclaude restart --model` switches).
+    """
+    from mlxclaude.claude import build_env, launch_claude, require_claude
+    from mlxclaude.cli._endpoint import auth_token, fallback_model_id, fetch_health, warn_small_context
+    from mlxclaude.cli._model_choice import with_default_model
+    from mlxclaude.config.registry import ServerSettings
+    from mlxclaude.daemon import manager
+
+    claude = require_claude()   # before starting a daemon we would not use
+    settings = with_default_model(ServerSettings.from_env(model=model))
+    state = manager.start(settings, on_progress=_output.note, explicit_model=model is not None)
+    token = getattr(state, "token", None) or auth_token(settings)
+    health = fetch_health(state.url) or {}
+    model_id = health.get("model_id") or fallback_model_id(state.model or settings.model)
+    context = health.get("context_length") or getattr(state, "context_length", None) or settings.context_limit
+    env = build_env(base_url=state.url, token=token, model_id=model_id, context_length=context,
+                    max_output_tokens=settings.max_output_tokens)
+    warn_small_context(context)
+    code = launch_claude(claude, [*(claude_args or []), *ctx.args], env)
+    raise SystemExit(code)
