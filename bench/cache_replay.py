@@ -1,6 +1,6 @@
 """Prompt-cache strategies replayed on recorded Claude Code traffic: tokens prefilled and wall time.
 
-The traffic (bench/traffic/, recorded by tests/cache/test_claude_code_traffic.py) is two `claude -p`
+The traffic (bench/traffic/, recorded by tests/engine/cache/test_claude_code_traffic.py) is two `claude -p`
 conversations in their real order: title side request, then main turns with Bash round trips. Every
 request is rendered by the model's chat template, then generated (greedy, --max-tokens, so the
 prefill dominates) under each strategy, in one run:

@@ -4,7 +4,7 @@
     python bench/tool_validity.py --model DIR     # any mlx-lm model directory
     python bench/tool_validity.py --arms on-any   # only some of the arms: off, on, on-any
 
-Claude Code's real Bash/Read/Edit/Write/Grep/Glob schemas (tests/constraints/claude_code_tools.json,
+Claude Code's real Bash/Read/Edit/Write/Grep/Glob schemas (tests/engine/constraints/claude_code_tools.json,
 descriptions cut to their first line to keep the prompt short on CPU), 36 prompts, greedy decoding,
 in three arms: constraints off and on with tool_choice auto, and on with tool_choice any (off with
 `any` is the same as off with `auto`: nothing but the constraints enforces tool_choice). Prints, side
@@ -125,7 +125,7 @@ def main() -> None:
     backend = MlxBackend(str(model))
     if backend.constraints is None:
         sys.exit("constraints unavailable (is llguidance installed?)")
-    tools = trimmed_tools(REPO / "tests" / "constraints" / "claude_code_tools.json")
+    tools = trimmed_tools(REPO / "tests" / "engine" / "constraints" / "claude_code_tools.json")
     started = time.perf_counter()
     results = {arm: run(backend, tools, ARMS[arm][0], args.max_tokens, constrained=ARMS[arm][1]) for arm in arms}
     n = len(PROMPTS)

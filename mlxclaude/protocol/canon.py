@@ -3,7 +3,7 @@
 Anything left varying here shifts the first prompt tokens and defeats prefix (KV) caching. Pure.
 
 What was checked against a real Claude Code (2.1.197, `claude -p` with tool round trips, two
-conversations; tests/cache/test_claude_code_traffic.py keeps checking it):
+conversations; tests/engine/cache/test_claude_code_traffic.py keeps checking it):
 - `system[0]` is `x-anthropic-billing-header: cc_version=…<3 hex>; cc_entrypoint=…;` and its suffix
   changes between conversations: dropped here (a block that is only the header, or a leading header
   line in a block or in a string system prompt).

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from cache.chats import conversation, run
+from support.chats import conversation, run
 from mlxclaude.engine.cache import persist, prompt_cache
 from mlxclaude.engine.cache.persist import DiskPrefixes, model_stamp, read_metadata
 from mlxclaude.engine.cache.prompt_cache import PromptCache

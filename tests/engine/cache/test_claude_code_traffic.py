@@ -7,7 +7,7 @@ model) must show what the prompt cache is built on:
   although Claude Code's billing header differs between them.
 
 Re-record the benchmark traffic (bench/traffic/) with
-  python tests/cache/test_claude_code_traffic.py --out bench/traffic/claude_session.jsonl --tools Bash
+  python tests/engine/cache/test_claude_code_traffic.py --out bench/traffic/claude_session.jsonl --tools Bash
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 if __name__ == "__main__":  # run as a script: put the repo and tests/ on the path as pytest does
-    sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]
+    sys.path[:0] = [str(Path(__file__).resolve().parents[3]), str(Path(__file__).resolve().parents[2])]
 
 from mlxclaude.engine.render import render_chat
 from mlxclaude.server.app import create_app

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from cache.chats import call, result, user
+from support.chats import call, result, user
 from mlxclaude.engine.backend import RenderedPrompt
 from mlxclaude.engine.cache.prompt_cache import PromptCache
 from mlxclaude.protocol.chat import ChatRequest

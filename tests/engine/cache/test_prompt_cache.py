@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from cache.chats import ChatRequest, call, chat, conversation, result, run, user
+from support.chats import ChatRequest, call, chat, conversation, result, run, user
 from mlxclaude.engine.cache import kv
 from mlxclaude.engine.cache.prompt_cache import PromptCache
 from mlxclaude.engine.cache.store import Tier
