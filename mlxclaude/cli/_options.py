@@ -41,5 +41,9 @@ RestartPortOption = _port(RUNNING)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
+# up, run, restart: a model whose context cannot hold Claude Code's prompt is refused without it
+ForceOption = Annotated[bool, typer.Option(
+    "--force", help="Start even a model whose context cannot hold Claude Code's prompt (see `models check`).")]
+
 ProjectOption = Annotated[bool, typer.Option(
     "--project", help="This project's ./.claude/settings.local.json, not ~/.claude/settings.json.")]

@@ -23,10 +23,13 @@ def register(app: typer.Typer) -> None:
 
 
 @config_app.command("show", cls=Command)
-def show(json_output: JsonOption = False) -> None:
+def show(json_output: JsonOption = False,
+         wide: Annotated[bool, typer.Option("--wide", "-w", help="Full values and descriptions, wrapped.")] = False,
+         ) -> None:
     """Every setting, its value and where the value comes from.
 
-    The source is the default, config.toml or an MLXCLAUDE_* environment variable.
+    The source is the default, config.toml or an MLXCLAUDE_* environment variable. One line per setting,
+    fitted to the terminal (long paths elided in the middle); --wide shows everything.
     """
     from mlxclaude.config.token import token_file
     from mlxclaude.config.load import load_settings
@@ -48,28 +51,92 @@ def show(json_output: JsonOption = False) -> None:
         _output.print_json(data)
         return
 
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    table.add_column("setting", no_wrap=True)
-    table.add_column("value", no_wrap=True)
-    table.add_column("from", no_wrap=True)
-    table.add_column("description")
+    rows = []
     for setting in SETTINGS:
         source = resolved.sources[setting.name]
         shown = setting.display(resolved.value(setting.name))
         if setting.name == "auth_token" and source == "default" and token_file().exists():
             shown = f"(generated: {token_file()})"
-        value = Text(shown, style="dim" if source == "default" else "bold")
-        where = setting.env if source == "env" else source
-        table.add_row(setting.name, value, Text(where, style=_SOURCE_STYLES[source]), setting.description)
-    _output.stdout_console().print(table)
+        rows.append((setting.name, shown, source, setting.env if source == "env" else source, setting.description))
+    console = _output.stdout_console()
+    elided = _print_wide(console, rows) if wide else _print_compact(console, rows)
     exists = "" if resolved.config_path.exists() else " (not created yet)"
     _output.note(f"config file: {resolved.config_path}{exists}")
+    if elided:
+        _output.note("(shortened to fit the terminal: --wide shows everything)")
 
 
 _SOURCE_STYLES = {"default": "dim", "config": "cyan", "env": "magenta", "flag": "green"}
+_GAP = "  "
+_MIN_DESCRIPTION = 12  # narrower than this, the description column is left out
+
+
+def _print_wide(console, rows) -> bool:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("setting", no_wrap=True, min_width=max(len(row[0]) for row in rows))
+    table.add_column("value", overflow="fold")  # a long path folds onto more lines, whole
+    table.add_column("from", overflow="fold", min_width=7)
+    table.add_column("description")
+    for name, shown, source, where, description in rows:
+        table.add_row(name, Text(shown, style="dim" if source == "default" else "bold"),
+                      Text(where, style=_SOURCE_STYLES[source]), description)
+    console.print(table)
+    return False
+
+
+def _print_compact(console, rows) -> bool:
+    """One line per setting in the terminal's width: a long value (a path) keeps its start and end, an
+    environment variable reads `env` on a narrow terminal, and the description is cut to what is left.
+    Returns whether anything was shortened."""
+    from rich.text import Text
+
+    width = console.width
+    if width < 100:
+        rows = [(name, shown, source, "env" if source == "env" else where, description)
+                for name, shown, source, where, description in rows]
+    name_w = max(len("setting"), *(len(row[0]) for row in rows))
+    from_w = max(len("from"), *(len(row[3]) for row in rows))
+    value_budget = max(20, min(width // 3, width - name_w - from_w - 3 * len(_GAP) - 2 * _MIN_DESCRIPTION))
+    value_w = max(len("value"), *(min(len(row[1]), value_budget) for row in rows))
+    description_w = width - name_w - value_w - from_w - 3 * len(_GAP)
+    show_description = description_w >= _MIN_DESCRIPTION
+    elided = not show_description
+    header = _GAP.join(["setting".ljust(name_w), "value".ljust(value_w), "from".ljust(from_w)]
+                       + (["description"] if show_description else []))
+    console.print(Text(header.rstrip(), style="bold"), soft_wrap=True)
+    for name, shown, source, where, description in rows:
+        value = elide_middle(shown, value_w)
+        line = Text(name.ljust(name_w) + _GAP)
+        line.append(value.ljust(value_w), style="dim" if source == "default" else "bold")
+        line.append(_GAP)
+        line.append(where.ljust(from_w), style=_SOURCE_STYLES[source])
+        if show_description:
+            cut = elide_end(description, description_w)
+            line.append(_GAP + cut)
+            elided = elided or cut != description
+        elided = elided or value != shown
+        line.rstrip()
+        console.print(line, soft_wrap=True)
+    return elided
+
+
+def elide_middle(text: str, width: int) -> str:
+    """`text` in `width` characters: its start and (more of) its end around an ellipsis."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 3
+    tail = width - 1 - head
+    return text[:head] + "\u2026" + text[len(text) - tail:]
+
+
+def elide_end(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1].rstrip()
+    return cut + "\u2026"
 
 
 @config_app.command("get", cls=Command)

@@ -12,7 +12,8 @@ import typer
 from mlxclaude.cli import _output
 from mlxclaude.cli._app import Command
 from mlxclaude.cli._options import (
-    HostOption, JsonOption, ModelOption, PortOption, RestartHostOption, RestartModelOption, RestartPortOption,
+    ForceOption, HostOption, JsonOption, ModelOption, PortOption, RestartHostOption, RestartModelOption,
+    RestartPortOption,
 )
 
 NOT_RUNNING = 3
@@ -28,17 +29,20 @@ def up(
     host: HostOption = None,
     port: PortOption = None,
     foreground: Annotated[bool, typer.Option("--foreground", help="Run in this terminal (logs on stderr).")] = False,
+    force: ForceOption = False,
 ) -> None:
     """Start the background server; a no-op when it is running.
 
     Without --model and with none configured, the obvious local model is used, or the one recommended
-    for this machine is offered for download.
+    for this machine is offered for download. A repo id not downloaded yet is downloaded first, here,
+    with a progress bar. A model whose context cannot hold Claude Code's prompt is refused, unless --force.
     """
-    from mlxclaude.cli._model_choice import with_default_model
+    from mlxclaude.cli._model_choice import prepare_model, with_default_model
     from mlxclaude.config.registry import ServerSettings
     from mlxclaude.daemon import manager
 
     settings = with_default_model(ServerSettings.from_env(model=model, host=host, port=port))
+    prepare_model(settings, explicit=model is not None, force=force, command="mlxclaude up")
     if foreground:
         # returns only when one is already running; otherwise this process becomes the daemon
         state = manager.start(settings, foreground=True, explicit_model=model is not None)
@@ -81,13 +85,21 @@ def restart(
     model: RestartModelOption = None,
     host: RestartHostOption = None,
     port: RestartPortOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Stop the background server and start it again.
 
-    The model, host and port stay those of the server that was running unless given.
+    The model, host and port stay those of the server that was running unless given. A new --model is
+    downloaded first if need be, and refused if its context cannot hold Claude Code's prompt, unless --force.
     """
     from mlxclaude.daemon import manager
 
+    if model:
+        from mlxclaude.cli._model_choice import prepare_model
+        from mlxclaude.config.registry import ServerSettings
+
+        prepare_model(ServerSettings.from_env(model=model), explicit=True, force=force, command="mlxclaude restart",
+                      restarting=True)
     state = _start_with_spinner(lambda report: manager.restart(model=model, host=host, port=port,
                                                                on_progress=report))
     _print_started(state)
@@ -134,6 +146,10 @@ def _render_status(info: dict) -> None:
     for name, value in rows:
         if value is not None and value != "":
             table.add_row(name, str(value))
+    from mlxclaude.cli._inflight import in_flight_lines
+
+    for index, line in enumerate(in_flight_lines(info.get("in_flight"))):
+        table.add_row("in flight" if index == 0 else "", line)
     _output.stdout_console().print(table)
 
 

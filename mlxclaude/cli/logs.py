@@ -31,11 +31,13 @@ def logs(
 ) -> None:
     """Show the daemon's log, one coloured line per request.
 
-    Each line has the tokens (prompt, cached, new), TTFT, tok/s and the cache hit or miss. With --json
-    the log's own JSON lines are printed as they are (filtered).
+    Each line has the tokens (prompt, cached, new), TTFT, tok/s and the cache hit or miss; a long prompt
+    adds a prefill line every few seconds. Columns fit the terminal (COLUMNS); piped, every column is
+    shown, one line per record. With --json the log's own JSON lines are printed as they are (filtered).
     """
     from mlxclaude import paths
     from mlxclaude.cli import _logview as logview
+    from mlxclaude.cli._logrows import LineRenderer
 
     flt = logview.LogFilter(
         since=logview.parse_since(since) if since else None,
@@ -58,7 +60,7 @@ def logs(
         return
 
     console = _output.stdout_console(soft_wrap=True)
-    renderer = logview.LineRenderer()
+    renderer = LineRenderer(_terminal_width(console))
     console.print(renderer.header())
     for line in renderer.render_all(entries):
         console.print(line)
@@ -66,3 +68,10 @@ def logs(
         for entry in logview.follow_entries(path, flt, offset=offset):
             for line in renderer.render(entry):
                 console.print(line)
+
+
+def _terminal_width(console) -> Optional[int]:
+    """The width to fit: the terminal's, or COLUMNS when set; None (every column, one line each) into a pipe."""
+    import os
+
+    return console.width if console.is_terminal or os.environ.get("COLUMNS") else None

@@ -28,11 +28,15 @@ def pull(
         help="Hugging Face repo id, optionally with a revision: org/name@rev.")],
     check: Annotated[bool, typer.Option("--check/--no-check", help="Run `models check` after the download.")] = True,
 ) -> None:
-    """Download an MLX model into the Hugging Face cache, then check it."""
-    from mlxclaude.models.hub import pull_model, split_repo_revision
+    """Download an MLX model into the Hugging Face cache, then check it.
+
+    Ctrl-C stops it; files already downloaded are kept, and pulling again fetches the rest.
+    """
+    from mlxclaude.cli._progress import pull_with_progress
+    from mlxclaude.models.hub import split_repo_revision
 
     name, revision = split_repo_revision(repo)
-    path = pull_model(name, revision)
+    path = pull_with_progress(name, revision)
     _output.stderr_console().print(f"[green]pulled[/] {name} → {path}")
     _output.echo(path)
     if check:
@@ -41,40 +45,65 @@ def pull(
 
 @models_app.command("import", cls=Command)
 def import_model(
-    source: Annotated[Path, typer.Argument(
+    source: Annotated[str, typer.Argument(
         metavar="SOURCE", show_default=False,
-        help="A .gguf file, or a Hugging Face safetensors model directory.")],
+        help="A .gguf file, ollama:NAME[:TAG], lmstudio:PUBLISHER/REPO[/FILE.gguf], "
+             "or a Hugging Face safetensors model directory.")],
     name: Annotated[Optional[str], typer.Option(
-        "--name", metavar="NAME", show_default="from the file or directory",
+        "--name", metavar="NAME", show_default="from the file or directory; NAME-TAG for Ollama",
         help="Name of the imported model.")] = None,
     quantize: Annotated[Optional[str], typer.Option(
-        "--quantize", metavar="4|8|gguf", show_default="full precision",
-        help="Bits per weight; gguf keeps a GGUF file's own 4/8-bit blocks (smallest lossless import).")] = None,
+        "--quantize", metavar="4|8", show_default="a GGUF's own size class; a directory's precision",
+        help="Quantize every weight matrix to 4 or 8 bits.")] = None,
+    dtype: Annotated[Optional[str], typer.Option(
+        "--dtype", metavar="float16|bfloat16|float32", show_default="a GGUF's own float type",
+        help="Float type of the weights; with --quantize, of the scales and the unquantized tensors.")] = None,
+    verify: Annotated[bool, typer.Option(
+        "--verify/--no-verify",
+        help="Check a GGUF import with a few greedy tokens against the GGUF's own vocabulary.")] = True,
     force: Annotated[bool, typer.Option("--force", help="Replace an imported model of the same name.")] = False,
 ) -> None:
     """Turn a GGUF file or a safetensors directory into an MLX model.
 
-    A GGUF file from Ollama or LM Studio, or a Hugging Face safetensors model directory.
+    A GGUF file (a path, a model in Ollama's store — $OLLAMA_MODELS or ~/.ollama/models — or in LM Studio's
+    models folder) keeps its size class unless --quantize or --dtype says otherwise: Q2_K, Q3_K, Q4_x and
+    IQ4 become MLX 4-bit, Q5_x 5-bit, Q6_K and Q8_0 8-bit (Q4_x, Q5_x and Q8_0 without loss), F16 and BF16
+    stay so; a note on stderr says what was chosen, and a few greedy tokens check the result. A
+    safetensors directory is converted with mlx-lm.
     """
     from mlxclaude.errors import UsageError
+    from mlxclaude.models.gguf_import import is_store_ref
 
-    if quantize not in (None, "4", "8", "gguf"):
-        raise UsageError(f"--quantize must be 4, 8 or gguf, not {quantize}")
-    if quantize == "gguf" and source.is_dir():
-        raise UsageError("--quantize gguf applies to .gguf files; use 4 or 8 for a safetensors directory")
+    if quantize == "gguf":
+        raise UsageError("--quantize gguf is gone: a GGUF import keeps the file's own 4/8-bit blocks by default",
+                         hint="leave --quantize out, or pass 4 or 8")
+    if quantize not in (None, "4", "8"):
+        raise UsageError(f"--quantize must be 4 or 8, not {quantize}")
+    if dtype not in (None, "float16", "bfloat16", "float32"):
+        raise UsageError(f"--dtype must be float16, bfloat16 or float32, not {dtype}")
+    store = is_store_ref(source)
+    path = Path(source).expanduser()
     console = _output.stderr_console()
-    with console.status(f"importing {source.name}…"):
-        if source.is_dir():
+    label = source if store else path.name
+    with console.status(f"importing {label}…") as status:
+        def progress(message: str) -> None:
+            status.update(f"importing {label}: {message}…")
+
+        def note(line: str) -> None:
+            console.print(f"note: {line}", markup=False)
+
+        if not store and path.is_dir():
             from mlxclaude.models.convert_import import import_safetensors_dir
 
-            path = import_safetensors_dir(source, name=name, quantize=int(quantize) if quantize else None,
-                                          overwrite=force)
+            dest = import_safetensors_dir(path, name=name, quantize=int(quantize) if quantize else None,
+                                          dtype=dtype, overwrite=force, progress=progress)
         else:
             from mlxclaude.models.gguf_import import import_gguf
 
-            path = import_gguf(source, name=name, quantize=quantize, overwrite=force)
-    console.print(f"[green]imported[/] {source} → {path}")
-    _output.echo(path)
+            dest = import_gguf(source if store else path, name=name, quantize=quantize, dtype=dtype,
+                               overwrite=force, verify=verify, progress=progress, note=note)
+    console.print(f"[green]imported[/] {source} → {dest}")
+    _output.echo(dest)
 
 
 @models_app.command("list", cls=Command)
@@ -107,11 +136,23 @@ def remove(
         metavar="NAME", show_default=False,
         help="The model's full name as `models list` shows it, or its directory.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Accept a partial name that matches one model.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Stop the daemon first when it serves this model.")] = False,
 ) -> None:
-    """Remove a local model (not the one the running daemon serves)."""
+    """Remove a local model.
+
+    The model the running daemon serves is refused; with --force the daemon is stopped first.
+    """
     from mlxclaude.models.catalog import remove_model
 
-    removed = remove_model(name, allow_partial=yes)
+    def stop_daemon(state) -> None:
+        from mlxclaude.daemon import manager
+
+        with _output.stderr_console().status(f"stopping the daemon (pid {state.pid})…"):
+            manager.stop()
+        _output.note(f"stopped the daemon (pid {state.pid}), which served {state.model}")
+
+    removed = remove_model(name, allow_partial=yes, stop_daemon=stop_daemon if force else None)
     _output.note(f"removed {removed.name} ({size_label(removed.size_bytes)})")
 
 
@@ -121,9 +162,10 @@ def check(
         metavar="NAME", show_default=False, help="A name from `mlxclaude models list`, or a model directory.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Check that a model loads, calls tools and fits in memory.
+    """Check that a model loads, calls tools, fits in memory and holds Claude Code's prompt.
 
-    The check also renders tools through the chat template; it exits 1 if the model is unfit for Claude Code.
+    The check renders Claude Code's own prompt and tools through the chat template and counts them with
+    the model's tokenizer; it exits 1 if the model is unfit for Claude Code (`run` and `up` then refuse it).
     """
     from mlxclaude.models.resolve import resolve
 
@@ -149,10 +191,14 @@ def run_check(name: str, path: Path, *, as_json: bool):
 
     if not as_json:
         console.print(f"checking [bold]{name}[/] ({path})")
-    report = check_model(path, name=name, on_line=show)
+    with console.status("checking…") as spinner:
+        report = check_model(path, name=name, on_line=show,
+                             on_start=lambda step: spinner.update(f"checking {step}…"))
     if as_json:
         _output.print_json(report.to_dict())
     else:
         style = "green" if report.fit_for_claude_code else "red"
         console.print(f"[{style}]{report.verdict}[/]")
+        if report.advice:
+            _output.hint(report.advice)
     return report

@@ -6,7 +6,7 @@ import typer
 
 from mlxclaude.cli import _output
 from mlxclaude.cli._app import Command
-from mlxclaude.cli._options import ModelOption
+from mlxclaude.cli._options import ForceOption, ModelOption
 
 
 def register(app: typer.Typer) -> None:
@@ -16,22 +16,26 @@ def register(app: typer.Typer) -> None:
 def run(
     ctx: typer.Context,
     model: ModelOption = None,
+    force: ForceOption = False,
     claude_args: Annotated[Optional[list[str]], typer.Argument(
         metavar="-- CLAUDE_ARGS", show_default=False, help="Passed to claude as they are.")] = None,
 ) -> None:
     """Start the daemon if needed, then run Claude Code on it.
 
     Exits with Claude Code's exit code. A running daemon is used as it is; with --model it must serve
-    that model (`mlxclaude restart --model` switches).
+    that model (`mlxclaude restart --model` switches). A repo id not downloaded yet is downloaded first,
+    here, with a progress bar. A model whose context cannot hold Claude Code's prompt is refused before
+    anything starts, unless --force.
     """
     from mlxclaude.claude import build_env, launch_claude, require_claude
     from mlxclaude.cli._endpoint import auth_token, fallback_model_id, fetch_health, warn_small_context
-    from mlxclaude.cli._model_choice import with_default_model
+    from mlxclaude.cli._model_choice import prepare_model, with_default_model
     from mlxclaude.config.registry import ServerSettings
     from mlxclaude.daemon import manager
 
     claude = require_claude()   # before starting a daemon we would not use
     settings = with_default_model(ServerSettings.from_env(model=model))
+    fit = prepare_model(settings, explicit=model is not None, force=force, command="mlxclaude run")
     state = manager.start(settings, on_progress=_output.note, explicit_model=model is not None)
     token = getattr(state, "token", None) or auth_token(settings)
     health = fetch_health(state.url) or {}
@@ -39,6 +43,9 @@ def run(
     context = health.get("context_length") or getattr(state, "context_length", None) or settings.context_limit
     env = build_env(base_url=state.url, token=token, model_id=model_id, context_length=context,
                     max_output_tokens=settings.max_output_tokens)
-    warn_small_context(context)
+    if fit is not None and fit.status == "warn":
+        _output.warning(fit.detail())
+    else:
+        warn_small_context(context)
     code = launch_claude(claude, [*(claude_args or []), *ctx.args], env)
     raise SystemExit(code)

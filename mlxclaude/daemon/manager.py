@@ -3,6 +3,11 @@
 start() spawns `python -m mlxclaude.daemon.serve` detached and waits until /health says ok; it is
 idempotent, and an exclusive lock makes two concurrent starts yield one daemon. stop() escalates
 HTTP shutdown → SIGTERM → SIGKILL, signalling only a pid verified to run our daemon module.
+
+The daemon is always handed a model directory: a repo id not downloaded yet is pulled here first (the CLI
+pulls it before calling start, with its progress bar), so the start timeout never runs while bytes move.
+A start that fails says what the daemon said: its last error-level log event (message and hint), else
+the `error:` / `hint:` lines it printed, else the last lines of its output.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from mlxclaude.daemon import client
 from mlxclaude.daemon.state import (
     DAEMON_MODULE, DaemonState, is_our_daemon, load_state_file, pid_alive, read_state, remove_state,
 )
+from mlxclaude.daemon.start_errors import (
+    died_error, last_logged_error, load_failed_error, stderr_log_file,
+)
 from mlxclaude.errors import MlxClaudeError
 from mlxclaude.logs import open_private
 
@@ -38,11 +46,6 @@ POLL = 0.1
 Progress = Callable[[str], None]
 
 
-def stderr_log_file() -> Path:
-    """The daemon's own stdout/stderr (tracebacks, startup errors); the structured log is paths.daemon_log_file()."""
-    return paths.log_dir() / "daemon.stderr.log"
-
-
 def lock_file() -> Path:
     return paths.state_dir() / "daemon.lock"
 
@@ -51,8 +54,8 @@ def lock_file() -> Path:
 
 
 def resolve_model(name: Optional[str]) -> ResolvedModel:
-    """The model to start with (see mlxclaude.models.resolve; a repo id not downloaded yet is left for
-    the daemon's loader to pull, as `serve` does)."""
+    """The model to start with (see mlxclaude.models.resolve; a repo id not downloaded yet comes back
+    without a path, and _start pulls it before spawning the daemon)."""
     if not name:
         raise MlxClaudeError("no model configured",
                              hint="mlxclaude up --model PATH_OR_NAME, or see `mlxclaude models list`")
@@ -160,28 +163,6 @@ def spawn(settings: ServerSettings, model_name: Optional[str]) -> subprocess.Pop
         )
 
 
-def _tail(path: Path, lines: int = 15) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    return [line for line in text.splitlines() if line.strip()][-lines:]
-
-
-def died_error(returncode: int) -> MlxClaudeError:
-    """The daemon's own one-line error if it printed one, else the last lines of its output."""
-    log = stderr_log_file()
-    tail = _tail(log)
-    for index, line in enumerate(tail):
-        if line.startswith("error: "):
-            following = tail[index + 1] if index + 1 < len(tail) else ""
-            hint = following[len("hint: "):] if following.startswith("hint: ") else f"daemon output: {log}"
-            return MlxClaudeError(line[len("error: "):], hint=hint)
-    detail = "\n".join(f"  {line}" for line in tail) or "  (no output)"
-    return MlxClaudeError(f"the daemon exited with code {returncode} before it was ready:\n{detail}",
-                          hint=f"daemon output: {log}")
-
-
 # -- waiting -------------------------------------------------------------------------------
 
 
@@ -192,9 +173,9 @@ def wait_ready(pid: int, timeout: float, progress: Progress, proc: Optional[subp
     state: Optional[DaemonState] = None
     while True:
         if proc is not None and proc.poll() is not None:
-            raise died_error(proc.returncode)
+            raise died_error(proc.returncode, pid)
         if proc is None and not pid_alive(pid):
-            raise MlxClaudeError("the daemon exited before it was ready", hint=f"see {stderr_log_file()}")
+            raise died_error(None, pid)
         if state is None:
             candidate = load_state_file()
             state = candidate if candidate is not None and candidate.pid == pid else None
@@ -204,9 +185,9 @@ def wait_ready(pid: int, timeout: float, progress: Progress, proc: Optional[subp
             if status == "ok":
                 return state
             if status == "failed":
+                error = load_failed_error(pid, health)
                 stop_pid(state, timeout=5.0)
-                raise MlxClaudeError(f"model failed to load: {health.get('error', 'unknown error')}",
-                                     hint=f"check the model, or see {state.log_path}")
+                raise error
             message = "loading model…" if status == "loading" else "starting daemon…"
         else:
             message = "starting daemon…"
@@ -218,8 +199,12 @@ def wait_ready(pid: int, timeout: float, progress: Progress, proc: Optional[subp
                 stop_pid(state, timeout=5.0)
             elif proc is not None:
                 proc.kill()
+            logged = last_logged_error(pid)
+            if logged is not None:
+                raise MlxClaudeError(f"the daemon was not ready after {timeout:.0f}s: {logged[0]}",
+                                     hint=logged[1] or "see `mlxclaude logs --level error`")
             raise MlxClaudeError(f"the daemon was not ready after {timeout:.0f}s",
-                                 hint=f"see {stderr_log_file()} and {paths.daemon_log_file()}")
+                                 hint=f"see `mlxclaude logs` and {stderr_log_file()}")
         time.sleep(POLL)
 
 
@@ -227,18 +212,19 @@ def wait_ready(pid: int, timeout: float, progress: Progress, proc: Optional[subp
 
 
 def start(settings: ServerSettings, *, foreground: bool = False, on_progress: Optional[Progress] = None,
-          explicit_model: bool = False, timeout: float = START_TIMEOUT) -> DaemonState:
+          explicit_model: bool = False, timeout: Optional[float] = None) -> DaemonState:
     """Start the daemon and wait until it is ready; return its state.
 
     A running daemon is waited for (if still loading) and returned with `already_running=True`. If it
     serves another model than settings.model, that is an error only with explicit_model=True (the user
     named a model, e.g. `up --model`); a model that merely comes from config does not override it.
     With foreground=True this process becomes the daemon (logs on stderr) and the call does not
-    return, unless one is already running.
+    return, unless one is already running. `timeout` (default START_TIMEOUT) bounds the wait for the
+    daemon to be ready, from the moment it is spawned: a download happens before.
     """
     requested = resolve_model(settings.model) if settings.model else None
-    return _start(settings, requested, foreground=foreground, on_progress=on_progress, timeout=timeout,
-                  explicit_model=explicit_model)
+    return _start(settings, requested, foreground=foreground, on_progress=on_progress,
+                  timeout=START_TIMEOUT if timeout is None else timeout, explicit_model=explicit_model)
 
 
 def _start(settings: ServerSettings, requested: Optional["ResolvedModel"], *, foreground: bool,
@@ -256,6 +242,7 @@ def _start(settings: ServerSettings, requested: Optional["ResolvedModel"], *, fo
             return replace(state, already_running=True)
         if requested is None:
             resolve_model(None)  # raises "no model configured"
+        requested = _downloaded(requested, progress)
         model_name = requested.name
         settings = replace(settings, model=requested.target, auth_token=auth_token(settings))
         check_settings(settings)
@@ -271,6 +258,17 @@ def _start(settings: ServerSettings, requested: Optional["ResolvedModel"], *, fo
         except KeyboardInterrupt:
             _abandon(proc)
             raise
+
+
+def _downloaded(requested: "ResolvedModel", progress: Progress) -> "ResolvedModel":
+    """A repo id not in the Hugging Face cache yet, pulled now (without a bar: the CLI pulls with one before
+    it calls start); the daemon only ever loads a directory."""
+    if requested.path is not None:
+        return requested
+    from mlxclaude.models.hub import pull_model
+
+    progress(f"downloading {requested.name}…")
+    return replace(requested, path=pull_model(requested.name))
 
 
 def _abandon(proc: subprocess.Popen) -> None:
@@ -339,7 +337,7 @@ def status() -> Optional[dict]:
 
 def restart(settings: Optional[ServerSettings] = None, *, model: Optional[str] = None, host: Optional[str] = None,
             port: Optional[int] = None, on_progress: Optional[Progress] = None,
-            timeout: float = START_TIMEOUT) -> DaemonState:
+            timeout: Optional[float] = None) -> DaemonState:
     """Stop the daemon (if any) and start it again. Model, host and port come from the arguments,
     else from the daemon that was running, else from `settings` (default: MLXCLAUDE_* environment).
     """
@@ -358,4 +356,5 @@ def restart(settings: Optional[ServerSettings] = None, *, model: Optional[str] =
     settings = replace(settings, host=host or settings.host, port=settings.port if port is None else port)
     if requested is None and settings.model:
         requested = resolve_model(settings.model)
-    return _start(settings, requested, foreground=False, on_progress=on_progress, timeout=timeout)
+    return _start(settings, requested, foreground=False, on_progress=on_progress,
+                  timeout=START_TIMEOUT if timeout is None else timeout)

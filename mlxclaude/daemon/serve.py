@@ -86,12 +86,21 @@ def mlx_backend_loader(settings: ServerSettings, *, name: Optional[str] = None) 
         from mlxclaude.models.resolve import resolve
 
         log_event("model_loading", kind="request", model=settings.model)
-        model = resolve(settings.model or "", pull=True)
-        backend = MlxBackend(str(model.local_path()), name=name or model.name, context_limit=settings.context_limit,
-                             prefill_step_size=settings.prefill_step_size,
-                             constrain_tools=settings.tool_constraints,
-                             cache_max_bytes=settings.cache_max_bytes,
-                             prompt_cache_dir=paths.cache_dir() / "prompt-cache")
+        try:
+            model = resolve(settings.model or "", pull=True)
+            backend = MlxBackend(str(model.local_path()), name=name or model.name,
+                                 context_limit=settings.context_limit,
+                                 prefill_step_size=settings.prefill_step_size,
+                                 constrain_tools=settings.tool_constraints,
+                                 cache_max_bytes=settings.cache_max_bytes,
+                                 prompt_cache_dir=paths.cache_dir() / "prompt-cache")
+        except Exception as exc:
+            # what `up` prints when the start fails (daemon/manager.py reads the last error-level event)
+            message, hint = (exc.message, exc.hint) if isinstance(exc, MlxClaudeError) else (str(exc), None)
+            log_event("model_load_failed", kind="daemon", level="error", model=settings.model,
+                      message=f"model failed to load: {message}",
+                      hint=hint or f"`mlxclaude models check {settings.model}` says what is wrong with it")
+            raise
         log_event("model_ready", model=backend.info.name, context_length=backend.info.context_length,
                   tool_format=backend.info.tool_format.name if backend.info.tool_format else None)
         return backend

@@ -6,6 +6,7 @@ Pure: no mlx imports. Every method of a Backend runs on the worker thread that o
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Iterator, Optional, Protocol, Union
 
@@ -62,6 +63,52 @@ class GenerationStats:
 GenerationItem = Union[str, GenerationStats]
 
 
+@dataclass
+class GenerationProgress:
+    """How far one generation has got: written by the backend on the worker thread, read from any thread
+    (GET /mlxclaude/status, the server's `prefill_progress` log lines). Each field is written whole; times
+    are time.monotonic(). The prefill counts only the prompt tokens not reused from the prompt cache."""
+
+    phase: str = "queued"  # queued | prefill | decode | done
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    prefill_done: int = 0
+    generated_tokens: int = 0
+    prefill_started: Optional[float] = None
+    decode_started: Optional[float] = None
+
+    @property
+    def prefill_total(self) -> int:
+        return max(0, self.prompt_tokens - self.cached_tokens)
+
+    def begin_prefill(self, prompt_tokens: int, cached_tokens: int) -> None:
+        self.prompt_tokens, self.cached_tokens, self.prefill_done = prompt_tokens, cached_tokens, 0
+        self.prefill_started = time.monotonic()
+        self.phase = "prefill"
+
+    def prefilled(self, done: int) -> None:
+        """`done` new prompt tokens are in the cache (never more than the total, never going back)."""
+        self.prefill_done = max(self.prefill_done, min(done, self.prefill_total))
+
+    def begin_decode(self) -> None:
+        self.prefill_done = self.prefill_total
+        self.decode_started = time.monotonic()
+        self.phase = "decode"
+
+    def prefill_tps(self, now: Optional[float] = None) -> float:
+        if self.prefill_started is None:
+            return 0.0
+        end = self.decode_started if self.decode_started is not None else (now or time.monotonic())
+        elapsed = end - self.prefill_started
+        return self.prefill_done / elapsed if elapsed > 0 else 0.0
+
+    def decode_tps(self, now: Optional[float] = None) -> float:
+        if self.decode_started is None:
+            return 0.0
+        elapsed = (now or time.monotonic()) - self.decode_started
+        return self.generated_tokens / elapsed if elapsed > 0 else 0.0
+
+
 @dataclass(frozen=True)
 class DeviceMemory:
     """What the backend's allocator holds, in bytes; None where it does not say (or keeps no such figure)."""
@@ -81,9 +128,11 @@ class Backend(Protocol):
     def render(self, chat: ChatRequest) -> RenderedPrompt: ...
 
     def generate(
-        self, prompt: RenderedPrompt, chat: ChatRequest, max_tokens: int, cancel: threading.Event
+        self, prompt: RenderedPrompt, chat: ChatRequest, max_tokens: int, cancel: threading.Event,
+        progress: Optional[GenerationProgress] = None,
     ) -> Iterator[GenerationItem]:
-        """Yield text pieces as they decode, then exactly one GenerationStats last."""
+        """Yield text pieces as they decode, then exactly one GenerationStats last; keep `progress` (when
+        given) up to date: begin_prefill, prefilled as chunks go in, begin_decode, generated_tokens."""
         ...
 
     def memory_facts(self) -> DeviceMemory:

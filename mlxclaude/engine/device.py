@@ -12,6 +12,7 @@ from mlxclaude.engine.backend import DeviceMemory
 class DeviceFacts:
     backend: str  # "Metal", "CUDA", "GPU" or "CPU"
     device: str  # MLX's default device, e.g. "Device(gpu, 0)"
+    memory_bytes: Optional[int] = None  # a discrete GPU's own memory (CUDA); None: the machine's RAM is what counts
 
 
 def device_facts() -> DeviceFacts:
@@ -23,7 +24,14 @@ def device_facts() -> DeviceFacts:
         return DeviceFacts("CPU", device)
     if _safe(lambda: mx.metal.is_available()):
         return DeviceFacts("Metal", device)
-    return DeviceFacts("CUDA" if _safe(lambda: mx.cuda.is_available()) else "GPU", device)
+    backend = "CUDA" if _safe(lambda: mx.cuda.is_available()) else "GPU"
+    return DeviceFacts(backend, device, _gpu_memory(mx))
+
+
+def _gpu_memory(mx: Any) -> Optional[int]:
+    info = _safe(lambda: mx.device_info()) or {}
+    value = info.get("total_memory") or info.get("memory_size")
+    return int(value) if isinstance(value, int) and value > 0 else None
 
 
 def device_memory() -> DeviceMemory:

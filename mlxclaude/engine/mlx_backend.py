@@ -7,9 +7,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
-from mlxclaude.engine.backend import DeviceMemory, GenerationCancelled, GenerationItem, GenerationStats, RenderedPrompt
+from mlxclaude.engine.backend import (
+    DeviceMemory, GenerationCancelled, GenerationItem, GenerationProgress, GenerationStats, RenderedPrompt,
+)
 from mlxclaude.engine.loader import load_model
 from mlxclaude.engine.cache.prompt_cache import PromptCache
 from mlxclaude.engine.constraints import constraint_processors, load_constraints
@@ -82,22 +84,24 @@ class MlxBackend:
                            tool_format=self.info.tool_format)
 
     def generate(self, prompt: RenderedPrompt, chat: ChatRequest, max_tokens: int,
-                 cancel: threading.Event) -> Iterator[GenerationItem]:
+                 cancel: threading.Event, progress: Optional[GenerationProgress] = None) -> Iterator[GenerationItem]:
         try:
-            yield from self._generate(prompt, chat, max_tokens, cancel)
+            yield from self._generate(prompt, chat, max_tokens, cancel, progress or GenerationProgress())
         except Exception:
             reset_random_state()
             raise
 
     def _generate(self, prompt: RenderedPrompt, chat: ChatRequest, max_tokens: int,
-                  cancel: threading.Event) -> Iterator[GenerationItem]:
+                  cancel: threading.Event, progress: GenerationProgress) -> Iterator[GenerationItem]:
         import mlx.core as mx
         from mlx_lm.generate import generate_step
 
         stats = GenerationStats(prompt_tokens=len(prompt.tokens))
         started = time.perf_counter()
-        lease = self.prompt_cache.begin(prompt, chat, cancel)  # may prefill up to checkpoints itself
+        # may prefill up to checkpoints itself, moving `progress` on
+        lease = self.prompt_cache.begin(prompt, chat, cancel, progress)
         cache, reused = lease.cache, lease.offset
+        prefilled_before = lease.offset - lease.reused  # new tokens the prompt cache already ran
         stats.cached_tokens, stats.cache_note, stats.extra = lease.reused, lease.note, dict(lease.extra)
         eos_ids = set(self.tokenizer.eos_token_ids)
         detokenizer = self.tokenizer.detokenizer
@@ -107,6 +111,7 @@ class MlxBackend:
         def on_prefill_progress(done: int, total: int) -> None:
             if cancel.is_set() and done < total:
                 raise GenerationCancelled()
+            progress.prefilled(prefilled_before + done)
 
         steps = generate_step(
             mx.array(prompt.tokens[reused:]),
@@ -125,10 +130,12 @@ class MlxBackend:
                 if first_token_at is None:
                     first_token_at = time.perf_counter()
                     stats.prefill_seconds = stats.ttft_seconds = first_token_at - started
+                    progress.begin_decode()
                 if token in eos_ids:
                     stats.finish_reason = "stop"
                     break
                 stats.generated_tokens += 1
+                progress.generated_tokens = stats.generated_tokens
                 detokenizer.add_token(token)
                 piece = detokenizer.last_segment
                 if piece:
@@ -148,6 +155,7 @@ class MlxBackend:
             stats.decode_seconds = time.perf_counter() - first_token_at
         stats.peak_memory_gb = mx.get_peak_memory() / 1e9
         self.prompt_cache.finish(lease)
+        progress.phase = "done"
         yield stats
 
 

@@ -1,7 +1,8 @@
 """One thread owns the model: it loads it, then runs generation jobs one at a time from a queue.
 
 Results cross back to asyncio through loop.call_soon_threadsafe. Cancelling a job sets its event,
-which the backend checks between tokens (and between prefill chunks).
+which the backend checks between tokens (and between prefill chunks). Each job may carry a tag (the
+server's record of its request); `in_flight()` lists the tags of the jobs queued or running.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     results: asyncio.Queue
     cancel: threading.Event = field(default_factory=threading.Event)
+    tag: Any = None
 
 
 class Worker:
@@ -40,17 +42,34 @@ class Worker:
         self.error: Optional[str] = None
         self.busy = False
         self.requests_served = 0
+        self._lock = threading.Lock()
+        self._open: list[_Job] = []  # submitted and not finished, oldest first
+        self._current: Optional[_Job] = None
 
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Cancel every open job, let the engine thread finish its step and exit; whether it did in time
+        (MLX must not be used from another thread, or torn down at exit, while it still runs)."""
+        with self._lock:
+            for job in self._open:
+                job.cancel.set()
         self._jobs.put(None)
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     @property
     def pending(self) -> int:
         return self._jobs.qsize() + (1 if self.busy else 0)
+
+    def in_flight(self) -> list[tuple[Any, bool]]:
+        """(tag, running) for each job submitted and not finished, oldest first; a queued job whose client went
+        away (cancelled, to be dropped unrun) is left out."""
+        with self._lock:
+            return [(job.tag, job is self._current) for job in self._open
+                    if job is self._current or not job.cancel.is_set()]
 
     def _run(self) -> None:
         try:
@@ -63,10 +82,16 @@ class Worker:
             job = self._jobs.get()
             if job is None:
                 return
+            with self._lock:
+                self._current = job
             self.busy = True
             try:
                 self._execute(job)
             finally:
+                with self._lock:
+                    self._current = None
+                    if job in self._open:
+                        self._open.remove(job)
                 self.busy = False
                 self.requests_served += 1
 
@@ -88,13 +113,16 @@ class Worker:
         post(_DONE)
 
     def submit(self, produce: Callable[[Backend, threading.Event], Iterator[Any]],
-               cancel: Optional[threading.Event] = None) -> "JobResults":
+               cancel: Optional[threading.Event] = None, *, tag: Any = None) -> "JobResults":
         """Queue `produce(backend, cancel)` for the engine thread now (QueueFull when the queue is full);
-        iterate the result for what it yields, in order. Closing it early (a client went away) sets `cancel`."""
+        iterate the result for what it yields, in order. Closing it early (a client went away) sets `cancel`.
+        `tag` is listed by in_flight() until the job finishes."""
         if self.pending >= self._max_queue:
             raise QueueFull()
         job = _Job(produce=produce, loop=asyncio.get_running_loop(), results=asyncio.Queue(),
-                   cancel=cancel or threading.Event())
+                   cancel=cancel or threading.Event(), tag=tag)
+        with self._lock:
+            self._open.append(job)
         self._jobs.put(job)
         return JobResults(job)
 

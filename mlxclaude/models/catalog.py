@@ -17,7 +17,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal, Optional
 
 from mlxclaude import paths
 from mlxclaude.errors import MlxClaudeError, ModelNotFound
@@ -232,12 +232,14 @@ def find_model(name: str, models: list[LocalModel] | None = None) -> LocalModel 
     return hits[0] if hits else None
 
 
-def remove_model(name: str, *, allow_partial: bool = False) -> LocalModel:
+def remove_model(name: str, *, allow_partial: bool = False,
+                 stop_daemon: Optional[Callable[[Any], None]] = None) -> LocalModel:
     """Delete a listed model: an HF cache repo (every cached revision) or an imported directory.
 
     `name` is a model's full name or its directory; a path is accepted only if it is an imported model
     directory or an HF snapshot of a listed model. A partial name (see partial_matches) needs
-    `allow_partial` and must pick one model. The model the running daemon serves is refused.
+    `allow_partial` and must pick one model. The model the running daemon serves is refused, unless
+    `stop_daemon` is given: it is called with the daemon's state to stop it first (`models rm --force`).
     """
     if not name.strip():
         raise not_found(name)
@@ -245,6 +247,9 @@ def remove_model(name: str, *, allow_partial: bool = False) -> LocalModel:
     model = next((m for m in models if m.name == name.strip()), None) or _model_at_path(name, models)
     if model is None:
         model = _partial_match(name, models, allow_partial)
+    serving = _serving_daemon(model)
+    if serving is not None and stop_daemon is not None:
+        stop_daemon(serving)
     _refuse_if_served(model)
     if model.source == "hf":
         _remove_from_hf_cache(model)
@@ -273,13 +278,20 @@ def _partial_match(name: str, models: list[LocalModel], allow_partial: bool) -> 
     return matches[0]
 
 
-def _refuse_if_served(model: LocalModel) -> None:
+def _serving_daemon(model: LocalModel):
+    """The running daemon's state when it serves `model`, else None."""
     from mlxclaude.daemon.state import read_state
 
     state = read_state()
-    if state is not None and _serves(state.model, state.model_path, model):
+    return state if state is not None and _serves(state.model, state.model_path, model) else None
+
+
+def _refuse_if_served(model: LocalModel) -> None:
+    state = _serving_daemon(model)
+    if state is not None:
         raise MlxClaudeError(f"{model.name} is the model the running daemon serves ({state.url})",
-                             hint="stop the daemon first with `mlxclaude down`, then retry")
+                             hint="stop the daemon first with `mlxclaude down`, or add --force to stop it "
+                                  "and remove the model")
 
 
 def _serves(served_name: str | None, served_path: str | None, model: LocalModel) -> bool:

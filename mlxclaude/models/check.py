@@ -1,9 +1,12 @@
 """`mlxclaude models check`: will this model work with Claude Code on this machine?
 
-`check_model` runs nine checks in a fixed order and always reports all nine lines (see
+`check_model` runs ten checks in a fixed order and always reports all ten lines (see
 LINE_NAMES). A check that cannot run because an earlier one failed is reported as
 `fail` with a detail starting "skipped: ". The model runs through engine APIs (MlxBackend: load,
-render, generate, measure_speed, memory_facts); the tool-call probe is in check_tools.
+render, generate, measure_speed, memory_facts); the tool-call probe is in check_tools. The context
+line is models/context_fit.py, the same verdict `doctor`, `run` and `up` give; when Claude Code's prompt
+does not fit, the slow checks after it (generation, tool call, speed) are skipped: the model is unfit
+whatever they would say.
 """
 
 from __future__ import annotations
@@ -29,10 +32,9 @@ from mlxclaude.protocol.chat import ChatRequest, Sampling, ToolChoice
 
 Status = Literal["ok", "warn", "fail"]
 
-LINE_NAMES = ("files", "load", "chat template", "tool format", "thinking", "generation", "tool call", "speed",
-              "memory")
+LINE_NAMES = ("files", "load", "chat template", "tool format", "thinking", "memory", "context", "generation",
+              "tool call", "speed")
 
-CLAUDE_CODE_MIN_CONTEXT = 32768
 MIN_DECODE_TPS = 5.0
 MIN_PREFILL_TPS = 50.0
 SPEED_PROMPT_TOKENS = 1024
@@ -53,6 +55,7 @@ class CheckReport:
     path: str
     lines: list[CheckLine] = field(default_factory=list)
     figures: dict[str, float | int | str] = field(default_factory=dict)
+    advice: Optional[str] = None  # what would work instead, when Claude Code's prompt does not fit
 
     @property
     def fit_for_claude_code(self) -> bool:
@@ -76,6 +79,7 @@ class CheckReport:
             "verdict": self.verdict,
             "lines": [asdict(line) for line in self.lines],
             "figures": dict(self.figures),
+            "advice": self.advice,
         }
 
 
@@ -99,6 +103,9 @@ class _Checker:
         self.config: Optional[dict] = None
         self.backend: Any = None
         self.template_ok = False
+        self.available: Optional[int] = None  # free memory for the model, as the memory line found it
+        self.context_ok = True
+        self.advice: Optional[str] = None
 
     def files(self) -> CheckLine:
         if not self.path.is_dir():
@@ -308,6 +315,7 @@ class _Checker:
             available, where = gpu_limit, " (Metal working-set limit)"
         else:
             where = " free"
+        self.available = available
         kv_text = f"KV cache {format_bytes(kv)}/token" if kv else "KV cache size unknown"
         if available is None:
             return CheckLine("memory", "warn", f"could not read free memory; weights {format_bytes(weights)}, {kv_text}")
@@ -321,15 +329,31 @@ class _Checker:
         if not kv:
             return CheckLine("memory", "warn", f"{base}; could not work out the KV-cache size from config.json")
         limit = "the model's maximum" if fits == context else "memory-bound"
-        if fits < CLAUDE_CODE_MIN_CONTEXT:
-            return CheckLine("memory", "warn", f"{base}: largest context that fits is {fits:,} tokens; Claude Code's "
-                                               "system prompt and tools alone are ~20k tokens")
         return CheckLine("memory", "ok", f"{base}: a {fits:,}-token context fits ({limit})")
+
+    def context(self) -> CheckLine:
+        """Claude Code's prompt against the context (models/context_fit.py: what doctor, run and up decide by)."""
+        from mlxclaude.engine.tokenizer_only import quiet_length_warning
+        from mlxclaude.models.context_fit import ContextUnknown, context_fit
+
+        quiet_length_warning(self.backend.tokenizer)
+        try:
+            fit = context_fit(self.path, name=self.name, render=self._render, available_bytes=self.available,
+                              config=self.config)
+        except ContextUnknown as exc:
+            self.context_ok = False
+            return CheckLine("context", "fail", exc.message)
+        self.figures.update(fit.figures())
+        self.context_ok = fit.fits
+        self.advice = fit.advice("mlxclaude run")
+        return CheckLine("context", fit.status, fit.detail())
 
 
 def check_model(path: Path | str, *, name: str | None = None, generate_tokens: int = 16,
-                on_line: Callable[[CheckLine], None] | None = None) -> CheckReport:
-    """Check a local mlx-lm model directory for use with Claude Code; every line in LINE_NAMES, in order."""
+                on_line: Callable[[CheckLine], None] | None = None,
+                on_start: Callable[[str], None] | None = None) -> CheckReport:
+    """Check a local mlx-lm model directory for use with Claude Code; every line in LINE_NAMES, in order.
+    `on_start(name)` is called as a check begins (a spinner), `on_line(line)` as it ends."""
     path = Path(path).expanduser()
     available = memory_facts().available_bytes  # before loading, so the model's own weights aren't counted as used
     checker = _Checker(path, name or path.name, generate_tokens)
@@ -339,6 +363,8 @@ def check_model(path: Path | str, *, name: str | None = None, generate_tokens: i
         if skip:
             line = CheckLine(line_name, "fail", f"skipped: {skip}")
         else:
+            if on_start is not None:
+                on_start(line_name)
             try:
                 line = check()
             except Exception as exc:  # a check that crashes is a failed check, not a failed report
@@ -355,13 +381,17 @@ def check_model(path: Path | str, *, name: str | None = None, generate_tokens: i
         run("chat template", checker.template, no_model)
         run("tool format", checker.tool_format, no_model)
         run("thinking", checker.thinking, no_model)
-        no_template = no_model or (None if checker.template_ok else "no usable chat template")
-        run("generation", checker.generation, no_template)
-        run("tool call", checker.tool_call, no_template)
-        run("speed", checker.speed, no_model)
         no_config = None if checker.config is not None else (
             "no readable config.json" if files.status == "fail" else "config.json unreadable")
         run("memory", lambda: checker.memory(available), no_config)
+        no_template = no_model or (None if checker.template_ok else "no usable chat template")
+        run("context", checker.context, no_template or no_config)
+        unfit = None if checker.context_ok else "Claude Code's prompt does not fit (see context)"
+        no_template = no_template or unfit
+        run("generation", checker.generation, no_template)
+        run("tool call", checker.tool_call, no_template)
+        run("speed", checker.speed, no_model or unfit)
+        report.advice = checker.advice
     finally:
         if checker.backend is not None:
             checker.backend.close()

@@ -9,7 +9,12 @@ the `hf auth login` file) on every request.
 Resuming: within one pull, huggingface_hub retries a cut connection from the byte it got to
 (HTTP Range). Across pulls it keeps every finished file, so running the pull again fetches only
 what is missing; a file that was half-way is fetched again from its start (huggingface_hub 1.x/2.x
-download into a per-process temporary file and delete it on failure).
+download into a per-process temporary file, `blobs/<etag>.<random>.incomplete`, and delete it on
+failure). Ctrl-C (KeyboardInterrupt in the calling thread) stops every file's download at its next
+chunk, which removes its temporary file, and is raised again: the cache then holds only finished files.
+
+Drawing is the caller's: `display` is an object with rich.progress.Progress's `add_task` and `update`
+(cli/_progress.py passes one); without it (the daemon) nothing is drawn.
 """
 
 from __future__ import annotations
@@ -17,18 +22,19 @@ from __future__ import annotations
 import fnmatch
 import os
 import sys
-from contextlib import nullcontext
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable, Optional, Protocol
 from urllib.parse import unquote
 
 from mlxclaude import __version__, paths
 from mlxclaude.errors import MlxClaudeError, UsageError
 
-if TYPE_CHECKING:
-    from rich.progress import Progress
-
 DEFAULT_ENDPOINT = "https://huggingface.co"
+# bytes per read and progress update (huggingface_hub's own is 10 MiB: on a slow link the bar would stand
+# still and Ctrl-C would wait for the chunk in flight)
+CHUNK_BYTES = 1024 * 1024
+CANCEL_GRACE = 5.0  # seconds Ctrl-C waits for the downloads in flight to stop and remove their temporary files
 
 # What mlx-lm needs from a repo: the same patterns as mlx_lm.utils.DEFAULT_ALLOW_PATTERNS (so
 # mlx-lm's own offline completeness check agrees with what we fetched; *.py carries custom
@@ -77,6 +83,20 @@ class NotAnMlxModel(HubError):
 
 class DownloadFailed(HubError):
     pass
+
+
+class _Cancelled(Exception):
+    """Raised inside huggingface_hub's download threads, at their next chunk, once the pull is interrupted."""
+
+
+class DownloadDisplay(Protocol):
+    """Where a pull draws its bars: the part of rich.progress.Progress it uses. Tasks get a `bytes` field
+    (True for the byte bar, False for the file count)."""
+
+    def add_task(self, description: str, *, total: Optional[float], completed: float, visible: bool,
+                 **fields: Any) -> Any: ...
+
+    def update(self, task_id: Any, *, completed: Optional[float] = None, total: Optional[float] = None) -> None: ...
 
 
 def split_repo_revision(text: str) -> tuple[str, str | None]:
@@ -130,8 +150,9 @@ def check_repo_files(repo: str, filenames: list[str]) -> None:
     raise NotAnMlxModel(f"{repo} has no config.json", hint="pick an mlx-community/... repo")
 
 
-def pull_model(repo: str, revision: str | None = None, *, progress: bool = True) -> Path:
-    """Download REPO (ORG/NAME or ORG/NAME@REV) into the HF cache; return its snapshot directory."""
+def pull_model(repo: str, revision: str | None = None, *, display: Optional[DownloadDisplay] = None) -> Path:
+    """Download REPO (ORG/NAME or ORG/NAME@REV) into the HF cache; return its snapshot directory. `display`
+    draws the progress (none by default); Ctrl-C leaves only finished files behind (see the module doc)."""
     repo_id, embedded = split_repo_revision(repo)
     if revision and embedded and revision != embedded:
         raise UsageError(f"two revisions given for {repo_id}: {embedded} and {revision}")
@@ -152,22 +173,59 @@ def pull_model(repo: str, revision: str | None = None, *, progress: bool = True)
         raise hub_error(exc, repo_id, revision, endpoint) from exc
     check_repo_files(repo_id, [sibling.rfilename for sibling in info.siblings or []])
 
-    display, tqdm_class = _progress_display(repo_id, enabled=progress)
+    from huggingface_hub import constants
+    from huggingface_hub.utils import are_progress_bars_disabled
+
+    constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, CHUNK_BYTES)  # read at each download
+    cancelled = threading.Event()
+    shown = None if are_progress_bars_disabled() else display
+    tqdm_class = _tqdm_class(repo_id, shown, cancelled)
+
+    def download() -> str:
+        return snapshot_download(
+            repo_id,
+            revision=revision,
+            cache_dir=paths.hf_hub_cache(),
+            endpoint=endpoint,
+            allow_patterns=list(ALLOW_PATTERNS),
+            tqdm_class=tqdm_class,
+            library_name="mlxclaude",
+            library_version=__version__,
+        )
+
     try:
-        with display if display is not None else nullcontext():
-            folder = snapshot_download(
-                repo_id,
-                revision=revision,
-                cache_dir=paths.hf_hub_cache(),
-                endpoint=endpoint,
-                allow_patterns=list(ALLOW_PATTERNS),
-                tqdm_class=tqdm_class,
-                library_name="mlxclaude",
-                library_version=__version__,
-            )
+        folder = _interruptible(download, cancelled)
     except Exception as exc:
         raise hub_error(exc, repo_id, revision, endpoint, downloading=True) from exc
     return Path(folder)
+
+
+def _interruptible(download: Callable[[], str], cancelled: threading.Event) -> str:
+    """Run `download` in a thread, so that Ctrl-C reaches this one at once. huggingface_hub downloads in a
+    thread pool that waits for every file in flight before it raises; setting `cancelled` makes each of
+    them stop at its next chunk (and delete its temporary file)."""
+    if threading.current_thread() is not threading.main_thread():
+        return download()  # no KeyboardInterrupt here (the daemon's loader thread)
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["folder"] = download()
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="mlxclaude-pull", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.1)
+    except KeyboardInterrupt:
+        cancelled.set()
+        thread.join(CANCEL_GRACE)
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["folder"]
 
 
 def hub_error(exc: BaseException, repo: str, revision: str | None, endpoint: str, *, downloading: bool = False) -> MlxClaudeError:
@@ -283,24 +341,16 @@ def _is_transport_error(exc: BaseException) -> bool:
     return any(isinstance(item, types) for item in _chain(exc))
 
 
-def _progress_display(repo: str, *, enabled: bool) -> tuple["Progress | None", type]:
-    """A rich Progress on stderr and the tqdm class that feeds it (huggingface_hub's `tqdm_class`).
+def _tqdm_class(repo: str, display: Optional[DownloadDisplay], cancelled: threading.Event) -> type:
+    """The `tqdm_class` snapshot_download makes its bars from: it counts as tqdm does, forwards to `display`
+    (when there is one) and stops the download once `cancelled` is set.
 
-    snapshot_download makes three bars from the class: bytes written (shown, labelled with the repo),
-    a files count (shown), and bytes received, which for plain HTTP repeats the first (hidden).
-    With progress off (or HF_HUB_DISABLE_PROGRESS_BARS=1) the class keeps tqdm's counters and draws
-    nothing.
+    snapshot_download makes three bars from it: bytes written (shown, labelled with the repo), a files
+    count (shown), and bytes received, which for plain HTTP repeats the first (hidden).
     """
     from tqdm.std import tqdm as std_tqdm
 
-    display = None
-    if enabled:
-        from huggingface_hub.utils import are_progress_bars_disabled
-
-        if not are_progress_bars_disabled():
-            display = _make_progress()
-
-    class RichTqdm(std_tqdm):
+    class DisplayTqdm(std_tqdm):
         monitor_interval = 0  # no tqdm monitor thread
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -321,6 +371,13 @@ def _progress_display(repo: str, *, enabled: bool) -> tuple["Progress | None", t
                 bytes=is_bytes,
             )
 
+        def update(self, n: float | None = 1) -> bool | None:
+            if cancelled.is_set():
+                raise _Cancelled("download interrupted")
+            shown = super().update(n)
+            self.display()  # every count reaches the display (tqdm would skip updates 0.1 s apart)
+            return shown
+
         def display(self, *args: Any, **kwargs: Any) -> None:
             if display is not None and getattr(self, "_task_id", None) is not None:
                 display.update(self._task_id, completed=self.n, total=self.total or None)
@@ -333,38 +390,4 @@ def _progress_display(repo: str, *, enabled: bool) -> tuple["Progress | None", t
                 self.display()
             super().close()
 
-    return display, RichTqdm
-
-
-def _make_progress() -> "Progress":
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-    from rich.text import Text
-
-    class AmountColumn(ProgressColumn):
-        def render(self, task):  # type: ignore[override]
-            if task.fields.get("bytes"):
-                return DownloadColumn().render(task)
-            total = "?" if task.total is None else int(task.total)
-            return Text(f"{int(task.completed)}/{total} files", style="progress.download")
-
-    class SpeedColumn(ProgressColumn):
-        def render(self, task):  # type: ignore[override]
-            return TransferSpeedColumn().render(task) if task.fields.get("bytes") else Text("")
-
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        AmountColumn(),
-        SpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-    )
+    return DisplayTqdm

@@ -1,8 +1,10 @@
 """The one model resolver: what a user typed after --model (or in config) → a ResolvedModel.
 
 In order: an existing directory; a name from `mlxclaude models list` (see catalog.find_model); a
-Hugging Face repo id (org/name), downloaded when `pull` is true and otherwise left for the loader
-to download. Anything else is ModelNotFound.
+Hugging Face repo id (org/name), downloaded when `pull` is true (quietly: that is the daemon's loader,
+for `mlxclaude serve ORG/NAME`) and otherwise returned without a path. `up`, `run` and `restart` download
+such a repo in the CLI first, with a progress bar (cli/_model_choice.prepare_model), so the daemon they
+start always gets a directory. Anything else is ModelNotFound.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """Admin routes the CLI uses: GET /mlxclaude/status and POST /mlxclaude/shutdown (token-protected like the rest).
 
+The status holds `in_flight`, a list (oldest first) of the requests queued or running, each with its phase
+(queued, starting, prefill with percent and tok/s, decode with output tokens and tok/s) and age; see
+server/inflight.py.
+
 The daemon entry point stores a zero-argument callable at `app.state.shutdown_callback` that asks
 uvicorn to exit; a server without one (tests, `mlxclaude serve`) answers 501 to a shutdown.
 """
@@ -19,6 +23,7 @@ from fastapi.responses import JSONResponse
 from mlxclaude import __version__
 from mlxclaude.engine.backend import DeviceMemory
 from mlxclaude.protocol.errors import ApiError
+from mlxclaude.server.inflight import status_facts
 from mlxclaude.server.state import ServerState
 
 GB = 1024 ** 3
@@ -66,8 +71,10 @@ def status_body(request: Request) -> dict[str, Any]:
         "state": worker.state,
         "model_path": settings.model,  # what it was asked to load; the model's own facts once it is ready
         "requests_served": worker.requests_served,
-        "queued": worker.pending,
         "busy": worker.busy,
+        # in_flight: each request queued or running (kind, tokens, phase, prefill % or decode tok/s, age);
+        # queued: how many of them wait for the engine
+        **status_facts(worker),
     }
     if worker.error:
         body["error"] = worker.error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from contextlib import asynccontextmanager
 from typing import Callable, Optional
 
@@ -15,7 +16,7 @@ from mlxclaude.engine.backend import Backend
 from mlxclaude.engine.worker import QueueFull, Worker
 from mlxclaude.logs import log_internal_error
 from mlxclaude.protocol.errors import ApiError
-from mlxclaude.server import admin, messages, meta
+from mlxclaude.server import admin, inflight, messages, meta
 from mlxclaude.server.auth import OPEN_PATHS, from_this_machine, is_authorized
 from mlxclaude.server.state import ServerState, new_request_id
 from mlxclaude.config.registry import ServerSettings
@@ -139,11 +140,16 @@ def create_app(settings: ServerSettings, load_backend: Callable[[], Backend]) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.mlxclaude.loop = asyncio.get_running_loop()
+        state: ServerState = app.state.mlxclaude
+        state.loop = asyncio.get_running_loop()
         worker.start()
+        progress = asyncio.ensure_future(inflight.log_prefill_progress(worker, lambda: state.progress_interval))
         yield
-        worker.stop()
-        if worker.backend is not None:
+        progress.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await progress
+        stopped = await asyncio.to_thread(worker.stop)
+        if stopped and worker.backend is not None:
             worker.backend.close()  # e.g. finishes the prompt cache's background writes to disk
 
     app = FastAPI(title="mlxclaude", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)

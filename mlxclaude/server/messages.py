@@ -24,6 +24,7 @@ from mlxclaude.protocol.response import MessageBuilder
 from mlxclaude.protocol.stream import StreamEncoder, encode_sse, error_event
 from mlxclaude.protocol.usage import Usage
 from mlxclaude.protocol.wire import MessageCreateParams, parse_count_tokens_params, parse_create_params
+from mlxclaude.server.inflight import InFlight
 from mlxclaude.server.state import ServerState, new_message_id
 from mlxclaude.server.turn import TurnEnd, output_budget, start_turn
 
@@ -77,8 +78,10 @@ async def create_message(request: Request):
     settings = state.settings
     max_tokens = output_budget(len(prompt.tokens), chat.max_tokens, info,
                                cap=settings.max_output_tokens, policy=settings.max_tokens_policy)
-    turn = start_turn(state.worker, chat, prompt, max_tokens, info)  # queued now: a full queue is a 529 here
     request_id = request.state.request_id
+    record = InFlight(request_id=request_id, kind=chat.kind, session=chat.session_id,
+                      prompt_tokens=len(prompt.tokens), max_tokens=max_tokens, stream=chat.stream)
+    turn = start_turn(state.worker, chat, prompt, max_tokens, info, record)  # queued now: a full queue is a 529
     log_event("request_start", request_id=request_id, session=chat.session_id, request_kind=chat.kind,
               model=params.model, stream=chat.stream, prompt_tokens=len(prompt.tokens), max_tokens=max_tokens,
               tools=len(chat.tools), queued=state.worker.pending - 1)

@@ -12,6 +12,7 @@ from typing import Optional
 from mlxclaude.engine.backend import ModelInfo
 from mlxclaude.engine.worker import Worker
 from mlxclaude.protocol.errors import ApiError
+from mlxclaude.server.inflight import PROGRESS_INTERVAL_S
 from mlxclaude.config.registry import ServerSettings
 
 
@@ -32,6 +33,7 @@ class ServerState:
     # set when the server begins to shut down: open streams end with an error event instead of a cut body
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     loop: Optional[asyncio.AbstractEventLoop] = None  # the serving loop, set at startup
+    progress_interval: float = PROGRESS_INTERVAL_S  # seconds between prefill_progress lines of a long prompt
 
     def begin_shutdown(self) -> None:
         """Safe from any thread or a signal handler: ends the open streams with an error event."""

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any, Iterator, Union
 
-from mlxclaude.engine.backend import Backend, GenerationStats, ModelInfo, RenderedPrompt
+from mlxclaude.engine.backend import Backend, GenerationProgress, GenerationStats, ModelInfo, RenderedPrompt
 from mlxclaude.engine.worker import JobResults, Worker
 from mlxclaude.parsing.events import ReplyEvent, TextPiece, ToolCall
 from mlxclaude.parsing.reply import ReplyParser
@@ -20,6 +20,7 @@ from mlxclaude.parsing.stops import StopMatcher
 from mlxclaude.protocol.chat import ChatRequest
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.protocol.usage import Usage
+from mlxclaude.server.inflight import InFlight
 
 
 @dataclass
@@ -161,7 +162,8 @@ def usage_of(stats: GenerationStats) -> Usage:
     )
 
 
-def turn_job(chat: ChatRequest, prompt: RenderedPrompt, max_tokens: int, info: ModelInfo):
+def turn_job(chat: ChatRequest, prompt: RenderedPrompt, max_tokens: int, info: ModelInfo,
+             progress: GenerationProgress | None = None):
     """The engine-thread job of one turn: generation through the stop sequences and the parser, yielding
     reply events as they become final, then one TurnEnd. On the engine thread, so the work that grows
     with the request (the stop automaton, parsing) never runs on the event loop."""
@@ -169,7 +171,7 @@ def turn_job(chat: ChatRequest, prompt: RenderedPrompt, max_tokens: int, info: M
     def produce(backend: Backend, cancel: threading.Event) -> Iterator[TurnItem]:
         turn = TurnFilter(chat, make_parser(chat, info, prompt))
         stats = GenerationStats(prompt_tokens=len(prompt.tokens), finish_reason="cancelled")
-        for item in backend.generate(prompt, chat, max_tokens, cancel):
+        for item in backend.generate(prompt, chat, max_tokens, cancel, progress=progress):
             if isinstance(item, GenerationStats):
                 stats = item
             elif not turn.done:
@@ -184,6 +186,8 @@ def turn_job(chat: ChatRequest, prompt: RenderedPrompt, max_tokens: int, info: M
 
 
 def start_turn(worker: Worker, chat: ChatRequest, prompt: RenderedPrompt, max_tokens: int,
-               info: ModelInfo) -> JobResults:
-    """Queue the turn now (QueueFull → 529 before any response starts); iterate the result for its items."""
-    return worker.submit(turn_job(chat, prompt, max_tokens, info))
+               info: ModelInfo, record: InFlight | None = None) -> JobResults:
+    """Queue the turn now (QueueFull → 529 before any response starts); iterate the result for its items.
+    `record` is what the status shows of it while it is queued or running (its progress moves on)."""
+    progress = record.progress if record is not None else None
+    return worker.submit(turn_job(chat, prompt, max_tokens, info, progress), tag=record)

@@ -15,7 +15,8 @@ from mlxclaude import paths
 from mlxclaude.cli import _logview as logview
 from mlxclaude.cli.logs import NO_LOGS
 from mlxclaude.errors import UsageError
-from mlxclaude.cli._logview import Entry, LineRenderer, LogFilter, follow_entries, parse_lines, parse_since, read_entries
+from mlxclaude.cli._logrows import LineRenderer
+from mlxclaude.cli._logview import Entry, LogFilter, follow_entries, parse_lines, parse_since, read_entries
 
 GREEN, RED = "\x1b[32m", "\x1b[31m"
 
@@ -225,3 +226,100 @@ def test_table_output_filters(cli, log_file):
     assert "prefill tok/s" in result.out.splitlines()[0]
     result = cli("logs", "--since", "yesterday-ish")
     assert result.code == 2 and result.err.startswith("error: ") and "yesterday-ish" in result.err
+
+
+# --- fitting the terminal --------------------------------------------------------------------------
+
+
+def progress(age: float, **fields) -> dict:
+    values = dict(request_id="req_0123456789abcdef01234567", session="5f1d2c3b-1111-2222-3333-444455556666",
+                  request_kind="main", prompt_tokens=19204, cached_tokens=1024, prefill_done=8100,
+                  prefill_total=18180, percent=44.6, prefill_tps=380.2, elapsed_s=21.3, eta_s=26.5)
+    values.update(fields)
+    return record("prefill_progress", age, **values)
+
+
+def slow_records() -> list[dict]:
+    return [
+        record("request_start", 300, request_id="req_0123456789abcdef01234567", session="5f1d2c3b-1111",
+               request_kind="main", prompt_tokens=19204, max_tokens=32000, tools=17),
+        progress(290),
+        finish(10, "miss", prompt_tokens=123456, cached_tokens=0, new_tokens=123456, ttft_s=1234.567,
+               prefill_tps=12345.6, decode_tps=7.25, miss_reason="no entry"),
+        record("request_error", 5, level="error", request_id="req_cc",
+               error="generation failed: " + "a long explanation " * 8),
+    ]
+
+
+@pytest.fixture
+def slow_log(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLXCLAUDE_HOME", str(tmp_path / "home"))
+    path = paths.daemon_log_file()
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in slow_records()))
+    return path
+
+
+@pytest.mark.parametrize("columns", [80, 100, 120, 200])
+def test_logs_fit_the_terminal_and_never_cut_a_number(slow_log, columns):
+    result = run_cli("logs", env={"COLUMNS": str(columns)})
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert max(len(line) for line in lines) <= columns
+    text = " ".join(lines)
+    for number in ("19204", "123456", "1235s", "12346", "7.2", "44.6% of 18180 new", "~26.5s left", "380.2"):
+        assert number in text, number
+    assert "…" not in result.out
+    body = [line for line in lines[1:] if not line.startswith("--")]
+    if columns == 200:  # every column, one line per record (the error's long message wraps)
+        assert "prefill tok/s" in lines[0] and "session" in lines[0] and "level" in lines[0]
+        assert len(body) == len(slow_records()) + 1
+        assert body[1].split()[2] == "prefill_progress"
+    else:  # shorter headers and event names
+        assert "pf t/s" in lines[0] and "prefill_progress" not in text
+        assert any(line.split()[1:3] in (["prefill", "01234567"], ["INFO", "prefill"]) for line in body)
+    if columns == 80:  # the columns that went are in the detail, named
+        assert "session" not in lines[0] and "cached" not in lines[0]
+        assert "session=5f1d2c3b" in text and "new=123456" in text
+        assert all(line.startswith(" " * 9) for line in body if not line[:2].isdigit())
+
+
+def test_a_ttft_past_100_seconds_is_whole_and_the_columns_after_it_still_line_up():
+    out = _strip(render([finish(5, "hit"), finish(4, "miss", ttft_s=123.45), finish(3, "hit", ttft_s=4321.0)]))
+    lines = [line for line in out.splitlines() if line and not line.startswith("--")]
+    header, *rows = lines
+    assert "123.5s" in rows[1] and "4321s" in rows[2]
+    position = header.index("decode tok/s") + len("decode tok/s")
+    assert all(row[position - 4:position] == "42.1" for row in rows)
+
+
+def test_piped_logs_show_every_column_one_line_each(slow_log, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    result = run_cli("logs")
+    assert result.code == 0 and "prefill tok/s" in result.out.splitlines()[0]
+    body = [line for line in result.out.splitlines()[1:] if not line.startswith("--")]
+    assert len(body) == len(slow_records())
+
+
+def test_logs_follow_renders_prefill_progress_as_it_is_written(slow_log):
+    import os
+    import selectors
+
+    from support.cli_app import start_process
+
+    proc = start_process("logs", "-f", "-n", "0", env={**os.environ, "COLUMNS": "80"})
+    try:
+        selector = selectors.DefaultSelector()
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        header = proc.stdout.readline()
+        assert "pf t/s" in header
+        append(slow_log, json.dumps(progress(0, percent=61.5, prefill_done=11180, eta_s=3.0)) + "\n")
+        seen = ""
+        deadline = time.monotonic() + 20
+        while "~3.00s left" not in seen and time.monotonic() < deadline:
+            if selector.select(timeout=0.5):
+                seen += proc.stdout.readline()
+        assert "61.5% of 18180 new" in seen and "~3.00s left" in seen and " prefill " in seen
+    finally:
+        proc.terminate()
+        proc.wait(10)

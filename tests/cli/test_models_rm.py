@@ -60,3 +60,31 @@ def test_the_model_the_daemon_serves_is_refused(imported, served):
     assert "mlxclaude down" in err.splitlines()[1]
     assert path.is_dir()
     assert other == 0 and not imported["coder-7b-8bit"].exists()
+
+
+def test_force_stops_the_daemon_that_serves_the_model_then_removes_it(imported):
+    from mlxclaude.daemon.state import read_state
+    from support.daemon_env import wait_gone
+    from support.live_server import free_port
+
+    path = imported["coder-7b-4bit"]
+    port = free_port()  # nothing listens: the HTTP shutdown fails, and the pid (ours) is signalled
+    with fake_daemon() as daemon:
+        write_state(DaemonState(pid=daemon.pid, url=f"http://127.0.0.1:{port}", host="127.0.0.1", port=port,
+                                model="coder-7b-4bit", model_path=str(path)))
+        other, _, other_err = run_cli("models", "rm", "chat-1b", "--force")  # not the served one: daemon stays
+        assert other == 0 and "stopped" not in other_err and read_state() is not None
+        code, out, err = run_cli("models", "rm", "coder-7b-4bit", "--force")
+        assert code == 0 and out == ""
+        assert f"stopped the daemon (pid {daemon.pid}), which served coder-7b-4bit" in err
+        assert "removed coder-7b-4bit" in err
+        assert wait_gone(daemon.pid) and read_state() is None
+    assert not path.exists() and imported["coder-7b-8bit"].is_dir()
+
+
+def test_the_refusal_names_force(imported):
+    with fake_daemon() as daemon:
+        write_state(DaemonState(pid=daemon.pid, url="http://127.0.0.1:8765", host="127.0.0.1", port=8765,
+                                model="chat-1b", model_path=str(imported["chat-1b"])))
+        code, _, err = run_cli("models", "rm", "chat-1b")
+    assert code == 1 and "--force" in err.splitlines()[1]

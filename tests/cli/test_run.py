@@ -1,5 +1,6 @@
 """`mlxclaude run --model M` holds a running daemon to M, as `up --model M` does; without --model the
-running daemon is used whatever it serves."""
+running daemon is used whatever it serves. A repo id not downloaded yet is downloaded before the daemon
+starts, in the foreground (against a loopback hub here)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import pytest
 
 from mlxclaude.daemon import manager
 from mlxclaude.errors import MlxClaudeError
+from mlxclaude.models.resolve import resolve
 from support.claude_code import require_claude
 from support.cli_app import run_cli
+from support.fake_hub import FakeHub, write_model_dir
 from support.live_server import live_server
 from support.scripted_backend import ScriptedBackend
 
@@ -34,13 +37,31 @@ def starts(tmp_path, monkeypatch):
     return calls
 
 
-def test_an_explicit_model_must_be_the_one_served(starts):
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """A loopback hub serving two small (not loadable) models."""
+    with FakeHub() as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        for repo in ("org/other-model", "org/configured"):
+            server.add_repo(repo, write_model_dir(tmp_path / repo, weights_bytes=200_000))
+        yield server
+
+
+def test_an_explicit_model_must_be_the_one_served(starts, hub):
     result = run_cli("run", "--model", "org/other-model")
-    assert result.code == 1 and result.err.startswith("error: stopped by the test")
+    assert result.code == 1 and "error: stopped by the test" in result.err
     assert starts == [{"model": "org/other-model", "on_progress": starts[0]["on_progress"], "explicit_model": True}]
 
 
-def test_a_configured_model_does_not_override_the_running_daemon(starts, monkeypatch):
+def test_a_repo_id_is_downloaded_in_the_foreground_before_the_daemon_starts(starts, hub):
+    result = run_cli("run", "--model", "org/other-model")
+    assert "org/other-model" in result.err and "kB" in result.err and "files" in result.err  # the progress bar
+    assert result.err.index("downloaded org/other-model") < result.err.index("stopped by the test")
+    assert resolve("org/other-model", pull=False).path is not None  # in the HF cache when the daemon starts
+    assert len(hub.gets("model.safetensors")) == 1
+
+
+def test_a_configured_model_does_not_override_the_running_daemon(starts, hub, monkeypatch):
     monkeypatch.setenv("MLXCLAUDE_MODEL", "org/configured")
     assert run_cli("run").code == 1
     assert starts[0]["model"] == "org/configured" and starts[0]["explicit_model"] is False

@@ -291,6 +291,43 @@ def test_show_table_lists_every_setting(cli, monkeypatch):
     assert str(paths.config_file()) in result.err
 
 
+LONG_MODEL = ("/Users/someone/.cache/huggingface/hub/models--mlx-community--Qwen2.5-Coder-7B-Instruct-4bit/"
+              "snapshots/0123456789abcdef0123456789abcdef01234567")
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_show_is_one_line_per_setting_within_the_terminal(cli, monkeypatch, columns):
+    monkeypatch.setenv("MLXCLAUDE_MODEL", LONG_MODEL)
+    monkeypatch.setenv("MLXCLAUDE_MAX_BODY_BYTES", "123456789")
+    result = cli("config", "show", env={"COLUMNS": str(columns)})
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert len(lines) == len(SETTINGS) + 1 and max(len(line) for line in lines) <= columns
+    model = next(line for line in lines if line.startswith("model "))
+    assert LONG_MODEL not in model and "\u2026" in model  # elided in the middle: its start and its end stay
+    assert "/Users/" in model and model.split()[1].endswith("01234567")
+    assert "123456789" in result.out  # a number is never cut
+    assert "--wide" in result.err
+    if columns == 200:
+        assert "MLXCLAUDE_MODEL" in model and "Cap on every reply's max_tokens." in result.out
+    else:
+        assert model.split()[2] == "env"
+
+
+@pytest.mark.parametrize("columns", [80, 250])
+def test_show_wide_has_the_full_values_and_descriptions(cli, monkeypatch, columns):
+    monkeypatch.setenv("MLXCLAUDE_MODEL", LONG_MODEL)
+    result = cli("config", "show", "--wide", env={"COLUMNS": str(columns)})
+    assert result.code == 0 and "\u2026" not in result.out and "--wide" not in result.err
+    header, *lines = result.out.splitlines()
+    assert max(len(line) for line in lines) <= columns
+    start, end = header.index("value"), header.index("from")
+    rows = lines[:next(i for i, line in enumerate(lines) if line.startswith("host "))]
+    assert "".join(line[start:end].strip() for line in rows) == LONG_MODEL  # folded when it must be, whole
+    for setting in SETTINGS:
+        assert " ".join(setting.description.split()[:2]) in result.out
+
+
 def test_path_prints_the_config_file(cli):
     assert cli("config", "path").out.strip() == str(paths.config_file())
 

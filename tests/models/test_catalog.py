@@ -42,7 +42,7 @@ def cached(env, monkeypatch):
         hub.add_repo(LLAMA, write_model_dir(src / "llama", chat_template="{{ messages }}", context_length=131072))
         hub.add_repo(PLAIN, write_model_dir(src / "plain", quant_bits=None, dtype="bfloat16"))
         hub.add_repo(NOT_MLX, write_model_dir(src / "other", quant_bits=None, model_type="not_a_real_arch"))
-        snapshots = {repo: pull_model(repo, progress=False) for repo in (QWEN, LLAMA, PLAIN, NOT_MLX)}
+        snapshots = {repo: pull_model(repo) for repo in (QWEN, LLAMA, PLAIN, NOT_MLX)}
     return snapshots
 
 

@@ -86,30 +86,37 @@ def test_smollm2_tokenizer_round_trips_and_renders_template(smollm2_model_dir):
     assert tokenizer.decode(special, skip_special_tokens=True) == "user\nhi"
 
 
-def test_import_gguf_into_models_dir_keeping_quantization(home):
+def test_import_gguf_into_models_dir_keeping_its_size(home):
     gguf = require_smollm2_gguf()
-    dest = import_gguf(gguf, quantize="gguf")
+    notes = []
+    dest = import_gguf(gguf, note=notes.append)
     assert dest == paths.imported_models_dir() / "SmolLM2-135M-Instruct-Q4_1"
     assert dest.is_relative_to(home)
     for name in ("config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json",
                  "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
         assert (dest / name).is_file(), name
     config = json.loads((dest / "config.json").read_text())
-    # Q4_1 blocks kept as mlx 4-bit / group 32; llama.cpp stored the tied embedding as Q8_0
+    # Q4_1 blocks kept as mlx 4-bit / group 32; llama.cpp stored the tied embedding as Q8_0: 8-bit / group 32
     assert config["quantization"]["bits"] == 4 and config["quantization"]["group_size"] == 32
-    assert config["quantization"]["model.embed_tokens"]["bits"] == 8
+    assert config["quantization"]["model.embed_tokens"] == {"group_size": 32, "bits": 8, "mode": "affine"}
+    size = sum(p.stat().st_size for p in dest.glob("*.safetensors"))
+    assert size < 1.02 * gguf.stat().st_size  # about the GGUF's own 98 MB (float32 was 517 MB)
+    assert notes[0].startswith("Q4_1 file: 210 Q4_1 → 4-bit/g32 (exact), 1 Q8_0 → 8-bit/g32 (exact)")
+    assert notes[0].endswith(": the file's own size class (--quantize 4|8 or --dtype to choose)")
+    assert notes[1].startswith("check: 4 greedy tokens ('The capital of France')")
     record = json.loads((dest / "mlxclaude_import.json").read_text())  # the front-end's note of the source
-    assert record["format"] == "gguf" and record["architecture"] == "llama" and record["quantize"] == "gguf"
-    assert record["source"] == str(gguf.resolve())
+    assert record["format"] == "gguf" and record["architecture"] == "llama" and record["quantize"] is None
+    assert record["source"] == str(gguf.resolve()) and record["gguf_file_type"] == "Q4_1"
+    assert record["check"]["ok"] and record["check"]["text"] == "The capital of France"
     assert not list(home.glob("data/models/.*"))  # no temp dirs left behind
     answer = _greedy(dest, CAPITAL_PROMPT)
     assert "Paris" in answer, answer
 
     with pytest.raises(MlxClaudeError) as excinfo:
-        import_gguf(gguf, quantize="gguf")
+        import_gguf(gguf)
     assert "already exists" in excinfo.value.message and "--force" in excinfo.value.hint
     before = (dest / "config.json").stat().st_mtime_ns
-    assert import_gguf(gguf, quantize="gguf", overwrite=True) == dest
+    assert import_gguf(gguf, overwrite=True, verify=False) == dest
     assert (dest / "config.json").stat().st_mtime_ns != before
 
 
@@ -157,6 +164,22 @@ def test_unsupported_architecture_is_named(home, tmp_path):
     assert "'mamba'" in message and all(arch in message for arch in ("llama", "qwen2", "qwen3", "gemma3"))
     assert "Hugging Face" in excinfo.value.hint
     assert not paths.imported_models_dir().exists() or not any(paths.imported_models_dir().iterdir())
+
+
+def test_one_part_of_a_split_gguf_is_refused(home, tmp_path):
+    import gguf as gguf_package
+
+    path = tmp_path / "model-00001-of-00002.gguf"
+    writer = gguf_package.GGUFWriter(path, arch="llama")
+    writer.add_uint16("split.count", 2)
+    writer.add_tensor("token_embd.weight", np.zeros((8, 4), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(GgufImportError) as excinfo:
+        import_gguf(path)
+    assert "one part of a split GGUF (2 files)" in excinfo.value.message and "--merge" in excinfo.value.hint
 
 
 @pytest.mark.parametrize("kwargs", [{"quantize": 7}, {"dtype": "float64"}, {"name": "../escape"}])
@@ -277,10 +300,15 @@ def test_synthetic_gguf_matches_mlx_lm_logits(tmp_path, arch, tied):
     assert set(tokenizer.eos_token_ids) == {2, 0}  # eos, plus <|endoftext|> as an end-of-turn control token
 
 
-def test_synthetic_gguf_keeps_float_weights_when_asked_for_gguf_quantization(tmp_path):
+def test_synthetic_f32_gguf_stays_float32_and_quantize_gguf_is_gone(tmp_path):
     _write_tiny_gguf(tmp_path / "f.gguf", "qwen3")
-    config = write_gguf_model(tmp_path / "f.gguf", tmp_path / "out", quantize="gguf")
-    assert "quantization" not in config  # nothing in the file was Q4_0/Q4_1/Q8_0
+    notes = []
+    config = write_gguf_model(tmp_path / "f.gguf", tmp_path / "out", note=notes.append)
+    assert "quantization" not in config and config["torch_dtype"] == "float32"  # an F32 file keeps its class
+    assert notes == ["GGUF file: 16 F32 → float32: the file's own size class (--quantize 4|8 or --dtype to choose)"]
+    with pytest.raises(UsageError) as excinfo:
+        write_gguf_model(tmp_path / "f.gguf", tmp_path / "out2", quantize="gguf")
+    assert "default" in excinfo.value.message
 
 
 def test_llama3_rope_freqs_become_rope_scaling(tmp_path):

@@ -57,7 +57,7 @@ def test_pull_lands_in_the_hf_cache_with_only_the_files_a_model_needs(hub, hf_ho
     }
     sha = add_model(hub, tmp_path, model={"extra_files": extra})
 
-    path = pull_model(REPO, progress=False)
+    path = pull_model(REPO)
 
     repo_dir = hf_home / "hub" / "models--mlx-community--Tiny-Instruct-4bit"
     assert path == repo_dir / "snapshots" / sha
@@ -68,37 +68,61 @@ def test_pull_lands_in_the_hf_cache_with_only_the_files_a_model_needs(hub, hf_ho
     assert {r.filename for r in hub.gets()} == MODEL_FILES  # nothing else was even requested
 
 
-def test_pull_draws_progress_on_stderr(hub, tmp_path, capsys):
+def test_pull_draws_progress_on_the_display_it_is_given(hub, tmp_path, capsys):
+    from mlxclaude.cli._progress import pull_with_progress
+
     add_model(hub, tmp_path, model={"weights_bytes": 300_000})
 
-    pull_model(REPO)
+    pull_with_progress(REPO)
 
     out = capsys.readouterr()
     assert out.out == ""
     assert REPO in out.err and "6/6 files" in out.err and "kB" in out.err
 
 
+def test_the_display_gets_bytes_and_files(hub, tmp_path):
+    class Recorder:
+        def __init__(self):
+            self.tasks, self.updates = {}, []
+
+        def add_task(self, description, *, total, completed, visible, **fields):
+            self.tasks[len(self.tasks)] = (description, visible, fields["bytes"])
+            return len(self.tasks) - 1
+
+        def update(self, task_id, *, completed=None, total=None):
+            self.updates.append((task_id, completed, total))
+
+    add_model(hub, tmp_path, model={"weights_bytes": 300_000})
+    display = Recorder()
+    pull_model(REPO, display=display)
+    shown = {task: (label, is_bytes) for task, (label, visible, is_bytes) in display.tasks.items() if visible}
+    assert sorted(shown.values()) == [("files", False), (REPO, True)]
+    byte_bar = next(task for task, (label, _) in shown.items() if label == REPO)
+    final = [(completed, total) for task, completed, total in display.updates if task == byte_bar][-1]
+    assert final[0] == final[1] > 300_000
+
+
 def test_pull_without_progress_prints_nothing(hub, tmp_path, capsys):
     add_model(hub, tmp_path)
-    pull_model(REPO, progress=False)
+    pull_model(REPO)
     assert capsys.readouterr() == ("", "")
 
 
 def test_pull_honours_hf_hub_cache(hub, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "elsewhere"))
     sha = add_model(hub, tmp_path)
-    path = pull_model(REPO, progress=False)
+    path = pull_model(REPO)
     assert path == tmp_path / "elsewhere" / "models--mlx-community--Tiny-Instruct-4bit" / "snapshots" / sha
 
 
 def test_pull_at_a_revision(hub, hf_home, tmp_path):
     sha = add_model(hub, tmp_path, refs=("main", "v1"))
-    path = pull_model(f"{REPO}@v1", progress=False)
+    path = pull_model(f"{REPO}@v1")
     assert path.name == sha
     assert (hf_home / "hub" / "models--mlx-community--Tiny-Instruct-4bit" / "refs" / "v1").read_text() == sha
 
     with pytest.raises(RevisionNotFound) as info:
-        pull_model(REPO, "nope", progress=False)
+        pull_model(REPO, "nope")
     assert info.value.message == f"revision not found: {REPO}@nope"
 
 
@@ -107,7 +131,7 @@ def test_a_cut_connection_resumes_from_the_byte_it_reached(hub, tmp_path):
     add_model(hub, tmp_path, model={"weights_bytes": 11 * MiB})
     hub.cut_after(REPO, "model.safetensors", 10 * MiB + 4096)
 
-    path = pull_model(REPO, progress=False)
+    path = pull_model(REPO)
 
     assert (path / "model.safetensors").read_bytes() == (tmp_path / "src" / REPO / "model.safetensors").read_bytes()
     gets = hub.gets("model.safetensors")
@@ -121,11 +145,11 @@ def test_pulling_again_after_a_failure_fetches_only_what_is_missing(hub, tmp_pat
     hub.fail(REPO, "model.safetensors", 500)
 
     with pytest.raises(DownloadFailed) as info:
-        pull_model(REPO, progress=False)
+        pull_model(REPO)
     assert info.value.message == f"download of {REPO} failed: HTTP 500 for model.safetensors"
     assert "again" in info.value.hint
 
-    path = pull_model(REPO, progress=False)
+    path = pull_model(REPO)
     assert {p.name for p in path.iterdir()} == MODEL_FILES
     assert len(hub.gets("model.safetensors")) == 2
     assert all(len(hub.gets(name)) == 1 for name in MODEL_FILES - {"model.safetensors"})
@@ -133,7 +157,7 @@ def test_pulling_again_after_a_failure_fetches_only_what_is_missing(hub, tmp_pat
 
 def test_missing_repo(hub):
     with pytest.raises(RepoNotFound) as info:
-        pull_model("someone/does-not-exist", progress=False)
+        pull_model("someone/does-not-exist")
     assert info.value.message == "model repo not found: someone/does-not-exist"
     assert info.value.hint
 
@@ -143,17 +167,17 @@ def test_gated_repo_needs_a_granted_hf_token(hub, tmp_path, monkeypatch):
     hub.tokens.add("hf_granted")
 
     with pytest.raises(RepoAccessDenied) as info:
-        pull_model("meta-llama/Gated-4bit", progress=False)
+        pull_model("meta-llama/Gated-4bit")
     assert info.value.message == "access denied to meta-llama/Gated-4bit"
     assert "HF_TOKEN" in info.value.hint and "licence" in info.value.hint
     assert {r.headers.get("authorization") for r in hub.gets()} <= {None}
 
     monkeypatch.setenv("HF_TOKEN", "hf_not_granted")
     with pytest.raises(RepoAccessDenied):  # 403 GatedRepo
-        pull_model("meta-llama/Gated-4bit", progress=False)
+        pull_model("meta-llama/Gated-4bit")
 
     monkeypatch.setenv("HF_TOKEN", "hf_granted")
-    path = pull_model("meta-llama/Gated-4bit", progress=False)
+    path = pull_model("meta-llama/Gated-4bit")
     assert (path / "model.safetensors").is_file()
     assert hub.gets()[-1].headers["authorization"] == "Bearer hf_granted"
 
@@ -194,7 +218,7 @@ def test_unreachable_endpoint(hf_home, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
 
     with pytest.raises(HubUnreachable) as info:
-        pull_model(REPO, progress=False)
+        pull_model(REPO)
     assert info.value.message == f"cannot reach the Hugging Face hub (HF_ENDPOINT=http://127.0.0.1:{port})"
     assert info.value.hint
 
@@ -203,7 +227,7 @@ def test_offline_mode(hub, monkeypatch, tmp_path):
     add_model(hub, tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(HubUnreachable) as info:
-        pull_model(REPO, progress=False)
+        pull_model(REPO)
     assert "HF_HUB_OFFLINE" in info.value.message
     assert hub.requests == []
 
@@ -230,4 +254,48 @@ def test_split_repo_revision_rejects_bad_input(text):
 
 def test_two_different_revisions_are_a_usage_error(hub):
     with pytest.raises(UsageError):
-        pull_model("org/name@v1", "v2", progress=False)
+        pull_model("org/name@v1", "v2")
+
+
+def test_ctrl_c_keeps_the_finished_files_and_a_second_pull_fetches_the_rest(hub, hf_home, tmp_path):
+    """`models pull` interrupted on a slow link: exit 130 at once, finished files kept, the half-way file
+    leaves nothing behind (huggingface_hub deletes its temporary file); pulling again fetches only that one."""
+    import signal
+    import time
+
+    from support.cli_app import start_process
+
+    add_model(hub, tmp_path, model={"weights_bytes": 3 * MiB})
+    hub.throttle(REPO, "model.safetensors", 512 * 1024)  # 6 s for the weights
+    blobs = hf_home / "hub" / "models--mlx-community--Tiny-Instruct-4bit" / "blobs"
+    small = MODEL_FILES - {"model.safetensors"}
+
+    proc = start_process("models", "pull", REPO, "--no-check")
+    try:
+        deadline = time.monotonic() + 60
+        while not (len([p for p in blobs.glob("*") if not p.name.endswith(".incomplete")]) == len(small)
+                   and any(p.stat().st_size > 0 for p in blobs.glob("*.incomplete"))):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the download never got going"
+            time.sleep(0.05)
+        interrupted = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert time.monotonic() - interrupted < 8  # not the 4 s the weights still had to go, plus a margin
+    assert out == "" and "interrupted" in err and "again" in err
+    assert f"{len(small)}/{len(MODEL_FILES)} files" in err
+    assert list(blobs.glob("*.incomplete")) == []
+    assert len(list(blobs.iterdir())) == len(small)  # the finished files, and nothing else
+    assert len(hub.gets("model.safetensors")) == 1
+
+    hub.throttle(REPO, "model.safetensors", 0)
+    path = pull_model(REPO)
+    assert {p.name for p in path.iterdir()} == MODEL_FILES
+    assert (path / "model.safetensors").read_bytes() == (tmp_path / "src" / REPO / "model.safetensors").read_bytes()
+    assert all(len(hub.gets(name)) == 1 for name in small)  # kept, not fetched again
+    again = hub.gets("model.safetensors")
+    assert len(again) == 2 and "range" not in again[1].headers  # the half-way file starts over

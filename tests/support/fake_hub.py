@@ -10,8 +10,8 @@ Errors carry X-Error-Code as the hub does: RepoNotFound (404), RevisionNotFound 
 EntryNotFound (404), GatedRepo (401 without a token, 403 with a token that was not granted).
 
 Faults for tests: `cut_after(file, n)` sends the full Content-Length but only n bytes and then drops
-the connection; `fail(file, status)` answers a GET with an error status. Every request is recorded.
-Tests only.
+the connection; `fail(file, status)` answers a GET with an error status; `throttle(file, rate)` sends a
+file's bytes at about `rate` bytes a second (a slow link). Every request is recorded. Tests only.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import re
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -91,6 +92,7 @@ class FakeHub:
 
     def __post_init__(self) -> None:
         self._faults: dict[tuple[str, str], list[_Fault]] = {}
+        self._rates: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -115,6 +117,10 @@ class FakeHub:
 
     def fail(self, repo_id: str, filename: str, status: int = 500, *, times: int = 1) -> None:
         self._faults.setdefault((repo_id, filename), []).append(_Fault("status", status, times))
+
+    def throttle(self, repo_id: str, filename: str, bytes_per_second: float) -> None:
+        """Send FILENAME's bytes at about BYTES_PER_SECOND (16 KiB at a time) from now on; 0 for full speed."""
+        self._rates[(repo_id, filename)] = bytes_per_second
 
     def gets(self, filename: str | None = None) -> list[Request]:
         """GET requests for files (optionally one file), in order."""
@@ -276,6 +282,10 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if fault is not None and fault.kind == "cut":
                 self._cut(data[: fault.value])
                 return
+            rate = hub._rates.get((repo_id, filename))
+            if rate:
+                self._trickle(data, rate)
+                return
             self.wfile.write(data)
 
         # -- helpers ------------------------------------------------------------------------
@@ -289,6 +299,15 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if not match:
                 return 0
             return min(int(match[1]), size)
+
+        def _trickle(self, data: bytes, rate: float, piece: int = 16 * 1024) -> None:
+            try:
+                for start in range(0, len(data), piece):
+                    self.wfile.write(data[start:start + piece])
+                    self.wfile.flush()
+                    time.sleep(min(piece, len(data) - start) / rate)
+            except OSError:  # the client went away (an interrupted download)
+                self.close_connection = True
 
         def _cut(self, partial: bytes) -> None:
             self.wfile.write(partial)

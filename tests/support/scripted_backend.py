@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
-from mlxclaude.engine.backend import DeviceMemory, GenerationItem, GenerationStats, ModelInfo, RenderedPrompt
+from mlxclaude.engine.backend import (
+    DeviceMemory, GenerationItem, GenerationProgress, GenerationStats, ModelInfo, RenderedPrompt,
+)
 from mlxclaude.parsing.tools import HERMES
 from mlxclaude.protocol.chat import ChatRequest
 
@@ -43,10 +45,13 @@ class ScriptedBackend:
         return RenderedPrompt(text=text, tokens=words_of(text))
 
     def generate(self, prompt: RenderedPrompt, chat: ChatRequest, max_tokens: int,
-                 cancel: threading.Event) -> Iterator[GenerationItem]:
+                 cancel: threading.Event, progress: Optional[GenerationProgress] = None) -> Iterator[GenerationItem]:
         self.requests.append(chat)
         reply = self.script(chat)
         stats = GenerationStats(prompt_tokens=len(prompt.tokens), finish_reason="stop")
+        progress = progress or GenerationProgress()
+        progress.begin_prefill(len(prompt.tokens), 0)
+        progress.begin_decode()
         pieces = [reply[i:i + self.chunk_size] for i in range(0, len(reply), self.chunk_size)]
         for piece in pieces:
             if cancel.is_set():
@@ -59,5 +64,6 @@ class ScriptedBackend:
             if self.delay:
                 time.sleep(self.delay)
             stats.generated_tokens += 1
+            progress.generated_tokens = stats.generated_tokens
             yield piece
         yield stats

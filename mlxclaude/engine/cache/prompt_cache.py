@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from mlxclaude.engine.backend import RenderedPrompt
+from mlxclaude.engine.backend import GenerationProgress, RenderedPrompt
 from mlxclaude.engine.cache import kv
 from mlxclaude.engine.cache.boundary import message_at
 from mlxclaude.engine.cache.memory import default_max_bytes
@@ -87,7 +87,10 @@ class PromptCache:
 
     # --- one request ---------------------------------------------------------------------------------
 
-    def begin(self, prompt: RenderedPrompt, chat: ChatRequest, cancel: Optional[threading.Event] = None) -> Lease:
+    def begin(self, prompt: RenderedPrompt, chat: ChatRequest, cancel: Optional[threading.Event] = None,
+              progress: Optional[GenerationProgress] = None) -> Lease:
+        """The cache for `prompt`; `progress` (when given) learns what was reused and follows the prefill to
+        checkpoints done here."""
         tokens = list(prompt.tokens)
         limit = len(tokens) - 1  # generation needs at least one prompt token to run
         side = is_side_request(chat)
@@ -135,8 +138,10 @@ class PromptCache:
         lease = Lease(cache=cache, reused=reused, offset=reused, note=note, extra=extra, tokens=tokens,
                       system_end=prompt.system_end, session=chat.session_id, side=side, moved=moved,
                       anchor=bool(chat.messages) and chat.messages[-1].get("role") == "user")
+        if progress is not None:
+            progress.begin_prefill(len(tokens), reused)
         if not self.trimmable:
-            self._prefill_checkpoints(lease, prompt, cancel)
+            self._prefill_checkpoints(lease, prompt, cancel, progress)
         return lease
 
     def finish(self, lease: Lease) -> None:
@@ -161,7 +166,8 @@ class PromptCache:
 
     # --- checkpoints for caches that cannot be cut back ----------------------------------------------
 
-    def _prefill_checkpoints(self, lease: Lease, prompt: RenderedPrompt, cancel: Optional[threading.Event]) -> None:
+    def _prefill_checkpoints(self, lease: Lease, prompt: RenderedPrompt, cancel: Optional[threading.Event],
+                             progress: Optional[GenerationProgress] = None) -> None:
         tokens, limit = lease.tokens, len(lease.tokens) - 1
         tier = Tier.SIDE if lease.side else Tier.TURN
         points: dict[int, Tier] = {}
@@ -180,7 +186,7 @@ class PromptCache:
                 continue
             step = point - lease.offset
             done = kv.prefill(self.model, lease.cache, tokens[lease.offset:point], step=self.prefill_step_size,
-                              cancel=cancel)
+                              cancel=cancel, progress=_advance(progress, lease.offset - lease.reused))
             lease.offset += done
             if done < step:
                 return  # cancelled: generation will notice the same event and stop
@@ -282,3 +288,17 @@ class PromptCache:
             if index < len(prompt.message_roles):
                 found["diverged_role"] = prompt.message_roles[index]
         return found
+
+
+def _advance(progress: Optional[GenerationProgress], start: int):
+    """kv.prefill's per-chunk callback moving `progress` on from `start` new tokens (None without progress)."""
+    if progress is None:
+        return None
+    done = start
+
+    def on_chunk(count: int) -> None:
+        nonlocal done
+        done += count
+        progress.prefilled(done)
+
+    return on_chunk

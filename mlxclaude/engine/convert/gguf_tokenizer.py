@@ -95,16 +95,6 @@ class TokenizerFacts:
     warnings: list[str] = field(default_factory=list)
 
 
-def plain_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
-    """mx.load's GGUF metadata (mx.array scalars/vectors, str, list[str]) as plain Python values."""
-    out: dict[str, Any] = {}
-    for key, value in metadata.items():
-        if hasattr(value, "tolist") and hasattr(value, "dtype"):
-            value = value.item() if getattr(value, "ndim", 1) == 0 else value.tolist()
-        out[key] = value
-    return out
-
-
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2's byte -> printable character table (the alphabet of byte-level BPE vocabularies)."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) + list(

@@ -65,9 +65,9 @@ class RenderingScriptedBackend(ScriptedBackend):
         return render_chat(self.tokenizer, chat, self.info.think_open, self.info.think_close,
                            tool_format=self.info.tool_format)
 
-    def generate(self, prompt, chat, max_tokens, cancel):
+    def generate(self, prompt, chat, max_tokens, cancel, progress=None):
         self.rendered.append((chat, prompt))
-        yield from super().generate(prompt, chat, max_tokens, cancel)
+        yield from super().generate(prompt, chat, max_tokens, cancel, progress)
 
 
 class BodyRecorder:

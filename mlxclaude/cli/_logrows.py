@@ -1,0 +1,273 @@
+"""`mlxclaude logs` as rows: one line per record, in columns chosen to fit the terminal.
+
+A column has a minimum width; a value wider than that (a TTFT of 100 s or more, a long event name) pushes
+the rest of the row along and is never cut. On a narrow terminal the headers shorten, then the columns that
+matter least go (level, session, new, cached, kind): their values move into the detail, and a detail that
+does not fit wraps onto indented lines. `prefill_progress` lines read "42% of 18180 new after 12.0s, ~16s left".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Iterable, Optional
+
+from mlxclaude.cli._logview import LEVEL_ALIASES, LEVELS, Entry, level_value
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    width: int  # the least it takes; a longer value is written whole
+    right: bool = False  # numbers line up on the right
+    drop: int = 0  # on a narrow terminal, 1 goes first, then 2, …; 0 never goes
+    label: str = ""  # its name in the detail once it has gone
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("time", "time", 8),
+    Column("level", "level", 5, drop=1),
+    Column("event", "event", 16),
+    Column("request", "request", 8),
+    Column("session", "session", 8, drop=2, label="session"),
+    Column("kind", "kind", 5, drop=5, label="kind"),
+    Column("prompt", "prompt", 6, right=True),
+    Column("cached", "cached", 6, right=True, drop=4, label="cached"),
+    Column("new", "new", 6, right=True, drop=3, label="new"),
+    Column("out", "out", 5, right=True),
+    Column("ttft", "ttft", 6, right=True),
+    Column("prefill", "prefill tok/s", 13, right=True),
+    Column("decode", "decode tok/s", 12, right=True),
+    Column("cache", "cache", 7),
+)
+# below the full width: shorter headers (and event names) before any column goes
+NARROW = {"event": ("event", 9), "prefill": ("pf t/s", 6), "decode": ("dec t/s", 7)}
+SHORT_EVENTS = {"request_start": "start", "request_finish": "finish", "prefill_progress": "prefill",
+                "request_error": "error", "request_cancelled": "cancelled", "count_tokens": "count"}
+SHOWN = {"ts", "level", "kind", "event", "request_id", "session", "request_kind", "prompt_tokens",
+         "cached_tokens", "new_tokens", "output_tokens", "ttft_s", "prefill_tps", "decode_tps", "cache"}
+PROGRESS_FIELDS = {"prefill_done", "prefill_total", "percent", "elapsed_s", "eta_s"}
+DETAIL_NAMES = {"peak_memory_gb": "peak_gb", "stop_reason": "stop"}
+LEVEL_STYLES = {"debug": "dim", "info": "dim", "warning": "yellow", "error": "bold red", "critical": "bold red"}
+LEVEL_LABELS = {"debug": "DEBUG", "info": "INFO", "warning": "WARN", "error": "ERROR", "critical": "CRIT"}
+CONTINUATION_INDENT = 9  # wrapped detail starts under the event
+
+
+@dataclass(frozen=True)
+class Layout:
+    columns: tuple[Column, ...]
+    short_events: bool = False
+
+    @property
+    def width(self) -> int:
+        return sum(column.width for column in self.columns) + len(self.columns) - 1
+
+    @property
+    def dropped(self) -> tuple[Column, ...]:
+        kept = {column.key for column in self.columns}
+        return tuple(column for column in COLUMNS if column.key not in kept)
+
+
+def layout_for(width: Optional[int]) -> Layout:
+    """Every column at full width when they fit (or the width is unknown); else short headers, then fewer columns."""
+    full = Layout(COLUMNS)
+    if width is None or full.width <= width:
+        return full
+    columns = tuple(replace(column, header=NARROW[column.key][0], width=NARROW[column.key][1])
+                    if column.key in NARROW else column for column in COLUMNS)
+    layout = Layout(columns, short_events=True)
+    for rank in sorted({column.drop for column in COLUMNS if column.drop}):
+        if layout.width <= width:
+            break
+        layout = Layout(tuple(column for column in layout.columns if column.drop != rank), short_events=True)
+    return layout
+
+
+def cache_style(note: str) -> str:
+    """Green for a hit, yellow for a partial reuse, red for a miss."""
+    lowered = note.strip().lower()
+    if lowered.startswith("hit"):
+        return "green"
+    if lowered.startswith("partial"):
+        return "yellow"
+    if lowered.startswith("miss"):
+        return "red"
+    return ""
+
+
+def format_time(ts: Optional[float]) -> str:
+    return "" if ts is None else datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+
+
+def day_of(ts: Optional[float]) -> Optional[str]:
+    return None if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d")
+
+
+def short_id(value: Any, prefix: str = "") -> str:
+    if not value:
+        return ""
+    text = str(value)
+    if prefix and text.startswith(prefix):
+        text = text[len(prefix):]
+    return text[:8]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def count(value: Any) -> str:
+    if not _is_number(value):
+        return "" if value is None else str(value)
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def seconds(value: Any) -> str:
+    """A time in seconds with the precision that matters at its size: 0.41s, 12.5s, 1234s."""
+    if not _is_number(value):
+        return "" if value is None else str(value)
+    value = float(value)
+    return f"{value:.2f}s" if value < 10 else f"{value:.1f}s" if value < 1000 else f"{value:.0f}s"
+
+
+def rate(value: Any) -> str:
+    if not _is_number(value):
+        return "" if value is None else str(value)
+    return f"{value:.1f}" if value < 1000 else f"{value:.0f}"
+
+
+def _level(record: dict[str, Any]) -> str:
+    level = str(record.get("level") or "info").lower()
+    return LEVEL_ALIASES.get(level, level)
+
+
+def row_cells(record: dict[str, Any], *, short_events: bool = False) -> dict[str, tuple[str, str]]:
+    """(text, style) of each column's key for one record: the testable core of the rendering."""
+    level = _level(record)
+    failed = level_value(level) >= LEVELS["error"]
+    event = str(record.get("event") or "")
+    note = str(record.get("cache") or "")
+    return {
+        "time": (format_time(record.get("ts")), "dim"),
+        "level": (LEVEL_LABELS.get(level, level.upper()), LEVEL_STYLES.get(level, "")),
+        "event": (SHORT_EVENTS.get(event, event) if short_events else event,
+                  "bold red" if failed else "yellow" if level == "warning" else "bold"),
+        "request": (short_id(record.get("request_id"), "req_"), "cyan"),
+        "session": (short_id(record.get("session")), "magenta"),
+        "kind": (str(record.get("request_kind") or ""), ""),
+        "prompt": (count(record.get("prompt_tokens")), ""),
+        "cached": (count(record.get("cached_tokens")), "green" if record.get("cached_tokens") else ""),
+        "new": (count(record.get("new_tokens")), ""),
+        "out": (count(record.get("output_tokens")), ""),
+        "ttft": (seconds(record.get("ttft_s")), ""),
+        "prefill": (rate(record.get("prefill_tps")), ""),
+        "decode": (rate(record.get("decode_tps")), ""),
+        "cache": (note, cache_style(note)),
+    }
+
+
+def detail_chunks(record: dict[str, Any], cells: dict[str, tuple[str, str]],
+                  dropped: Iterable[Column] = ()) -> list[tuple[str, str]]:
+    """The rest of the record as (text, style) pieces that may each start a wrapped line: the error or message,
+    a prefill's progress, the values of columns that did not fit, then key=value for every other field."""
+    level = _level(record)
+    style = "red" if level_value(level) >= LEVELS["error"] else ""
+    rest = {key: value for key, value in record.items() if key not in SHOWN and value is not None}
+    chunks: list[tuple[str, str]] = []
+    dropped = list(dropped)
+    if any(column.key == "level" for column in dropped) and level_value(level) >= LEVELS["warning"]:
+        chunks.append((LEVEL_LABELS.get(level, level.upper()), LEVEL_STYLES.get(level, "")))
+    for key in ("error", "message"):
+        if key in rest:
+            chunks.extend((word, style) for word in str(rest.pop(key)).split(" ") if word)
+    if record.get("event") == "prefill_progress":
+        chunks.extend((piece, "") for piece in progress_pieces(record))
+        for key in PROGRESS_FIELDS:
+            rest.pop(key, None)
+    for column in dropped:
+        text, cell_style = cells.get(column.key, ("", ""))
+        if text and column.label:
+            chunks.append((f"{column.label}={text}", cell_style))
+    chunks.extend((f"{DETAIL_NAMES.get(key, key)}={_compact(value)}", style) for key, value in rest.items())
+    return chunks
+
+
+def progress_pieces(record: dict[str, Any]) -> list[str]:
+    """`42% of 18180 new`, `after 12.0s,`, `~29s left` for a prefill_progress record (each kept whole when wrapping)."""
+    percent = record.get("percent")
+    text = f"{percent:g}%" if _is_number(percent) else "?%"
+    total = record.get("prefill_total")
+    if _is_number(total):
+        text += f" of {count(total)} new"
+    pieces = [text]
+    if _is_number(record.get("elapsed_s")):
+        pieces.append(f"after {seconds(record['elapsed_s'])}")
+    if _is_number(record.get("eta_s")):
+        pieces[-1] += ","
+        pieces.append(f"~{seconds(record['eta_s'])} left")
+    return pieces
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _cell(text: str, column: Column) -> str:
+    if len(text) >= column.width:
+        return text  # never cut: the row moves along instead
+    return text.rjust(column.width) if column.right else text.ljust(column.width)
+
+
+class LineRenderer:
+    """Renders entries as rich Text lines in the columns that fit `width` (the terminal's; None: all, one line
+    each), with a dated rule whenever the day changes."""
+
+    def __init__(self, width: Optional[int] = None) -> None:
+        self.width = width
+        self.layout = layout_for(width)
+        self._day: Optional[str] = None
+
+    def header(self) -> "Text":
+        from rich.text import Text
+
+        cells = [_cell(column.header, column) for column in self.layout.columns]
+        return Text(" ".join(cells).rstrip(), style="bold")
+
+    def render(self, entry: Entry) -> "list[Text]":
+        from rich.text import Text
+
+        lines = []
+        day = day_of(entry.ts)
+        if day is not None and day != self._day:
+            self._day = day
+            lines.append(Text(f"-- {day} --", style="dim"))
+        cells = row_cells(entry.record, short_events=self.layout.short_events)
+        line = Text()
+        for column in self.layout.columns:
+            text, style = cells[column.key]
+            if len(line):
+                line.append(" ")
+            line.append(_cell(text, column), style=style or None)
+        line.rstrip()
+        lines.append(line)
+        for text, style in detail_chunks(entry.record, cells, self.layout.dropped):
+            if self.width is not None and len(line) > CONTINUATION_INDENT and \
+                    len(line) + 1 + len(text) > self.width:
+                line = Text(" " * CONTINUATION_INDENT)
+                lines.append(line)
+            elif len(line) > CONTINUATION_INDENT or line.plain.strip():
+                line.append(" ")
+            line.append(text, style=style or None)
+        return lines
+
+    def render_all(self, entries: Iterable[Entry]) -> "list[Text]":
+        return [line for entry in entries for line in self.render(entry)]

@@ -1,0 +1,98 @@
+"""A model whose context cannot hold Claude Code's prompt, on the real SmolLM2-135M (8k context): `models check`
+fails with the figures, `run` and `up` refuse it before anything starts (unless --force), and `doctor` agrees —
+all through models/context_fit.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlxclaude.daemon import manager
+from mlxclaude.errors import MlxClaudeError
+from support.cli_app import run_cli
+
+pytestmark = pytest.mark.mlx
+
+NEEDS = "Claude Code needs "
+CONTEXT = "but the model's context is 8,192"
+
+
+@pytest.fixture
+def starts(tmp_path, monkeypatch):
+    """The models manager.start was called with; it stops there (no daemon, no claude)."""
+    claude = tmp_path / "claude"
+    claude.write_text("#!/bin/sh\nexit 0\n")
+    claude.chmod(0o755)
+    monkeypatch.setenv("MLXCLAUDE_CLAUDE_BIN", str(claude))
+    calls = []
+
+    def start(settings, **kwargs):
+        calls.append(settings.model)
+        raise MlxClaudeError("stopped by the test")
+
+    monkeypatch.setattr(manager, "start", start)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def check_result(smollm2_model_dir):
+    return run_cli("models", "check", str(smollm2_model_dir), "--json")
+
+
+def test_check_fails_with_the_figures(check_result):
+    assert check_result.code == 1
+    report = json.loads(check_result.out)
+    assert report["fit_for_claude_code"] is False
+    lines = {line["name"]: line for line in report["lines"]}
+    assert lines["context"]["status"] == "fail"
+    assert lines["context"]["detail"].startswith(NEEDS) and lines["context"]["detail"].endswith(CONTEXT)
+    figures = report["figures"]
+    assert figures["context_available"] == 8192
+    assert figures["context_needed"] == figures["claude_code_prompt_tokens"] + 4096 > 8192
+    assert "--model mlx-community/" in report["advice"]
+    for name in ("generation", "tool call", "speed"):  # minutes on a CPU, for a model that cannot be used anyway
+        assert lines[name]["detail"] == "skipped: Claude Code's prompt does not fit (see context)"
+    assert report["verdict"].endswith("(failed: context).")
+
+
+def test_check_says_it_in_words(smollm2_model_dir):
+    result = run_cli("models", "check", str(smollm2_model_dir))
+    assert result.code == 1 and result.out == ""
+    assert "context" in result.err and CONTEXT in " ".join(result.err.split())
+    assert "hint: use a model with a longer context, e.g. `mlxclaude run --model mlx-community/" in result.err
+
+
+@pytest.mark.parametrize("command", ["run", "up"])
+def test_run_and_up_refuse_it_before_anything_starts(command, smollm2_model_dir, starts):
+    result = run_cli(command, "--model", str(smollm2_model_dir))
+    assert result.code == 1 and starts == []
+    error, hint = result.err.splitlines()[-2:]
+    assert error.startswith(f"error: {smollm2_model_dir.name} cannot run Claude Code: {NEEDS}")
+    assert error.endswith(CONTEXT)
+    assert hint.startswith(f"hint: use a model with a longer context, e.g. `mlxclaude {command} --model mlx-community/")
+    assert hint.endswith("or pass --force to start it anyway")
+
+
+@pytest.mark.parametrize("command", ["run", "up"])
+def test_force_starts_it_anyway(command, smollm2_model_dir, starts):
+    result = run_cli(command, "--force", "--model", str(smollm2_model_dir))
+    assert result.code == 1 and "error: stopped by the test" in result.err
+    assert starts == [str(smollm2_model_dir)]
+
+
+def test_doctor_agrees_with_check(smollm2_model_dir, check_result, monkeypatch):
+    from mlxclaude.doctor import check_model
+
+    report = json.loads(check_result.out)
+    context = next(line for line in report["lines"] if line["name"] == "context")
+    doctor = check_model(str(smollm2_model_dir))
+    assert doctor.status == "fail"
+    assert doctor.detail.endswith(context["detail"])  # the same verdict, in the same words
+    assert doctor.fix == report["advice"]
+
+    monkeypatch.setenv("MLXCLAUDE_MODEL", str(smollm2_model_dir))
+    result = run_cli("doctor", "--json")
+    assert result.code == 1
+    model = next(check for check in json.loads(result.out)["checks"] if check["name"] == "model")
+    assert model["status"] == "fail" and context["detail"] in model["detail"]
