@@ -138,6 +138,7 @@ def _render_status(info: dict) -> None:
         ("uptime", _duration(info.get("uptime_s"))),
         ("requests", info.get("requests_served")),
         ("queued", info.get("queued")),
+        ("batch", _batch(info.get("batch"))),
         ("memory", _memory(memory)),
         ("cache", _cache(info.get("cache"))),
         ("error", info.get("error")),
@@ -161,6 +162,18 @@ def _cache(facts: Optional[dict]) -> Optional[str]:
     hit_rate = facts.get("hit_rate")
     rate = f", {hit_rate:.0%} of prompt tokens reused" if isinstance(hit_rate, (int, float)) else ""
     return f"{facts.get('entries', 0)} entries, {format_bytes(facts.get('bytes') or 0)}{rate}"
+
+
+def _batch(facts: Optional[dict]) -> Optional[str]:
+    """`batched, 2 of 8 streams, 1 waiting` (each stream is in the in-flight lines) or `one at a time`."""
+    if not facts:
+        return None
+    text = str(facts.get("mode", ""))
+    if facts.get("mode") == "batched":
+        text += f", {facts.get('active', 0)} of {facts.get('max_batch')} streams"
+        if facts.get("waiting"):
+            text += f", {facts['waiting']} waiting"
+    return text
 
 
 def _duration(seconds: Optional[float]) -> Optional[str]:

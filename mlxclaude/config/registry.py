@@ -160,11 +160,15 @@ SETTINGS: tuple[Setting, ...] = (
             description="Seconds between SSE pings while the model sends nothing (a long prefill, say)."),
     Setting("max_queue", "int", 16, minimum=1,
             description="Requests that may wait for the model; more are answered 529 overloaded."),
+    Setting("max_batch", "int", 8, minimum=1,
+            description="Requests generated together (continuous batching); the interactive main turn is "
+                        "admitted first when the batch is full. 1: one at a time."),
     Setting("max_body_bytes", "bytes", MAX_BODY_BYTES, minimum=1024,
             description="Largest request body accepted; a larger one is answered 413 request_too_large "
                         "before it is read."),
     Setting("prefill_step_size", "int", 2048, minimum=1,
-            description="Prompt tokens per prefill step: larger is faster and uses more memory."),
+            description="Prompt tokens per prefill step: larger is faster and uses more memory. An eighth of it "
+                        "while other requests share the batch, so their tokens keep coming."),
     Setting("cache_max_bytes", "bytes", None, nullable=True, minimum=0, unset_label="(auto)",
             description="Byte cap for the prompt (KV) cache, e.g. 8GiB. Unset: sized from available memory."),
     Setting("tool_constraints", "bool", True,
@@ -193,6 +197,7 @@ class ServerSettings:
     max_tokens_policy: Literal["clamp", "error"] = "clamp"
     ping_interval: float = 10.0
     max_queue: int = 16
+    max_batch: int = 8
     max_body_bytes: int = MAX_BODY_BYTES
     prefill_step_size: int = 2048
     cache_max_bytes: Optional[int] = None

@@ -12,12 +12,14 @@ from typing import Iterator, Optional
 from mlxclaude.engine.backend import (
     DeviceMemory, GenerationCancelled, GenerationItem, GenerationProgress, GenerationStats, RenderedPrompt,
 )
+from mlxclaude.engine.batching import BatchEngine, unbatchable_reason
 from mlxclaude.engine.loader import load_model
 from mlxclaude.engine.cache.prompt_cache import PromptCache
 from mlxclaude.engine.constraints import constraint_processors, load_constraints
 from mlxclaude.engine.device import device_memory
 from mlxclaude.engine.render import render_chat
 from mlxclaude.engine.sampling import make_mlx_sampler
+from mlxclaude.logs import log_event
 from mlxclaude.protocol.chat import ChatRequest, Sampling
 
 
@@ -78,6 +80,18 @@ class MlxBackend:
         decode_tps = (count - 1) / (last - first) if count > 1 and last > first else 0.0
         return SpeedFigures(prompt_tokens=len(tokens), decode_tokens=count, prefill_tps=prefill_tps,
                             decode_tps=decode_tps)
+
+    def batcher(self, *, max_batch: int) -> Optional[BatchEngine]:
+        """The continuous-batching engine the worker drives (engine/batching.py), or None: requests then run one
+        at a time through `generate` (max_batch 1, or a model whose caches mlx-lm cannot batch: logged once)."""
+        if max_batch <= 1:
+            return None
+        reason = unbatchable_reason(self.model)
+        if reason is not None:
+            log_event("batching_off", level="warning", model=self.info.name, reason=reason,
+                      note="requests run one at a time")
+            return None
+        return BatchEngine(self, max_batch=max_batch)
 
     def render(self, chat: ChatRequest) -> RenderedPrompt:
         return render_chat(self.tokenizer, chat, self.info.think_open, self.info.think_close,

@@ -1,19 +1,30 @@
-"""One thread owns the model: it loads it, then runs generation jobs one at a time from a queue.
+"""One thread owns the model: it loads it, then serves the generations queued for it.
 
-Results cross back to asyncio through loop.call_soon_threadsafe. Cancelling a job sets its event,
-which the backend checks between tokens (and between prefill chunks). Each job may carry a tag (the
-server's record of its request); `in_flight()` lists the tags of the jobs queued or running.
+With a backend that batches (`backend.batcher(...)`, MlxBackend on mlx-lm's BatchGenerator) the thread
+runs a scheduler loop: between two steps of the batch it takes new requests off the queue, and the batch
+admits them (the interactive main turn first) up to `max_batch` streams and its KV budget. Anything the
+batcher cannot serve, and every request of a backend without one, runs alone once the batch has drained
+(admission pauses meanwhile, so it is not overtaken forever).
+
+Results cross back to asyncio through loop.call_soon_threadsafe, one call per loop and engine step for all
+streams. Cancelling a job sets its event, which the engine checks between steps (and prefill chunks). Each
+job may carry a tag (the server's record of its request); `in_flight()` lists the tags of the jobs queued
+or running (several running at once when they are batched).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import queue
 import threading
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
 from mlxclaude.engine.backend import Backend
+from mlxclaude.engine.jobs import GenerationRequest, Stream, run_alone
+from mlxclaude.logs import log_internal_error
 
 _DONE = object()
 
@@ -24,27 +35,66 @@ class QueueFull(Exception):
 
 @dataclass
 class _Job:
+    """A generic job: `produce(backend, cancel)` run alone on the engine thread, its items posted in order."""
+
     produce: Callable[[Backend, threading.Event], Iterator[Any]]
-    loop: asyncio.AbstractEventLoop
-    results: asyncio.Queue
+    emit: Callable[[Iterable[Any]], None]
+    close: Callable[[], None]
     cancel: threading.Event = field(default_factory=threading.Event)
     tag: Any = None
+    running: bool = False
+
+
+Work = Union[_Job, Stream]
+
+
+class _Outbox:
+    """Items for requesters on event loops, posted in one call_soon_threadsafe per loop when flushed."""
+
+    def __init__(self) -> None:
+        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue, list[Any]]]] = {}
+        self._cancels: dict[asyncio.AbstractEventLoop, list[threading.Event]] = {}
+
+    def add(self, loop: asyncio.AbstractEventLoop, results: asyncio.Queue, items: list[Any],
+            cancel: threading.Event) -> None:
+        self._pending.setdefault(loop, []).append((results, items))
+        self._cancels.setdefault(loop, []).append(cancel)
+
+    def flush(self) -> None:
+        pending, cancels = self._pending, self._cancels
+        self._pending, self._cancels = {}, {}
+        for loop, batch in pending.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, batch)
+            except RuntimeError:  # the event loop closed under us: nobody is listening
+                for cancel in cancels[loop]:
+                    cancel.set()
+
+
+def _deliver(batch: list[tuple[asyncio.Queue, list[Any]]]) -> None:
+    for results, items in batch:
+        for item in items:
+            results.put_nowait(item)
 
 
 class Worker:
-    def __init__(self, load_backend: Callable[[], Backend], *, max_queue: int = 16) -> None:
+    def __init__(self, load_backend: Callable[[], Backend], *, max_queue: int = 16, max_batch: int = 8) -> None:
         self._load_backend = load_backend
-        self._jobs: queue.Queue[Optional[_Job]] = queue.Queue()
+        self._jobs: queue.SimpleQueue[Optional[Work]] = queue.SimpleQueue()
         self._max_queue = max_queue
+        self.max_batch = max_batch
         self._thread = threading.Thread(target=self._run, name="mlxclaude-engine", daemon=True)
+        self._lock = threading.Lock()
+        self._open: dict[int, Work] = {}  # submitted and not yet closed, by submission number
+        self._numbers = itertools.count()
+        self._outbox = _Outbox()
+        self._alone: deque[Work] = deque()  # waiting to run with nothing else
+        self._running_alone: Optional[Work] = None
+        self.batcher: Any = None
         self.backend: Optional[Backend] = None
         self.state = "loading"
         self.error: Optional[str] = None
-        self.busy = False
         self.requests_served = 0
-        self._lock = threading.Lock()
-        self._open: list[_Job] = []  # submitted and not finished, oldest first
-        self._current: Optional[_Job] = None
 
     def start(self) -> None:
         self._thread.start()
@@ -53,23 +103,87 @@ class Worker:
         """Cancel every open job, let the engine thread finish its step and exit; whether it did in time
         (MLX must not be used from another thread, or torn down at exit, while it still runs)."""
         with self._lock:
-            for job in self._open:
-                job.cancel.set()
+            for work in self._open.values():
+                work.cancel.set()
         self._jobs.put(None)
         if self._thread.is_alive():
             self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    # --- what the server sees ------------------------------------------------------------------------
+
     @property
     def pending(self) -> int:
-        return self._jobs.qsize() + (1 if self.busy else 0)
+        """Requests queued or being generated."""
+        with self._lock:
+            return len(self._open)
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return any(work.running for work in self._open.values())
+
+    @property
+    def mode(self) -> str:
+        return "batched" if self.batcher is not None else "one at a time"
 
     def in_flight(self) -> list[tuple[Any, bool]]:
         """(tag, running) for each job submitted and not finished, oldest first; a queued job whose client went
         away (cancelled, to be dropped unrun) is left out."""
         with self._lock:
-            return [(job.tag, job is self._current) for job in self._open
-                    if job is self._current or not job.cancel.is_set()]
+            return [(work.tag, work.running) for work in self._open.values()
+                    if work.running or not work.cancel.is_set()]
+
+    def batch_facts(self) -> dict[str, Any]:
+        facts: dict[str, Any] = {"mode": self.mode, "max_batch": self.max_batch}
+        if self.batcher is not None:
+            facts.update(self.batcher.facts())
+        return facts
+
+    # --- submitting ----------------------------------------------------------------------------------
+
+    def submit_generation(self, request: GenerationRequest, cancel: Optional[threading.Event] = None, *,
+                          tag: Any = None) -> "JobResults":
+        """Queue a generation now (QueueFull when the queue is full); iterate the result for the items its sink
+        gives, in order. Closing the result early (a client went away) sets `cancel`. `tag` is listed by
+        in_flight() until it finishes."""
+        cancel = cancel or threading.Event()
+        number, results, emit, close = self._channel(cancel)
+        stream = Stream(request=request, emit=emit, close=close, cancel=cancel, tag=tag)
+        return self._enqueue(number, stream, results)
+
+    def submit(self, produce: Callable[[Backend, threading.Event], Iterator[Any]],
+               cancel: Optional[threading.Event] = None, *, tag: Any = None) -> "JobResults":
+        """Queue `produce(backend, cancel)` to run alone on the engine thread (QueueFull when the queue is full)."""
+        cancel = cancel or threading.Event()
+        number, results, emit, close = self._channel(cancel)
+        return self._enqueue(number, _Job(produce=produce, emit=emit, close=close, cancel=cancel, tag=tag), results)
+
+    def _channel(self, cancel: threading.Event):
+        if self.pending >= self._max_queue:
+            raise QueueFull()
+        loop = asyncio.get_running_loop()
+        results: asyncio.Queue = asyncio.Queue()
+        number = next(self._numbers)
+
+        def emit(items: Iterable[Any]) -> None:
+            self._outbox.add(loop, results, list(items), cancel)
+
+        def close() -> None:
+            self._outbox.add(loop, results, [_DONE], cancel)
+            with self._lock:
+                self._open.pop(number, None)
+                self.requests_served += 1
+
+        return number, results, emit, close
+
+    def _enqueue(self, number: int, work: Work, results: asyncio.Queue) -> "JobResults":
+        with self._lock:
+            self._open[number] = work
+        self._jobs.put(work)
+        return JobResults(results, work.cancel)
+
+    # --- the engine thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
         try:
@@ -78,69 +192,124 @@ class Worker:
         except Exception as exc:
             self.state, self.error = "failed", str(exc)
             return
+        make_batcher = getattr(self.backend, "batcher", None)
+        if make_batcher is not None:
+            try:
+                self.batcher = make_batcher(max_batch=self.max_batch)
+            except Exception as exc:  # never fatal: generations then run one at a time
+                log_internal_error("batching_unavailable", exc)
+                self.batcher = None
         while True:
-            job = self._jobs.get()
-            if job is None:
+            if not self._take_jobs():
+                self._shut_down()
                 return
-            with self._lock:
-                self._current = job
-            self.busy = True
             try:
-                self._execute(job)
+                self._turn()
+            except Exception as exc:  # a fault of the engine loop itself: the streams in the batch fail with it
+                log_internal_error("engine_step_failed", exc)
+                if self.batcher is not None:
+                    self.batcher.fail_all(exc)
             finally:
-                with self._lock:
-                    self._current = None
-                    if job in self._open:
-                        self._open.remove(job)
-                self.busy = False
-                self.requests_served += 1
+                self._outbox.flush()
 
-    def _execute(self, job: _Job) -> None:
-        def post(item: Any) -> None:
+    def _has_work(self) -> bool:
+        return bool(self._alone) or (self.batcher is not None and self.batcher.has_work)
+
+    def _take_jobs(self) -> bool:
+        """Move what was submitted to the batch or the run-alone queue; wait for some when there is nothing to do.
+        False once the worker is stopped."""
+        block = not self._has_work()
+        while True:
             try:
-                job.loop.call_soon_threadsafe(job.results.put_nowait, item)
-            except RuntimeError:  # the event loop closed under us: nobody is listening
-                job.cancel.set()
+                work = self._jobs.get(block=block)
+            except queue.Empty:
+                return True
+            if work is None:
+                return False
+            block = False
+            if isinstance(work, Stream) and self.batcher is not None and self.batcher.accepts(work.request):
+                self.batcher.add(work)
+            else:
+                self._alone.append(work)
 
-        if job.cancel.is_set():
-            post(_DONE)
-            return
+    def _turn(self) -> None:
+        batch_running = self.batcher is not None and self.batcher.running
+        if self._alone and not batch_running:
+            self._run_alone(self._alone.popleft())
+        elif self.batcher is not None and self.batcher.has_work:
+            self.batcher.step(admit=not self._alone)  # drain the batch first for a request that must run alone
+
+    def _run_alone(self, work: Work) -> None:
+        self._running_alone = work
+        flush = self._outbox.flush
+        original = work.emit
+        work.emit = lambda items: (original(items), flush())  # alone, every item goes out at once
+        try:
+            if work.cancel.is_set():  # its client went away while it waited
+                if isinstance(work, Stream):
+                    work.finished = True
+                work.close()
+            elif isinstance(work, Stream):
+                run_alone(self.backend, work)
+            else:
+                self._run_job(work)
+        finally:
+            work.emit = original
+            self._running_alone = None
+
+    def _run_job(self, job: _Job) -> None:
+        job.running = True
         try:
             for item in job.produce(self.backend, job.cancel):
-                post(item)
+                job.emit([item])
         except Exception as exc:
-            post(exc)
-        post(_DONE)
+            job.emit([exc])
+        job.close()
 
-    def submit(self, produce: Callable[[Backend, threading.Event], Iterator[Any]],
-               cancel: Optional[threading.Event] = None, *, tag: Any = None) -> "JobResults":
-        """Queue `produce(backend, cancel)` for the engine thread now (QueueFull when the queue is full);
-        iterate the result for what it yields, in order. Closing it early (a client went away) sets `cancel`.
-        `tag` is listed by in_flight() until the job finishes."""
-        if self.pending >= self._max_queue:
-            raise QueueFull()
-        job = _Job(produce=produce, loop=asyncio.get_running_loop(), results=asyncio.Queue(),
-                   cancel=cancel or threading.Event(), tag=tag)
-        with self._lock:
-            self._open.append(job)
-        self._jobs.put(job)
-        return JobResults(job)
+    def _shut_down(self) -> None:
+        for work in list(self._alone):
+            work.cancel.set()
+            work.close()
+        self._alone.clear()
+        if self.batcher is not None:
+            try:
+                self.batcher.close()
+            except Exception as exc:
+                log_internal_error("batch_close_failed", exc)
+        self._outbox.flush()
 
 
 class JobResults:
     """What a queued job yields, as an async iterator; the job is cancelled when this is closed, even unread."""
 
-    def __init__(self, job: _Job) -> None:
-        self._job = job
+    def __init__(self, results: asyncio.Queue, cancel: threading.Event) -> None:
+        self._results = results
+        self._cancel = cancel
         self._finished = False
+        self._held: Any = None  # an end or an error take_ready() met: the next __anext__ reports it
 
     def __aiter__(self) -> "JobResults":
         return self
 
+    def take_ready(self) -> list[Any]:
+        """The items already delivered, without waiting (a stream behind the engine sends them in one write).
+        Stops before the end or an error, which the next __anext__ reports."""
+        items: list[Any] = []
+        while self._held is None and not self._results.empty():
+            item = self._results.get_nowait()
+            if item is _DONE or isinstance(item, Exception):
+                self._held = item
+            else:
+                items.append(item)
+        return items
+
     async def __anext__(self) -> Any:
         if self._finished:
             raise StopAsyncIteration
-        item = await self._job.results.get()
+        if self._held is not None:
+            item, self._held = self._held, None
+        else:
+            item = await self._results.get()
         if item is _DONE:
             self._finished = True
             raise StopAsyncIteration
@@ -150,4 +319,5 @@ class JobResults:
         return item
 
     async def aclose(self) -> None:
-        self._job.cancel.set()
+        self._cancel.set()
+

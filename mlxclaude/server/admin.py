@@ -91,6 +91,7 @@ def status_body(request: Request) -> dict[str, Any]:
         cache_facts = getattr(worker.backend, "cache_facts", None)
         if cache_facts is not None:
             body["cache"] = cache_facts()
+    body["batch"] = worker.batch_facts()  # batched or one at a time, how many streams; each one is in in_flight
     body["memory"] = {key: value for key, value in memory.items() if value is not None}
     return body
 

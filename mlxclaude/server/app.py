@@ -136,7 +136,7 @@ def install_routes(app: FastAPI) -> None:
 
 
 def create_app(settings: ServerSettings, load_backend: Callable[[], Backend]) -> FastAPI:
-    worker = Worker(load_backend, max_queue=settings.max_queue)
+    worker = Worker(load_backend, max_queue=settings.max_queue, max_batch=settings.max_batch)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

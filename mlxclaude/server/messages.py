@@ -132,13 +132,17 @@ async def stream_events(state: ServerState, request_id: str, chat: ChatRequest, 
             except StopAsyncIteration:
                 return
             pending = None
-            if isinstance(item, TurnEnd):
-                for name, data in encoder.finish(item.stop_reason, item.stop_sequence, item.usage):
-                    yield encode_sse(name, data)
-                log_finish(request_id, chat, item)
-                return
-            for name, data in encoder.feed(item):
-                yield encode_sse(name, data)
+            chunks: list[bytes] = []
+            for item in [item, *turn.take_ready()]:  # behind the engine: what is there goes out in one write
+                if isinstance(item, TurnEnd):
+                    chunks += [encode_sse(name, data)
+                               for name, data in encoder.finish(item.stop_reason, item.stop_sequence, item.usage)]
+                    yield b"".join(chunks)
+                    log_finish(request_id, chat, item)
+                    return
+                chunks += [encode_sse(name, data) for name, data in encoder.feed(item)]
+            if chunks:
+                yield b"".join(chunks)
     except ApiError as exc:
         log_event("request_error", level="error", request_id=request_id, error=exc.message)
         yield encode_sse(*error_event(exc.error_type, exc.message))

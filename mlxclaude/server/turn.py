@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import math
 import sys
-import threading
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Union
+from typing import Any, Union
 
-from mlxclaude.engine.backend import Backend, GenerationProgress, GenerationStats, ModelInfo, RenderedPrompt
+from mlxclaude.engine.backend import GenerationProgress, GenerationStats, ModelInfo, RenderedPrompt
+from mlxclaude.engine.jobs import GenerationRequest
 from mlxclaude.engine.worker import JobResults, Worker
 from mlxclaude.parsing.events import ReplyEvent, TextPiece, ToolCall
 from mlxclaude.parsing.reply import ReplyParser
@@ -162,32 +162,33 @@ def usage_of(stats: GenerationStats) -> Usage:
     )
 
 
-def turn_job(chat: ChatRequest, prompt: RenderedPrompt, max_tokens: int, info: ModelInfo,
-             progress: GenerationProgress | None = None):
-    """The engine-thread job of one turn: generation through the stop sequences and the parser, yielding
-    reply events as they become final, then one TurnEnd. On the engine thread, so the work that grows
-    with the request (the stop automaton, parsing) never runs on the event loop."""
+class TurnSink:
+    """The per-request turn pipeline the engine feeds (engine/jobs.py TextSink): model text through the stop
+    sequences and the parser into reply events as they become final, then one TurnEnd. It runs on the
+    engine thread, so the work that grows with the request (the stop automaton, parsing) never runs on the
+    event loop; one per stream when requests are batched."""
 
-    def produce(backend: Backend, cancel: threading.Event) -> Iterator[TurnItem]:
-        turn = TurnFilter(chat, make_parser(chat, info, prompt))
-        stats = GenerationStats(prompt_tokens=len(prompt.tokens), finish_reason="cancelled")
-        for item in backend.generate(prompt, chat, max_tokens, cancel, progress=progress):
-            if isinstance(item, GenerationStats):
-                stats = item
-            elif not turn.done:
-                yield from turn.feed(item)
-                if turn.done:
-                    cancel.set()  # the engine stops within a token and still reports its stats
-        yield from turn.finish()
-        stop_reason, stop_sequence = turn.stop_reason(stats)
-        yield TurnEnd(stop_reason, stop_sequence, usage_of(stats), stats, turn.failed_tool_calls)
+    def __init__(self, chat: ChatRequest, prompt: RenderedPrompt, info: ModelInfo) -> None:
+        self._turn = TurnFilter(chat, make_parser(chat, info, prompt))
 
-    return produce
+    @property
+    def done(self) -> bool:
+        return self._turn.done
+
+    def feed(self, text: str) -> list[TurnItem]:
+        return list(self._turn.feed(text))
+
+    def end(self, stats: GenerationStats) -> list[TurnItem]:
+        items: list[TurnItem] = list(self._turn.finish())
+        stop_reason, stop_sequence = self._turn.stop_reason(stats)
+        items.append(TurnEnd(stop_reason, stop_sequence, usage_of(stats), stats, self._turn.failed_tool_calls))
+        return items
 
 
 def start_turn(worker: Worker, chat: ChatRequest, prompt: RenderedPrompt, max_tokens: int,
                info: ModelInfo, record: InFlight | None = None) -> JobResults:
     """Queue the turn now (QueueFull → 529 before any response starts); iterate the result for its items.
     `record` is what the status shows of it while it is queued or running (its progress moves on)."""
-    progress = record.progress if record is not None else None
-    return worker.submit(turn_job(chat, prompt, max_tokens, info, progress), tag=record)
+    progress = record.progress if record is not None else GenerationProgress()
+    request = GenerationRequest(prompt, chat, max_tokens, TurnSink(chat, prompt, info), progress)
+    return worker.submit_generation(request, tag=record)

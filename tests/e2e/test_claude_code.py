@@ -57,3 +57,31 @@ def test_claude_runs_a_bash_tool_the_scripted_model_asks_for(claude, tmp_path):
     assert follow_up[-2]["role"] == "assistant" and follow_up[-2]["tool_calls"][0]["function"]["name"] == "Bash"
     tool_result = follow_up[-1]
     assert tool_result["role"] == "tool" and tool_result["tool_call_id"] == follow_up[-2]["tool_calls"][0]["id"]
+
+
+def test_two_claude_sessions_at_once_are_generated_together(claude, tiny_model_dir, tmp_path):
+    """Two `claude -p` runs started together (a second terminal, a subagent): their turns share the batch and both
+    finish. (This Claude Code sends no title request under -p, so two sessions make the overlap.)"""
+    import threading
+
+    settings = ServerSettings(model=str(tiny_model_dir))
+    with live_server(mlx_backend_loader(settings), auth_token=TOKEN, max_output_tokens=48) as server:
+        for attempt in range(3):  # both start together; the overlap is near certain, not guaranteed
+            server.worker.batcher.largest_batch = 0
+            results = {}
+
+            def run(index):
+                results[index] = run_claude(claude, ["-p", f"say hi ({index})", *SMALL_PROMPT],
+                                            claude_env(server.url, TOKEN, tmp_path / f"cfg-{attempt}-{index}"),
+                                            cwd=tmp_path)
+
+            threads = [threading.Thread(target=run, args=(index,)) for index in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(300)
+            for result in results.values():
+                assert result.returncode == 0, result.stderr[-2000:]
+            if server.worker.batcher.largest_batch >= 2:
+                return
+    pytest.fail("the two sessions' requests never overlapped in the batch")

@@ -52,7 +52,8 @@ def server(tiny_model_dir):
         backend.model = SlowPrefill(backend.model)
         return backend
 
-    with live_server(load, auth_token=TOKEN) as live:
+    # one at a time: the second request waits behind the first (tests/server/test_batching.py: batched)
+    with live_server(load, auth_token=TOKEN, max_batch=1) as live:
         live.app.state.mlxclaude.progress_interval = 0.2
         yield live
 

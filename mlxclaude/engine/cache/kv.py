@@ -52,6 +52,26 @@ def cache_nbytes(cache: Sequence[Any]) -> int:
     return total
 
 
+def bytes_per_token(model: Any) -> float:
+    """KV bytes one more token takes in `model`'s cache (state of constant size, as SSM layers keep, not counted)."""
+    import mlx.core as mx
+    from mlx_lm.models.cache import make_prompt_cache
+
+    cache = make_prompt_cache(model)
+    model(mx.array([[0]]), cache=cache)
+    evaluate(cache)
+    total = 0.0
+    for layer in layers_of(cache):
+        keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+        if keys is None or values is None:
+            continue
+        arrays = _arrays_of(keys) + _arrays_of(values)
+        length = arrays[0].shape[-2] if arrays and arrays[0].ndim >= 2 else 0
+        if length:
+            total += sum(int(array.nbytes) for array in arrays) / length
+    return total
+
+
 def _arrays_of(state: Any) -> list[Any]:
     if isinstance(state, (list, tuple)):
         return [array for item in state for array in _arrays_of(item)]

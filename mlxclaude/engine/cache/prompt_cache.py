@@ -88,9 +88,13 @@ class PromptCache:
     # --- one request ---------------------------------------------------------------------------------
 
     def begin(self, prompt: RenderedPrompt, chat: ChatRequest, cancel: Optional[threading.Event] = None,
-              progress: Optional[GenerationProgress] = None) -> Lease:
-        """The cache for `prompt`; `progress` (when given) learns what was reused and follows the prefill to
-        checkpoints done here."""
+              progress: Optional[GenerationProgress] = None, *, prefill: bool = True, take: bool = True) -> Lease:
+        """Look the prompt up and lease the longest usable prefix; `progress` (when given) learns what was reused
+        and follows the prefill to checkpoints done here. With caches that cannot be cut back it also prefills
+        up to the checkpoints, snapshotting each, unless `prefill` is False: then whoever prefills (the batch)
+        stops at `checkpoints(lease, prompt)` and hands each snapshot to `store_checkpoint`. `take` False
+        clones a session's own turn-end instead of moving it out of the store: a batch copies the cache it is
+        given anyway, and a concurrent request may want the same entry."""
         tokens = list(prompt.tokens)
         limit = len(tokens) - 1  # generation needs at least one prompt token to run
         side = is_side_request(chat)
@@ -111,7 +115,7 @@ class PromptCache:
                 if cache is not None:
                     reused, used, whole = share, source, share == limit
         if cache is None and prefix is not None:
-            if (self.trimmable and not side and chat.session_id is not None and prefix.tier == Tier.TURN
+            if (take and self.trimmable and not side and chat.session_id is not None and prefix.tier == Tier.TURN
                     and prefix.session == chat.session_id):
                 cache, moved = self.store.pop(prefix), prefix
             else:
@@ -140,7 +144,7 @@ class PromptCache:
                       anchor=bool(chat.messages) and chat.messages[-1].get("role") == "user")
         if progress is not None:
             progress.begin_prefill(len(tokens), reused)
-        if not self.trimmable:
+        if not self.trimmable and prefill:
             self._prefill_checkpoints(lease, prompt, cancel, progress)
         return lease
 
@@ -166,33 +170,51 @@ class PromptCache:
 
     # --- checkpoints for caches that cannot be cut back ----------------------------------------------
 
-    def _prefill_checkpoints(self, lease: Lease, prompt: RenderedPrompt, cancel: Optional[threading.Event],
-                             progress: Optional[GenerationProgress] = None) -> None:
+    def checkpoints(self, lease: Lease, prompt: RenderedPrompt) -> list[tuple[int, Tier]]:
+        """Where a prefill from `lease.offset` should stop to store a snapshot, in order, with the tier each goes to.
+
+        Caches that cannot be cut back: the end of the system+tools prefix, a think tail, and the prompt less
+        its last token (generation needs that token's logits). Trimmable caches: only the system+tools prefix
+        of a main request (its snapshot is a tight copy; everything else is cut back from the final cache).
+        """
         tokens, limit = lease.tokens, len(lease.tokens) - 1
-        tier = Tier.SIDE if lease.side else Tier.TURN
         points: dict[int, Tier] = {}
         end = prompt.system_end
-        if end and lease.side:  # a side request's own system prompt (a title's): SIDE tier
-            if self.store.get(tokens[:end]) is None:
-                points[end] = Tier.SIDE
-        elif end and not self._promoted(tokens[:end]):
-            points[end] = Tier.SYSTEM
-        tail = self._think_tail(prompt)
-        if tail is not None:
-            points.setdefault(tail, tier)
-        points.setdefault(limit, tier)
-        for point in sorted(points):
-            if point <= lease.offset or point > limit:
-                continue
+        if self.trimmable:
+            if not lease.side and end and not self._promoted(tokens[:end]):
+                points[end] = Tier.SYSTEM
+        else:
+            tier = Tier.SIDE if lease.side else Tier.TURN
+            if end and lease.side:  # a side request's own system prompt (a title's): SIDE tier
+                if self.store.get(tokens[:end]) is None:
+                    points[end] = Tier.SIDE
+            elif end and not self._promoted(tokens[:end]):
+                points[end] = Tier.SYSTEM
+            tail = self._think_tail(prompt)
+            if tail is not None:
+                points.setdefault(tail, tier)
+            points.setdefault(limit, tier)
+        return [(point, points[point]) for point in sorted(points) if lease.offset < point <= limit]
+
+    def store_checkpoint(self, lease: Lease, point: int, tier: Tier, snapshot: list[Any]) -> None:
+        """Keep `snapshot`, a cache holding exactly the first `point` prompt tokens (a copy the caller gives up)."""
+        tokens = lease.tokens[:point]
+        if self.store.get(tokens) is not None:
+            return
+        session = None if tier == Tier.SYSTEM or lease.side else lease.session
+        self._store(tokens, snapshot, tier, session, lease)
+
+    def _prefill_checkpoints(self, lease: Lease, prompt: RenderedPrompt, cancel: Optional[threading.Event],
+                             progress: Optional[GenerationProgress] = None) -> None:
+        tokens = lease.tokens
+        for point, tier in self.checkpoints(lease, prompt):
             step = point - lease.offset
             done = kv.prefill(self.model, lease.cache, tokens[lease.offset:point], step=self.prefill_step_size,
                               cancel=cancel, progress=_advance(progress, lease.offset - lease.reused))
             lease.offset += done
             if done < step:
                 return  # cancelled: generation will notice the same event and stop
-            if self.store.get(tokens[:point]) is None:
-                session = None if points[point] == Tier.SYSTEM or lease.side else lease.session
-                self._store(tokens[:point], kv.clone(lease.cache), points[point], session, lease)
+            self.store_checkpoint(lease, point, tier, kv.clone(lease.cache))
 
     def _think_tail(self, prompt: RenderedPrompt) -> Optional[int]:
         """Where a <think> opened by the generation prompt starts (open, or closed as in `<think></think>` when

@@ -1,0 +1,162 @@
+"""The batch engine (engine/batching.py) driven step by step on the test's thread, tiny real model: the same
+greedy tokens as mlx-lm's generate_step alone, prompt-cache checkpoints at segment ends (plain and
+untrimmable caches), the KV budget, and models it cannot batch."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import pytest
+
+from mlxclaude import logs
+from mlxclaude.engine.backend import GenerationStats
+from mlxclaude.engine.batching import BatchEngine
+from mlxclaude.engine.cache.store import Tier
+from mlxclaude.engine.jobs import GenerationRequest, Stream
+from mlxclaude.engine.mlx_backend import MlxBackend
+from mlxclaude.protocol.chat import ChatRequest, Sampling
+from support.chats import conversation
+
+pytestmark = pytest.mark.mlx
+NEVER = 1
+
+
+class Collect:
+    """A sink that keeps the text and the stats."""
+
+    def __init__(self) -> None:
+        self.text, self.stats, self.done = "", None, False
+
+    def feed(self, text):
+        self.text += text
+        return []
+
+    def end(self, stats):
+        self.stats = stats
+        return []
+
+
+def rotating(backend: MlxBackend) -> MlxBackend:
+    """The same model with caches that cannot be cut back (as sliding-window models have)."""
+    from mlx_lm.models.cache import RotatingKVCache
+
+    backend.model.make_cache = lambda: [RotatingKVCache(max_size=4096) for _ in backend.model.layers]
+    backend.prompt_cache = type(backend.prompt_cache)(backend.model, backend.tokenizer, max_bytes=1 << 28)
+    assert not backend.prompt_cache.trimmable
+    return backend
+
+
+@pytest.fixture(params=["plain", "rotating"])
+def backend(request, tiny_model_dir):
+    made = MlxBackend(str(tiny_model_dir), context_limit=4096, cache_max_bytes=1 << 28)
+    made.tokenizer.eos_token_ids = [NEVER]
+    return rotating(made) if request.param == "rotating" else made
+
+
+def ask(text: str, max_tokens: int = 32, **fields) -> ChatRequest:
+    return ChatRequest(model="m", messages=[{"role": "user", "content": text}], max_tokens=max_tokens,
+                       sampling=Sampling(temperature=0.0), **fields)
+
+
+def stream_of(backend, chat: ChatRequest) -> tuple[Stream, Collect]:
+    sink = Collect()
+    request = GenerationRequest(backend.render(chat), chat, chat.max_tokens, sink)
+    return Stream(request=request, emit=lambda items: None, close=lambda: None), sink
+
+
+def run_batch(engine: BatchEngine, streams: list[Stream], *, until=None) -> None:
+    for stream in streams:
+        engine.add(stream)
+    while engine.has_work:
+        engine.step()
+        if until is not None and until():
+            return
+
+
+def alone(backend, chat: ChatRequest) -> tuple[str, GenerationStats]:
+    items = list(backend.generate(backend.render(chat), chat, chat.max_tokens, threading.Event()))
+    return "".join(items[:-1]), items[-1]
+
+
+def test_batched_greedy_tokens_are_generate_steps_alone(backend):
+    asks = [ask("Write a short greeting.", 48), ask("def foo(x):", 20), ask("The lazy dog sleeps. " * 30, 40),
+            ask("import os", 33)]
+    expected = [alone(backend, chat)[0] for chat in asks]
+    backend.prompt_cache.clear()
+    engine = backend.batcher(max_batch=4)
+    pairs = [stream_of(backend, chat) for chat in asks]
+    run_batch(engine, [stream for stream, _ in pairs])
+    assert engine.largest_batch == 4
+    for (stream, sink), chat, text in zip(pairs, asks, expected):
+        assert sink.text == text
+        assert sink.stats.generated_tokens == chat.max_tokens and sink.stats.finish_reason == "length"
+        assert sink.stats.prompt_tokens == stream.prompt_tokens and sink.stats.extra["batch"] >= 1
+
+
+def test_checkpoints_are_taken_at_segment_ends(backend):
+    engine = backend.batcher(max_batch=2)
+    first, second = conversation("batch-s")[:2]
+    stream, sink = stream_of(backend, replace(first, max_tokens=6))
+    prompt = stream.request.prompt
+    head = prompt.tokens[:prompt.system_end]
+    seen_while_prefilling: list[bool] = []
+    run_batch(engine, [stream], until=lambda: seen_while_prefilling.append(
+        stream.progress.phase == "prefill" and backend.prompt_cache.store.get(head) is not None) or False)
+    assert any(seen_while_prefilling), "the system prefix was stored only after the generation"
+    assert backend.prompt_cache.store.get(head).tier == Tier.SYSTEM
+    limit = len(prompt.tokens) - 1
+    if not backend.prompt_cache.trimmable:  # the prompt less its last token, snapshotted mid-prefill
+        assert backend.prompt_cache.store.get(prompt.tokens[:limit]) is not None
+    follow, follow_sink = stream_of(backend, replace(second, max_tokens=4))
+    run_batch(engine, [follow])
+    reused = follow_sink.stats.cached_tokens
+    assert reused == (len(prompt.tokens) if backend.prompt_cache.trimmable else limit)
+    assert follow_sink.stats.cache_note == "hit"
+
+
+def test_the_kv_budget_admits_one_stream_at_a_time_when_two_do_not_fit(tiny_model_dir):
+    backend = MlxBackend(str(tiny_model_dir), context_limit=4096, cache_max_bytes=1 << 28)
+    assert BatchEngine(backend, max_batch=4).bytes_per_token == 2 * 2 * 32 * 4  # K and V, 2 heads of 32 floats
+    engine = BatchEngine(backend, max_batch=4, kv_budget=40 * 512)  # room for one 16 + 24 token reservation
+    pairs = [stream_of(backend, ask("hi", 16)), stream_of(backend, ask("yo", 16))]
+    run_batch(engine, [stream for stream, _ in pairs])
+    assert engine.largest_batch == 1
+    assert all(sink.stats.generated_tokens > 0 for _, sink in pairs)
+
+
+def test_a_model_the_batcher_cannot_serve_runs_one_at_a_time_logged_once(tiny_model_dir, tmp_path):
+    backend = MlxBackend(str(tiny_model_dir), context_limit=4096, cache_max_bytes=1 << 28)
+    backend.model.make_cache = lambda: [_NoMerge() for _ in backend.model.layers]
+    log_file = tmp_path / "log.jsonl"
+    logs.configure(log_file, echo=False)
+    try:
+        assert backend.batcher(max_batch=8) is None
+    finally:
+        logs.configure(None)
+    assert '"batching_off"' in log_file.read_text() and "_NoMerge" in log_file.read_text()
+
+
+class _NoMerge:
+    """A cache layer mlx-lm cannot merge into a batch."""
+
+
+def test_short_chunks_while_shared_leave_the_tokens_alone(tiny_model_dir):
+    """A long prompt prefilled in chunks of 1024 alone and of 128 while a short one shares the batch: the same
+    greedy tokens as generate_step's 1024-token chunks, and the short one is done long before the long one."""
+    backend = MlxBackend(str(tiny_model_dir), context_limit=4096, cache_max_bytes=1 << 28, prefill_step_size=1024)
+    backend.tokenizer.eos_token_ids = [NEVER]
+    long_ask, short_ask = ask("The lazy dog sleeps by the fire. " * 300, 24), ask("hi", 6)
+    expected = [alone(backend, chat)[0] for chat in (long_ask, short_ask)]
+    backend.prompt_cache.clear()
+    engine = backend.batcher(max_batch=2)
+    assert engine.chunk_size() == 1024
+    (long_stream, long_sink), (short_stream, short_sink) = stream_of(backend, long_ask), stream_of(backend, short_ask)
+    assert long_stream.prompt_tokens > 2048
+    engine.add(long_stream)
+    engine.step()  # the long prompt's first chunk, alone
+    chunks = []
+    run_batch(engine, [short_stream], until=lambda: chunks.append(engine.chunk_size()) or False)
+    assert 128 in chunks
+    assert [long_sink.text, short_sink.text] == expected
+    assert short_sink.stats.ttft_seconds < long_sink.stats.ttft_seconds
