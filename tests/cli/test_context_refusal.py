@@ -8,31 +8,12 @@ import json
 
 import pytest
 
-from mlxclaude.daemon import manager
-from mlxclaude.errors import MlxClaudeError
 from support.cli_app import run_cli
 
 pytestmark = pytest.mark.mlx
 
 NEEDS = "Claude Code needs "
 CONTEXT = "but the model's context is 8,192"
-
-
-@pytest.fixture
-def starts(tmp_path, monkeypatch):
-    """The models manager.start was called with; it stops there (no daemon, no claude)."""
-    claude = tmp_path / "claude"
-    claude.write_text("#!/bin/sh\nexit 0\n")
-    claude.chmod(0o755)
-    monkeypatch.setenv("MLXCLAUDE_CLAUDE_BIN", str(claude))
-    calls = []
-
-    def start(settings, **kwargs):
-        calls.append(settings.model)
-        raise MlxClaudeError("stopped by the test")
-
-    monkeypatch.setattr(manager, "start", start)
-    return calls
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +59,7 @@ def test_run_and_up_refuse_it_before_anything_starts(command, smollm2_model_dir,
 def test_force_starts_it_anyway(command, smollm2_model_dir, starts):
     result = run_cli(command, "--force", "--model", str(smollm2_model_dir))
     assert result.code == 1 and "error: stopped by the test" in result.err
-    assert starts == [str(smollm2_model_dir)]
+    assert [call["model"] for call in starts] == [str(smollm2_model_dir)]
 
 
 def test_doctor_agrees_with_check(smollm2_model_dir, check_result, monkeypatch):

@@ -8,8 +8,6 @@ import os
 
 import pytest
 
-from mlxclaude.daemon import manager
-from mlxclaude.errors import MlxClaudeError
 from mlxclaude.models.resolve import resolve
 from support.claude_code import require_claude
 from support.cli_app import run_cli
@@ -18,23 +16,6 @@ from support.live_server import live_server
 from support.scripted_backend import ScriptedBackend
 
 TOKEN = "run-token-1234"
-
-
-@pytest.fixture
-def starts(tmp_path, monkeypatch):
-    """The keyword arguments of each manager.start call; the run stops there (no daemon, no claude)."""
-    claude = tmp_path / "claude"
-    claude.write_text("#!/bin/sh\nexit 0\n")
-    claude.chmod(0o755)
-    monkeypatch.setenv("MLXCLAUDE_CLAUDE_BIN", str(claude))
-    calls = []
-
-    def start(settings, **kwargs):
-        calls.append({"model": settings.model, **kwargs})
-        raise MlxClaudeError("stopped by the test")
-
-    monkeypatch.setattr(manager, "start", start)
-    return calls
 
 
 @pytest.fixture
