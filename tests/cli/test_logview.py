@@ -52,13 +52,17 @@ def make_records() -> list[dict]:
 RECORD_COUNT = len(make_records())
 
 
-@pytest.fixture
-def log_file(tmp_path, monkeypatch):
+def write_log(tmp_path, monkeypatch, records):
     monkeypatch.setenv("MLXCLAUDE_HOME", str(tmp_path / "home"))
     path = paths.daemon_log_file()
     path.parent.mkdir(parents=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in make_records()))
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
+
+
+@pytest.fixture
+def log_file(tmp_path, monkeypatch):
+    return write_log(tmp_path, monkeypatch, make_records())
 
 
 def events(entries) -> list[str]:
@@ -253,11 +257,7 @@ def slow_records() -> list[dict]:
 
 @pytest.fixture
 def slow_log(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLXCLAUDE_HOME", str(tmp_path / "home"))
-    path = paths.daemon_log_file()
-    path.parent.mkdir(parents=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in slow_records()))
-    return path
+    return write_log(tmp_path, monkeypatch, slow_records())
 
 
 @pytest.mark.parametrize("columns", [80, 100, 120, 200])

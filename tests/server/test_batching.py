@@ -20,6 +20,7 @@ import pytest
 from mlxclaude import logs
 from mlxclaude.engine.mlx_backend import MlxBackend
 from support.live_server import live_server
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.mlx
 TOKEN = "batch-token"
@@ -111,16 +112,6 @@ class Streamed:
 
 def status(server) -> dict:
     return httpx.get(f"{server.url}/mlxclaude/status", headers={"x-api-key": TOKEN}, timeout=10).json()
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def finishes(log_file) -> list[dict]:

@@ -19,6 +19,7 @@ from mlxclaude.daemon.state import DaemonState, write_state
 from support.cli_app import run_cli
 from support.daemon_env import fake_daemon
 from support.live_server import live_server
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.mlx
 TOKEN = "progress-token"
@@ -79,16 +80,6 @@ def post(server, payload: dict, session: str, results: list) -> threading.Thread
     thread = threading.Thread(target=send, daemon=True)
     thread.start()
     return thread
-
-
-def wait_for(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.02)
-    raise TimeoutError("never happened")
 
 
 def test_a_long_prefill_logs_its_progress_and_status_shows_it(server, tmp_path):
