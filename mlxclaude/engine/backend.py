@@ -139,6 +139,10 @@ class Backend(Protocol):
         """The allocator's figures now (GET /mlxclaude/status, `models check`)."""
         ...
 
+    def cache_facts(self) -> dict:
+        """Prompt-cache figures for GET /mlxclaude/status ({} for a backend without a prompt cache)."""
+        ...
+
     def close(self) -> None:
         """Release what the backend holds and finish its background work (the server calls it at shutdown)."""
         ...

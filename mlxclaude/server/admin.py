@@ -88,9 +88,9 @@ def status_body(request: Request) -> dict[str, Any]:
             "tool_format": info.tool_format.name if info.tool_format else None,
         })
         memory.update(device_memory_gb(worker.backend.memory_facts()))
-        cache_facts = getattr(worker.backend, "cache_facts", None)
-        if cache_facts is not None:
-            body["cache"] = cache_facts()
+        cache_facts = worker.backend.cache_facts()
+        if cache_facts:
+            body["cache"] = cache_facts
     body["batch"] = worker.batch_facts()  # batched or one at a time, how many streams; each one is in in_flight
     body["memory"] = {key: value for key, value in memory.items() if value is not None}
     return body

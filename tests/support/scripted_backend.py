@@ -37,6 +37,9 @@ class ScriptedBackend:
     def memory_facts(self) -> DeviceMemory:
         return DeviceMemory(active_bytes=0, peak_bytes=0, cache_bytes=0)  # a script holds no model memory
 
+    def cache_facts(self) -> dict:
+        return {}  # a script keeps no prompt cache
+
     def close(self) -> None:
         self.closed = True
 
