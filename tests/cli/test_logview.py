@@ -303,23 +303,22 @@ def test_piped_logs_show_every_column_one_line_each(slow_log, monkeypatch):
 
 def test_logs_follow_renders_prefill_progress_as_it_is_written(slow_log):
     import os
-    import selectors
+    import threading
 
     from support.cli_app import start_process
+    from support.waiting import wait_for
 
-    proc = start_process("logs", "-f", "-n", "0", env={**os.environ, "COLUMNS": "80"})
+    proc = start_process("logs", "-f", "-n", "1", env={**os.environ, "COLUMNS": "80"})
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
     try:
-        selector = selectors.DefaultSelector()
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        header = proc.stdout.readline()
-        assert "pf t/s" in header
+        wait_for(lambda: any("pf t/s" in line for line in seen), timeout=30, what="the header")
+        wait_for(lambda: any("a long explanation" in line for line in seen), timeout=30, what="the last line")
         append(slow_log, json.dumps(progress(0, percent=61.5, prefill_done=11180, eta_s=3.0)) + "\n")
-        seen = ""
-        deadline = time.monotonic() + 20
-        while "~3.00s left" not in seen and time.monotonic() < deadline:
-            if selector.select(timeout=0.5):
-                seen += proc.stdout.readline()
-        assert "61.5% of 18180 new" in seen and "~3.00s left" in seen and " prefill " in seen
+        wait_for(lambda: any("~3.00s left" in line for line in seen), timeout=30, what="the appended line")
+        text = "".join(seen)
+        assert "61.5% of 18180 new" in text and " prefill " in text
     finally:
         proc.terminate()
         proc.wait(10)

@@ -13,7 +13,7 @@ from support.cli_app import start_process
 from support.live_server import free_port
 
 pytestmark = pytest.mark.mlx
-ASK = {"model": "claude-local", "max_tokens": 4000, "stream": True,
+ASK = {"model": "claude-local", "max_tokens": 4000, "stream": True, "temperature": 0,
        "messages": [{"role": "user", "content": "Tell me a very long story."}]}
 
 
