@@ -47,25 +47,25 @@ LAYERS: dict[str, Layer] = {
     # PURE: translation and parsing only; no mlx, no web framework, no HTTP client, no terminal UI, no files
     "parsing": layer(),
     "protocol": layer("parsing", external="pydantic"),
-    "routing": layer("protocol"),
+    "routing": layer("protocol config.units"),
     # the only place mlx and mlx_lm are imported
     "engine": layer("parsing protocol atomic logs",
                     external="mlx mlx_lm numpy llguidance tokenizers gguf"),
     # the machine's memory facts, which models/ and doctor use without loading mlx
     "engine.memory": layer(),
     # remote serving engines over HTTP
-    "upstream": layer("protocol config logs", external="httpx"),
+    "upstream": layer("parsing protocol routing config logs", external="httpx"),
     # the HTTP server: never models/ (the loader is passed in), never the CLI or the daemon
-    "server": layer("engine protocol parsing routing upstream config logs", external="fastapi starlette"),
+    "server": layer("engine protocol parsing routing upstream config logs", external="fastapi starlette prometheus_client"),
     # the model store: catalog, pull, import front-ends, check, recommend (through engine/ APIs: no mlx)
     "models": layer("engine parsing protocol config paths daemon.state", external="huggingface_hub tqdm"),
     "claude": layer("atomic paths"),
     # state file, admin client (a loopback call needs no HTTP library), start/stop, the one serve path
     # (which hands models/' loader to server/)
-    "daemon": layer("server engine models config atomic paths logs", external="uvicorn"),
-    "doctor": layer("claude config daemon engine models paths"),
+    "daemon": layer("server engine models config routing atomic paths logs", external="uvicorn"),
+    "doctor": layer("claude config daemon engine models paths routing upstream"),
     # thin commands; the only place that draws on the terminal
-    "cli": layer("claude config daemon doctor models paths", external="typer rich"),
+    "cli": layer("claude config daemon doctor models paths routing", external="typer rich"),
 }
 
 # Imports that break the table today and are to be fixed (issue G, "one way to do each thing"). An entry

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
+from mlxclaude.config.units import parse_duration
 from mlxclaude.errors import UsageError
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
@@ -107,18 +108,13 @@ def level_value(name: Any) -> int:
     return LEVELS.get(LEVEL_ALIASES.get(key, key), LEVELS["info"])
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|sec|secs|m|min|mins|h|hr|hrs|d|w)")
-_SECONDS = {"ms": 0.001, "s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60,
-            "h": 3600, "hr": 3600, "hrs": 3600, "d": 86400, "w": 604800}
-
-
 def parse_since(text: str, now: Optional[float] = None) -> float:
     """`10m`, `1h30m`, `2d` (that long ago) or an ISO time/date (local unless it has an offset) → epoch seconds."""
     now = time.time() if now is None else now
-    compact = text.strip().lower().replace(" ", "")
-    if compact and _DURATION.sub("", compact) == "" and _DURATION.search(compact):
-        seconds = sum(float(amount) * _SECONDS[unit] for amount, unit in _DURATION.findall(compact))
-        return now - seconds
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
     iso = text.strip()
     if iso.endswith(("Z", "z")):
         iso = iso[:-1] + "+00:00"

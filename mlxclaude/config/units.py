@@ -1,7 +1,9 @@
-"""Sizes in bytes: parsing "8GiB"/"512MB" and the one formatter (binary units, labelled as such)."""
+"""Sizes in bytes: parsing "8GiB"/"512MB" and the one formatter (binary units, labelled as such); durations:
+parsing "10m"/"1h30m" into seconds."""
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {
@@ -36,3 +38,21 @@ def format_bytes(value: float) -> str:
     return f"{value:.1f} TiB"
 
 
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|secs|sec|s|mins|min|m|hrs|hr|h|d|w)")
+_DURATION_SECONDS = {"ms": 0.001, "s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60,
+                     "h": 3600, "hr": 3600, "hrs": 3600, "d": 86400, "w": 604800}
+DURATION_EXAMPLES = '600 (seconds), "10m", "1h30m", "90s", "500ms", "2d"'
+
+
+def parse_duration(value: object) -> float:
+    """600 (a number: seconds), "10m", "1h30m", "90s", "500ms", "2d" → seconds (a text needs its unit)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"expected a duration that is not negative ({DURATION_EXAMPLES}), got {value!r}")
+        return float(value)
+    compact = value.strip().lower().replace(" ", "") if isinstance(value, str) else ""
+    if not compact or _DURATION_PART.sub("", compact) != "":
+        raise ValueError(f"expected a duration ({DURATION_EXAMPLES}), got {value!r}")
+    return float(sum(float(amount) * _DURATION_SECONDS[unit] for amount, unit in _DURATION_PART.findall(compact)))

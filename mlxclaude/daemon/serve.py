@@ -29,6 +29,7 @@ from mlxclaude.logs import log_event
 
 if TYPE_CHECKING:
     from mlxclaude.engine.backend import Backend
+    from mlxclaude.routing.config import BackendSpec, RoutingConfig
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
@@ -50,9 +51,18 @@ def check_settings(settings: ServerSettings) -> None:
     from mlxclaude.models.resolve import resolve
 
     resolve(settings.model, pull=False)
+    load_routing(settings)
     if not settings.is_loopback and not settings.auth_token:
         raise UsageError(f"refusing to bind {settings.host} without a token",
                          hint="set --auth-token or MLXCLAUDE_AUTH_TOKEN, or bind 127.0.0.1")
+
+
+def load_routing(settings: ServerSettings) -> "RoutingConfig":
+    """config.toml's backends, routes and fallbacks (only `local`, the settings' model, when it has none)."""
+    from mlxclaude.config.toml import read_config
+    from mlxclaude.routing.config import parse_routing
+
+    return parse_routing(read_config(), local_model=settings.model)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -77,17 +87,21 @@ def listen(settings: ServerSettings) -> socket.socket:
                              hint="use --port N or stop what is using it") from exc
 
 
-def mlx_backend_loader(settings: ServerSettings, *, name: Optional[str] = None) -> Callable[[], "Backend"]:
+def mlx_backend_loader(settings: ServerSettings, *, name: Optional[str] = None,
+                       backend_name: Optional[str] = None) -> Callable[[], "Backend"]:
     """What the worker thread calls to load settings.model (a repo id is downloaded first) into an
-    MlxBackend; `name` is the name to report instead of the resolved one."""
+    MlxBackend; `name` is the name to report instead of the resolved one. For another local model
+    (`backend_name`: its name in config.toml) the weights must fit in the memory free now."""
 
     def load() -> "Backend":
         from mlxclaude.engine.mlx_backend import MlxBackend
         from mlxclaude.models.resolve import resolve
 
-        log_event("model_loading", kind="request", model=settings.model)
+        log_event("model_loading", kind="request", model=settings.model, backend=backend_name)
         try:
             model = resolve(settings.model or "", pull=True)
+            if backend_name is not None:
+                check_fits(model.local_path(), backend_name)
             backend = MlxBackend(str(model.local_path()), name=name or model.name,
                                  context_limit=settings.context_limit,
                                  prefill_step_size=settings.prefill_step_size,
@@ -97,15 +111,32 @@ def mlx_backend_loader(settings: ServerSettings, *, name: Optional[str] = None) 
         except Exception as exc:
             # what `up` prints when the start fails (daemon/manager.py reads the last error-level event)
             message, hint = (exc.message, exc.hint) if isinstance(exc, MlxClaudeError) else (str(exc), None)
-            log_event("model_load_failed", kind="daemon", level="error", model=settings.model,
+            log_event("model_load_failed", kind="daemon", level="error", model=settings.model, backend=backend_name,
                       message=f"model failed to load: {message}",
                       hint=hint or f"`mlxclaude models check {settings.model}` says what is wrong with it")
             raise
-        log_event("model_ready", model=backend.info.name, context_length=backend.info.context_length,
-                  tool_format=backend.info.tool_format.name if backend.info.tool_format else None)
+        log_event("model_ready", backend=backend_name, model=backend.info.name,
+                  context_length=backend.info.context_length, tool_format=backend.info.tool_format.name if backend.info.tool_format else None)
         return backend
 
     return load
+
+
+def other_model_loader(settings: ServerSettings) -> Callable[["BackendSpec"], Callable[[], "Backend"]]:
+    """The loader of each other local model in config.toml ([backends.NAME] kind = "mlx")."""
+    return lambda spec: mlx_backend_loader(replace(settings, model=spec.model), backend_name=spec.name)
+
+
+def check_fits(path: "os.PathLike[str]", backend: str) -> None:
+    from mlxclaude.config.units import format_bytes
+    from mlxclaude.engine.memory import memory_facts
+    from mlxclaude.models.memory import weights_bytes, weights_fit
+
+    weights, available = weights_bytes(path), memory_facts().available_bytes
+    if not weights_fit(weights, available):
+        raise MlxClaudeError(f"not enough memory for backend {backend!r}: its weights are {format_bytes(weights)}, "
+                             f"{format_bytes(available or 0)} is free",
+                             hint="give it a smaller model, or route its requests to a remote backend")
 
 
 def uvicorn_server(app: Any):
@@ -129,7 +160,8 @@ def serve(settings: ServerSettings, *, model_name: Optional[str] = None, daemon:
     check_settings(settings)
     sock = listen(settings)
     settings = replace(settings, port=sock.getsockname()[1])
-    app = create_app(settings, mlx_backend_loader(settings, name=model_name))
+    app = create_app(settings, mlx_backend_loader(settings, name=model_name), routing=load_routing(settings),
+                     load=other_model_loader(settings))
     server = uvicorn_server(app)
     url = url_for(settings.host, settings.port)
     local = os.path.expanduser(settings.model or "")

@@ -78,8 +78,11 @@ def _deliver(batch: list[tuple[asyncio.Queue, list[Any]]]) -> None:
 
 
 class Worker:
-    def __init__(self, load_backend: Callable[[], Backend], *, max_queue: int = 16, max_batch: int = 8) -> None:
+    def __init__(self, load_backend: Callable[[], Backend], *, max_queue: int = 16, max_batch: int = 8,
+                 engine_lock: Optional[threading.Lock] = None) -> None:
         self._load_backend = load_backend
+        # held for each step when several models share the process: one computes at a time, steps interleave
+        self._engine_lock = engine_lock or threading.Lock()
         self._jobs: queue.SimpleQueue[Optional[Work]] = queue.SimpleQueue()
         self._max_queue = max_queue
         self.max_batch = max_batch
@@ -187,7 +190,8 @@ class Worker:
 
     def _run(self) -> None:
         try:
-            self.backend = self._load_backend()
+            with self._engine_lock:
+                self.backend = self._load_backend()
             self.state = "ready"
         except Exception as exc:
             self.state, self.error = "failed", str(exc)
@@ -204,7 +208,8 @@ class Worker:
                 self._shut_down()
                 return
             try:
-                self._turn()
+                with self._engine_lock:
+                    self._turn()
             except Exception as exc:  # a fault of the engine loop itself: the streams in the batch fail with it
                 log_internal_error("engine_step_failed", exc)
                 if self.batcher is not None:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
 
 from mlxclaude import __version__, paths
 from mlxclaude.errors import MlxClaudeError
-from mlxclaude.models.memory import kv_bytes_per_token, max_context_that_fits
+from mlxclaude.models.memory import kv_bytes_per_token, max_context_that_fits, weights_bytes
 
 if TYPE_CHECKING:
     from mlxclaude.engine.backend import RenderedPrompt
@@ -208,7 +208,7 @@ def context_fit(path: Path | str, *, name: Optional[str] = None, render: Optiona
             raise ContextUnknown(f"no readable config.json in {path}") from exc
     tokens = prompt_tokens(path, render)
     model_context = context_length_of(config)
-    weights = sum(file.stat().st_size for file in path.glob("*.safetensors"))
+    weights = weights_bytes(path)
     memory_context = None
     if available_bytes is not None and weights:
         memory_context = max_context_that_fits(model_context=model_context, available_bytes=available_bytes,

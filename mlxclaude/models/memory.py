@@ -3,6 +3,7 @@ themselves come from engine/memory.py and the backend)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 WEIGHTS_OVERHEAD = 1.1
@@ -67,3 +68,13 @@ def max_context_that_fits(*, model_context: int, available_bytes: int, weights_b
     if not kv_per_token:
         return model_context
     return max(0, min(model_context, int(room // kv_per_token)))
+
+
+def weights_bytes(path: Path) -> int:
+    """The bytes of a model directory's weight files."""
+    return sum(file.stat().st_size for file in Path(path).glob("*.safetensors"))
+
+
+def weights_fit(weights: int, available: Optional[int]) -> bool:
+    """Whether weights of this size can load into `available` bytes (unknown: assumed to fit)."""
+    return available is None or weights * WEIGHTS_OVERHEAD < available

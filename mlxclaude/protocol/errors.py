@@ -30,11 +30,13 @@ def error_type_for_status(status: int) -> str:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error_type: str, message: str) -> None:
+    def __init__(self, status: int, error_type: str, message: str, *, retry_after: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.error_type = error_type
         self.message = message
+        # A `retry-after` value to send back (e.g. passed on from an upstream 429); None: the server's default.
+        self.retry_after = retry_after
 
     def __repr__(self) -> str:
         return f"ApiError({self.status}, {self.error_type!r}, {self.message!r})"

@@ -91,6 +91,8 @@ def status_body(request: Request) -> dict[str, Any]:
         cache_facts = worker.backend.cache_facts()
         if cache_facts:
             body["cache"] = cache_facts
+    if state.backends is not None:
+        body.update(state.backends.facts())  # backends (each with its state), routes, fallbacks
     body["batch"] = worker.batch_facts()  # batched or one at a time, how many streams; each one is in in_flight
     body["memory"] = {key: value for key, value in memory.items() if value is not None}
     return body

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from contextlib import asynccontextmanager
 from typing import Callable, Optional
 
@@ -17,7 +18,10 @@ from mlxclaude.engine.worker import QueueFull, Worker
 from mlxclaude.logs import log_internal_error
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.server import admin, inflight, messages, meta
+from mlxclaude.routing.config import RoutingConfig, parse_routing
 from mlxclaude.server.auth import OPEN_PATHS, from_this_machine, is_authorized
+from mlxclaude.server.backends import Backends, LoaderFactory
+from mlxclaude.server.metrics import Metrics, metrics_route
 from mlxclaude.server.state import ServerState, new_request_id
 from mlxclaude.config.registry import ServerSettings
 
@@ -25,7 +29,9 @@ from mlxclaude.config.registry import ServerSettings
 def error_response(error: ApiError, request: Request) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None) or new_request_id()
     headers = {"request-id": request_id}
-    if error.status in (429, 529):
+    if error.retry_after:
+        headers["retry-after"] = error.retry_after
+    elif error.status in (429, 529):
         headers["retry-after"] = "2"
     return JSONResponse(error.to_body(request_id), status_code=error.status, headers=headers)
 
@@ -132,11 +138,22 @@ def install_routes(app: FastAPI) -> None:
         app.add_api_route(f"{prefix}/messages/count_tokens", messages.count_tokens, methods=["POST"])
         app.add_api_route(f"{prefix}/models", meta.list_models, methods=["GET"])
         app.add_api_route(f"{prefix}/models/{{model_id:path}}", meta.retrieve_model, methods=["GET"])
+    app.add_api_route("/metrics", metrics_route, methods=["GET"])
     admin.install(app)
 
 
-def create_app(settings: ServerSettings, load_backend: Callable[[], Backend]) -> FastAPI:
-    worker = Worker(load_backend, max_queue=settings.max_queue, max_batch=settings.max_batch)
+def create_app(settings: ServerSettings, load_backend: Callable[[], Backend], *,
+               routing: Optional[RoutingConfig] = None, load: Optional[LoaderFactory] = None) -> FastAPI:
+    """`load_backend` loads the default model (`local`); `routing` (config.toml's backends, routes and
+    fallbacks) adds others, `load(spec)` giving the loader of each other local model."""
+    engine_lock = threading.Lock()
+
+    def new_worker(loader: Callable[[], Backend], lock: threading.Lock) -> Worker:
+        return Worker(loader, max_queue=settings.max_queue, max_batch=settings.max_batch, engine_lock=lock)
+
+    worker = new_worker(load_backend, engine_lock)
+    routing = routing or parse_routing({}, local_model=settings.model)
+    backends = Backends(routing, worker, load=load, new_worker=new_worker, engine_lock=engine_lock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -144,16 +161,21 @@ def create_app(settings: ServerSettings, load_backend: Callable[[], Backend]) ->
         state.loop = asyncio.get_running_loop()
         worker.start()
         progress = asyncio.ensure_future(inflight.log_prefill_progress(worker, lambda: state.progress_interval))
+        keep_alive = asyncio.ensure_future(backends.keep_alive_loop())
         yield
-        progress.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await progress
+        for task in (progress, keep_alive):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await backends.close()
         stopped = await asyncio.to_thread(worker.stop)
         if stopped and worker.backend is not None:
             worker.backend.close()  # e.g. finishes the prompt cache's background writes to disk
 
     app = FastAPI(title="mlxclaude", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.mlxclaude = ServerState(settings=settings, worker=worker)
+    metrics = Metrics(queue_depth=backends.queue_depth, backend_up=backends.up)
+    app.state.mlxclaude = ServerState(settings=settings, worker=worker, backends=backends, metrics=metrics)
+    app.state.metrics = metrics
     install_error_handlers(app)
     app.add_middleware(RequestGate, settings=settings)
     install_routes(app)

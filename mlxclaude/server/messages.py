@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import replace
-from typing import AsyncIterator, Mapping
+from dataclasses import dataclass, replace
+from typing import AsyncIterator, Awaitable, Mapping, Optional, TypeVar
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from mlxclaude.engine.backend import RenderedPrompt
+from mlxclaude.engine.backend import GenerationStats, ModelInfo, RenderedPrompt
 from mlxclaude.engine.render import RenderError
-from mlxclaude.engine.worker import JobResults
+from mlxclaude.engine.worker import JobResults, QueueFull, Worker
 from mlxclaude.logs import log_event, log_internal_error
 from mlxclaude.protocol import limits
 from mlxclaude.protocol.body import decode_json_body
@@ -24,74 +24,165 @@ from mlxclaude.protocol.response import MessageBuilder
 from mlxclaude.protocol.stream import StreamEncoder, encode_sse, error_event
 from mlxclaude.protocol.usage import Usage
 from mlxclaude.protocol.wire import MessageCreateParams, parse_count_tokens_params, parse_create_params
+from mlxclaude.server.backends import LocalModel, RemoteBackend, Runtime
 from mlxclaude.server.inflight import InFlight
 from mlxclaude.server.state import ServerState, new_message_id
 from mlxclaude.server.turn import TurnEnd, output_budget, start_turn
+from mlxclaude.upstream.engine import EventReply, PassthroughReply, ReplyTiming, UpstreamFailure
+from mlxclaude.upstream.openai_wire import ReplyEnd
+
+T = TypeVar("T")
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-def prepare_create(raw: bytes, headers: Mapping[str, str],
-                   context_length: int) -> tuple[MessageCreateParams, ChatRequest]:
-    """Body bytes → validated params and the model-side request (on a worker thread: it scales with the body).
-    A request far too long for the context is refused here, before minutes of tokenizing."""
-    params = parse_create_params(decode_json_body(raw))
+def prepare_create(raw: bytes, headers: Mapping[str, str]) -> tuple[dict, MessageCreateParams, ChatRequest]:
+    """Body bytes → the request as sent (for a remote backend), validated params and the model-side request
+    (on a worker thread: it scales with the body)."""
+    document = decode_json_body(raw)
+    params = parse_create_params(document)
     metadata_user = params.metadata.user_id if params.metadata else None
     chat = to_chat_request(params, session_id=session_id_of(headers, metadata_user))
+    return document, params, replace(chat, kind=classify(chat))
+
+
+def check_size(chat: ChatRequest, context_length: int) -> None:
+    """A request far too long for a local model's context is refused before minutes of tokenizing."""
     size = chat.text_size()
     if size > context_length * limits.MAX_CHARS_PER_TOKEN:
         raise ApiError.prompt_too_long(size // limits.TYPICAL_CHARS_PER_TOKEN, context_length)
-    return params, replace(chat, kind=classify(chat))
 
 
-def prepare_count(raw: bytes, headers: Mapping[str, str]) -> ChatRequest:
-    params = parse_count_tokens_params(decode_json_body(raw))
-    return to_chat_request(params, session_id=session_id_of(headers), kind="count")
+def prepare_count(raw: bytes, headers: Mapping[str, str]) -> tuple[dict, ChatRequest]:
+    document = decode_json_body(raw)
+    params = parse_count_tokens_params(document)
+    return document, to_chat_request(params, session_id=session_id_of(headers), kind="count")
 
 
-async def render_prompt(state: ServerState, chat: ChatRequest) -> RenderedPrompt:
-    info = state.ready_info()
+async def render_prompt(worker: Worker, info: ModelInfo, chat: ChatRequest) -> RenderedPrompt:
     if chat.has_images and not info.supports_vision:
         raise ApiError.images_unsupported(info.name)
-    backend = state.worker.backend
     try:
-        return await asyncio.to_thread(backend.render, chat)
+        return await asyncio.to_thread(worker.backend.render, chat)
     except RenderError as exc:
         raise ApiError.invalid_request(str(exc)) from None
 
 
 async def count_tokens(request: Request) -> JSONResponse:
     state: ServerState = request.app.state.mlxclaude
-    chat = await asyncio.to_thread(prepare_count, await request.body(), request.headers)
-    prompt = await render_prompt(state, chat)
+    document, chat = await asyncio.to_thread(prepare_count, await request.body(), request.headers)
+    route, chain = state.backends.plan(chat.model)
+    counted = await count_on(state, chain, document, chat, dict(request.headers))
     log_event("count_tokens", request_id=request.state.request_id, session=chat.session_id,
-              request_kind="count", prompt_tokens=len(prompt.tokens))
-    return JSONResponse({"input_tokens": len(prompt.tokens)})
+              request_kind="count", prompt_tokens=counted, backend=chain[0].spec.name, route=route.pattern)
+    return JSONResponse({"input_tokens": counted})
+
+
+async def count_on(state: ServerState, chain: list[Runtime], document: dict, chat: ChatRequest,
+                   headers: dict[str, str]) -> int:
+    """The routed backend's count: a local model's tokenizer, an Anthropic-compatible backend's own count;
+    otherwise the default model's tokenizer (when loaded) or about four characters a token."""
+    first = chain[0]
+    if isinstance(first, RemoteBackend):
+        counted = await first.engine.count_tokens(document, headers)
+        if counted is not None:
+            return counted
+        local = state.backends.local.worker
+        if local is None or local.state != "ready" or local.backend is None:
+            return max(1, chat.text_size() // limits.TYPICAL_CHARS_PER_TOKEN)
+        worker, info = local, local.backend.info
+    else:
+        try:
+            worker, info = await first.ready()
+        except UpstreamFailure as failure:
+            raise failure.error from None
+    return len((await render_prompt(worker, info, chat)).tokens)
 
 
 async def create_message(request: Request):
     state: ServerState = request.app.state.mlxclaude
-    info = state.ready_info()
-    params, chat = await asyncio.to_thread(prepare_create, await request.body(), request.headers,
-                                           info.context_length)
-    prompt = await render_prompt(state, chat)
+    document, params, chat = await asyncio.to_thread(prepare_create, await request.body(), request.headers)
+    route, chain = state.backends.plan(params.model)
+    request_id = request.state.request_id
+    for position, runtime in enumerate(chain):
+        name = runtime.spec.name
+        labels = Labels(backend=name, route=route.pattern, model=params.model, kind=chat.kind)
+        try:
+            if isinstance(runtime, LocalModel):
+                return await create_local(request, state, runtime, params.model, chat, labels)
+            response = await create_remote(request, state, runtime, document, params.model, chat, labels)
+            state.backends.health.succeeded(name)
+            return response
+        except UpstreamFailure as failure:
+            if isinstance(runtime, RemoteBackend) and failure.retryable:  # the backend's fault, not the request's
+                state.backends.health.failed(name, failure.error.message)
+            following = chain[position + 1] if position + 1 < len(chain) else None
+            if not failure.retryable or following is None:
+                record_error(state, labels, failure.error)
+                raise failure.error from None
+            log_event("backend_fallback", level="warning", request_id=request_id, backend=name,
+                      next=following.spec.name, error=failure.error.message, route=route.pattern)
+        except ApiError as error:
+            record_error(state, labels, error)
+            raise
+    raise ApiError.api_error("no backend to serve the request")  # a chain always has at least one
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Which backend serves a request and why: its log fields and metric labels."""
+    backend: str
+    route: str
+    model: str
+    kind: str
+
+
+def record_error(state: ServerState, labels: Labels, error: ApiError) -> None:
+    state.metrics.request_finished(backend=labels.backend, model=labels.model, kind=labels.kind,
+                                   status=str(error.status))
+
+
+async def create_local(request: Request, state: ServerState, runtime: LocalModel, model: str, chat: ChatRequest,
+                       labels: Labels):
+    worker, info = await runtime.ready()
+    check_size(chat, info.context_length)
+    prompt = await render_prompt(worker, info, chat)
     settings = state.settings
     max_tokens = output_budget(len(prompt.tokens), chat.max_tokens, info,
                                cap=settings.max_output_tokens, policy=settings.max_tokens_policy)
     request_id = request.state.request_id
     record = InFlight(request_id=request_id, kind=chat.kind, session=chat.session_id,
                       prompt_tokens=len(prompt.tokens), max_tokens=max_tokens, stream=chat.stream)
-    turn = start_turn(state.worker, chat, prompt, max_tokens, info, record)  # queued now: a full queue is a 529
+    try:
+        turn = start_turn(worker, chat, prompt, max_tokens, info, record)  # queued now: a full queue is a 529
+    except QueueFull:
+        raise UpstreamFailure(ApiError.overloaded(), retryable=True) from None
     log_event("request_start", request_id=request_id, session=chat.session_id, request_kind=chat.kind,
-              model=params.model, stream=chat.stream, prompt_tokens=len(prompt.tokens), max_tokens=max_tokens,
-              tools=len(chat.tools), queued=state.worker.pending - 1)
+              model=model, stream=chat.stream, prompt_tokens=len(prompt.tokens), max_tokens=max_tokens,
+              tools=len(chat.tools), queued=worker.pending - 1, backend=labels.backend, route=labels.route)
+    return await respond(request, state, chat, labels, Usage(input_tokens=len(prompt.tokens)), turn)
+
+
+async def create_remote(request: Request, state: ServerState, runtime: RemoteBackend, document: dict, model: str,
+                        chat: ChatRequest, labels: Labels):
+    reply = await runtime.engine.open(document, dict(request.headers), stream=chat.stream)
+    log_event("request_start", request_id=request.state.request_id, session=chat.session_id,
+              request_kind=chat.kind, model=model, stream=chat.stream, max_tokens=chat.max_tokens,
+              tools=len(chat.tools), backend=labels.backend, route=labels.route)
+    if isinstance(reply, PassthroughReply):
+        return await pass_through(request, state, chat, labels, reply)
+    return await respond(request, state, chat, labels, Usage(), RemoteTurn(reply))
+
+
+async def respond(request: Request, state: ServerState, chat: ChatRequest, labels: Labels, start_usage: Usage,
+                  turn: "JobResults | RemoteTurn"):
     if chat.stream:
-        body = stream_events(state, request_id, chat, params.model, prompt, turn)
+        body = stream_events(state, request.state.request_id, chat, labels, start_usage, turn)
         return StreamingResponse(body, media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)
-    return await complete_message(request, request_id, chat, params.model, turn)
+    return await complete_message(request, state, chat, labels, turn)
 
 
-def log_finish(request_id: str, chat: ChatRequest, end: TurnEnd) -> None:
+def log_finish(state: ServerState, request_id: str, chat: ChatRequest, labels: Labels, end: TurnEnd) -> None:
     stats = end.stats
     for raw in end.failed_tool_calls:
         log_event("tool_call_unparsed", level="warning", request_id=request_id, session=chat.session_id,
@@ -103,16 +194,62 @@ def log_finish(request_id: str, chat: ChatRequest, end: TurnEnd) -> None:
         ttft_s=round(stats.ttft_seconds, 3), prefill_tps=round(stats.prefill_tps, 1),
         decode_tps=round(stats.decode_tps, 1), peak_memory_gb=round(stats.peak_memory_gb, 3),
         cache=stats.cache_note or None, stop_reason=end.stop_reason, finish=stats.finish_reason,
+        backend=labels.backend, route=labels.route,
     )
     # the engine's extra facts (prompt cache: reused_tokens, cache_entry, diverged_at/_message/_role, miss_reason)
     fields.update({key: value for key, value in stats.extra.items() if key not in fields and key not in ("kind", "level")})
     log_event("request_finish", kind="perf", **fields)
+    record_finish(state, labels, stats, "cancelled" if stats.finish_reason == "cancelled" else "ok")
 
 
-async def stream_events(state: ServerState, request_id: str, chat: ChatRequest, model: str,
-                        prompt: RenderedPrompt, turn: JobResults) -> AsyncIterator[bytes]:
-    encoder = StreamEncoder(new_message_id(), model)
-    for name, data in encoder.start(Usage(input_tokens=len(prompt.tokens))):
+def record_finish(state: ServerState, labels: Labels, stats: GenerationStats, status: str) -> None:
+    new_tokens = stats.prompt_tokens - stats.cached_tokens
+    state.metrics.request_finished(backend=labels.backend, model=labels.model, kind=labels.kind, status=status,
+                                   input_tokens=new_tokens, output_tokens=stats.generated_tokens,
+                                   cached_tokens=stats.cached_tokens,
+                                   ttft_s=stats.ttft_seconds if stats.generated_tokens else None,
+                                   decode_tps=stats.decode_tps or None)
+    if stats.cached_tokens:
+        state.metrics.prompt_cache("hit", stats.cached_tokens)
+    if new_tokens > 0:
+        state.metrics.prompt_cache("miss", new_tokens)
+
+
+class RemoteTurn:
+    """A remote reply as the routes read a local turn: reply events, then a TurnEnd."""
+
+    def __init__(self, reply: EventReply) -> None:
+        self._reply = reply
+
+    def __aiter__(self) -> "RemoteTurn":
+        return self
+
+    def take_ready(self) -> list:
+        return []
+
+    async def __anext__(self):
+        item = await self._reply.__anext__()
+        if isinstance(item, ReplyEnd):
+            return TurnEnd(item.stop_reason, item.stop_sequence, item.usage, remote_stats(item.usage, self._reply.timing,
+                                                                                    item.stop_reason))
+        return item
+
+    async def aclose(self) -> None:
+        await self._reply.aclose()
+
+
+def remote_stats(usage: Usage, timing: ReplyTiming, stop_reason: Optional[str]) -> GenerationStats:
+    cached = usage.cache_read_input_tokens
+    return GenerationStats(prompt_tokens=usage.input_tokens + cached + usage.cache_creation_input_tokens,
+                           cached_tokens=cached, generated_tokens=usage.output_tokens,
+                           prefill_seconds=timing.ttft_s, ttft_seconds=timing.ttft_s, decode_seconds=timing.decode_s,
+                           finish_reason="length" if stop_reason == "max_tokens" else "stop")
+
+
+async def stream_events(state: ServerState, request_id: str, chat: ChatRequest, labels: Labels, start_usage: Usage,
+                        turn: "JobResults | RemoteTurn") -> AsyncIterator[bytes]:
+    encoder = StreamEncoder(new_message_id(), labels.model)
+    for name, data in encoder.start(start_usage):
         yield encode_sse(name, data)
     pending: asyncio.Future | None = None
     closing = asyncio.ensure_future(state.closing.wait())
@@ -138,16 +275,18 @@ async def stream_events(state: ServerState, request_id: str, chat: ChatRequest, 
                     chunks += [encode_sse(name, data)
                                for name, data in encoder.finish(item.stop_reason, item.stop_sequence, item.usage)]
                     yield b"".join(chunks)
-                    log_finish(request_id, chat, item)
+                    log_finish(state, request_id, chat, labels, item)
                     return
                 chunks += [encode_sse(name, data) for name, data in encoder.feed(item)]
             if chunks:
                 yield b"".join(chunks)
     except ApiError as exc:
-        log_event("request_error", level="error", request_id=request_id, error=exc.message)
+        log_event("request_error", level="error", request_id=request_id, error=exc.message, backend=labels.backend)
+        record_error(state, labels, exc)
         yield encode_sse(*error_event(exc.error_type, exc.message))
     except Exception as exc:  # mid-stream failure: an error event, then the stream ends
-        log_internal_error("request_error", exc, request_id=request_id)
+        log_internal_error("request_error", exc, request_id=request_id, backend=labels.backend)
+        state.metrics.request_finished(backend=labels.backend, model=labels.model, kind=labels.kind, status="error")
         yield encode_sse(*error_event("api_error", f"generation failed: {exc}"))
     finally:
         for future in (pending, closing):
@@ -158,9 +297,24 @@ async def stream_events(state: ServerState, request_id: str, chat: ChatRequest, 
         await turn.aclose()
 
 
-async def complete_message(request: Request, request_id: str, chat: ChatRequest, model: str,
-                           turn: JobResults) -> JSONResponse:
-    builder = MessageBuilder(new_message_id(), model)
+async def until_done_or_gone(request: Request, work: Awaitable[T], request_id: str, chat: ChatRequest) -> T | None:
+    """`work`'s result, or None (and `work` cancelled) once the client has gone away."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        await asyncio.wait({task}, timeout=0.5)
+        if not task.done() and await request.is_disconnected():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            log_event("request_cancelled", request_id=request_id, session=chat.session_id)
+            return None
+    return task.result()
+
+
+async def complete_message(request: Request, state: ServerState, chat: ChatRequest, labels: Labels,
+                           turn: "JobResults | RemoteTurn") -> JSONResponse:
+    request_id = request.state.request_id
+    builder = MessageBuilder(new_message_id(), labels.model)
 
     async def collect() -> TurnEnd:
         async for item in turn:
@@ -169,18 +323,43 @@ async def complete_message(request: Request, request_id: str, chat: ChatRequest,
             builder.feed(item)
         raise ApiError.api_error("generation ended without a result")
 
-    task = asyncio.ensure_future(collect())
     try:
-        while not task.done():
-            await asyncio.wait({task}, timeout=0.5)
-            if not task.done() and await request.is_disconnected():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-                log_event("request_cancelled", request_id=request_id, session=chat.session_id)
-                return JSONResponse(status_code=499, content={})
+        end = await until_done_or_gone(request, collect(), request_id, chat)
     finally:
         await turn.aclose()
-    end = task.result()
-    log_finish(request_id, chat, end)
+    if end is None:
+        state.metrics.request_finished(backend=labels.backend, model=labels.model, kind=labels.kind,
+                                       status="cancelled")
+        return JSONResponse(status_code=499, content={})
+    log_finish(state, request_id, chat, labels, end)
     return JSONResponse(builder.build(end.stop_reason, end.stop_sequence, end.usage))
+
+
+async def pass_through(request: Request, state: ServerState, chat: ChatRequest, labels: Labels,
+                       reply: PassthroughReply):
+    """An Anthropic-compatible backend's reply, as it came; logged and counted from its usage."""
+    request_id = request.state.request_id
+
+    def finished() -> None:
+        stats = remote_stats(reply.usage, reply.timing, reply.stop_reason)
+        log_finish(state, request_id, chat, labels, TurnEnd(reply.stop_reason or "end_turn", None, reply.usage, stats))
+
+    if reply.body is not None:
+        finished()
+        return JSONResponse(reply.body)
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in reply.chunks():
+                yield chunk
+        except ApiError as exc:
+            log_event("request_error", level="error", request_id=request_id, error=exc.message,
+                      backend=labels.backend)
+            record_error(state, labels, exc)
+            yield encode_sse(*error_event(exc.error_type, exc.message))
+            return
+        finally:
+            await reply.aclose()
+        finished()
+
+    return StreamingResponse(body(), media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)

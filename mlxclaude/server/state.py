@@ -7,13 +7,16 @@ import itertools
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from mlxclaude.engine.backend import ModelInfo
 from mlxclaude.engine.worker import Worker
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.server.inflight import PROGRESS_INTERVAL_S
 from mlxclaude.config.registry import ServerSettings
+
+if TYPE_CHECKING:
+    from mlxclaude.server.backends import Backends
 
 
 def new_request_id() -> str:
@@ -34,6 +37,8 @@ class ServerState:
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     loop: Optional[asyncio.AbstractEventLoop] = None  # the serving loop, set at startup
     progress_interval: float = PROGRESS_INTERVAL_S  # seconds between prefill_progress lines of a long prompt
+    backends: Optional["Backends"] = None  # the routes' backends: `local` (this worker's model) and the others
+    metrics: Any = None  # server/metrics.py Metrics: GET /metrics
 
     def begin_shutdown(self) -> None:
         """Safe from any thread or a signal handler: ends the open streams with an error event."""

@@ -85,3 +85,47 @@ def test_two_claude_sessions_at_once_are_generated_together(claude, tiny_model_d
             if server.worker.batcher.largest_batch >= 2:
                 return
     pytest.fail("the two sessions' requests never overlapped in the batch")
+
+
+def test_claude_is_routed_by_tier_and_falls_back_when_the_upstream_dies(claude, tiny_model_dir, tmp_path):
+    """Routes keep Claude Code's own model ids: `--model haiku` goes to an OpenAI-compatible engine (the real
+    mlx_lm.server on the tiny model), everything else to the local model; when the engine is killed mid-session,
+    the haiku turns fall back to local."""
+    import tomllib
+
+    import httpx
+
+    from mlxclaude.routing.config import parse_routing
+    from support.mlx_lm_server import MlxLmServer
+
+    upstream = MlxLmServer(tiny_model_dir, tmp_path / "mlx-lm.log").start()
+    toml = (f'[backends.gpu]\nkind = "openai"\nurl = "{upstream.url}/v1"\nmodel = "default_model"\n'
+            f'[routes]\n"*haiku*" = "gpu"\n"*" = "local"\n[fallbacks]\ngpu = ["local"]\n')
+    backend = ScriptedBackend(lambda chat: "served by the local model")
+    env = {**claude_env("", TOKEN, tmp_path / "cfg"), "CLAUDE_CODE_MAX_OUTPUT_TOKENS": "32",
+           "MAX_THINKING_TOKENS": "0"}  # short replies: the tiny model's words are noise
+    try:
+        with live_server(lambda: backend, routing=parse_routing(tomllib.loads(toml), local_model="local"),
+                         auth_token=TOKEN) as server:
+            env["ANTHROPIC_BASE_URL"] = server.url
+
+            def served_by(name: str) -> float:
+                text = httpx.get(f"{server.url}/metrics", headers={"x-api-key": TOKEN}).text
+                return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                           if line.startswith("mlxclaude_requests_total{") and f'backend="{name}"' in line)
+
+            default = run_claude(claude, ["-p", "say hi", *SMALL_PROMPT], env, cwd=tmp_path)
+            assert default.returncode == 0, default.stderr[-2000:]
+            assert "served by the local model" in default.stdout
+            assert served_by("gpu") == 0
+
+            haiku = run_claude(claude, ["-p", "say hi", "--model", "haiku", *SMALL_PROMPT], env, cwd=tmp_path)
+            assert haiku.returncode == 0, haiku.stderr[-2000:]
+            assert "served by the local model" not in haiku.stdout and served_by("gpu") >= 1
+
+            upstream.kill()
+            fallen = run_claude(claude, ["-p", "say hi", "--model", "haiku", *SMALL_PROMPT], env, cwd=tmp_path)
+            assert fallen.returncode == 0, fallen.stderr[-2000:]
+            assert "served by the local model" in fallen.stdout
+    finally:
+        upstream.kill()

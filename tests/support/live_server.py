@@ -54,10 +54,12 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(load_backend: Callable[[], Backend], **settings: object) -> Iterator[LiveServer]:
+def live_server(load_backend: Callable[[], Backend], *, routing=None, load=None,
+                **settings: object) -> Iterator[LiveServer]:
+    """The app on a free port; `routing` (a RoutingConfig) and `load(spec)` as the daemon passes them."""
     port = free_port()
     config = ServerSettings(port=port, **settings)
-    server = LiveServer(create_app(config, load_backend), port).start()
+    server = LiveServer(create_app(config, load_backend, routing=routing, load=load), port).start()
     try:
         yield server
     finally:

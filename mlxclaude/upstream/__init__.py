@@ -1,0 +1,1 @@
+"""Remote serving engines: Anthropic Messages requests answered by an OpenAI-compatible server."""

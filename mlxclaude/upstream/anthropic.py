@@ -1,0 +1,101 @@
+"""Anthropic-compatible engines (vLLM's or llama.cpp's /v1/messages, or Anthropic itself): the request
+goes through as the client sent it (after our validation), with this backend's model and key; the reply
+comes back as it is, its usage read on the way for the logs and metrics."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+import httpx
+
+from mlxclaude.protocol.errors import ApiError, error_type_for_status
+from mlxclaude.routing.config import BackendSpec
+from mlxclaude.upstream import http
+from mlxclaude.upstream.engine import PassthroughReply, ReplyTiming, UpstreamFailure
+
+ANTHROPIC_VERSION = "2023-06-01"
+FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
+
+
+def anthropic_error(status: int, body: Any, retry_after: Optional[str]) -> ApiError:
+    """The backend's own error type and message (it speaks our protocol), or one made from its status."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        kind = error.get("type") if isinstance(error.get("type"), str) else error_type_for_status(status)
+        return ApiError(status, kind, error["message"], retry_after=retry_after)
+    text = body if isinstance(body, str) and body else f"the backend answered HTTP {status}"
+    return ApiError(status, error_type_for_status(status), text[:2000], retry_after=retry_after)
+
+
+class AnthropicEngine:
+    def __init__(self, spec: BackendSpec) -> None:
+        self.spec = spec
+        self._client = http.make_client(spec)
+
+    def url(self, path: str) -> str:
+        base = (self.spec.url or "").rstrip("/")
+        return f"{base}/{path}" if base.endswith("/v1") else f"{base}/v1/{path}"
+
+    def headers(self, incoming: dict[str, str]) -> dict[str, str]:
+        headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
+        headers.update({name: incoming[name] for name in FORWARDED_HEADERS if incoming.get(name)})
+        key = http.api_key(self.spec)
+        if key is not None:
+            headers["x-api-key"] = key
+        return headers
+
+    def body(self, request: dict, *, stream: Optional[bool] = None) -> dict:
+        body = {name: value for name, value in request.items() if name not in self.spec.drop_params}
+        if self.spec.model:
+            body["model"] = self.spec.model
+        if stream is not None:
+            body["stream"] = stream
+        return body
+
+    async def open(self, request: dict, headers: dict[str, str], *, stream: bool) -> PassthroughReply:
+        timing = ReplyTiming()
+        response = await http.start(self._client, self.spec, "POST", self.url("messages"),
+                                    json_body=self.body(request, stream=stream), headers=self.headers(headers),
+                                    error_of=anthropic_error)
+        if stream:
+            return PassthroughReply(chunks=self._bytes(response), timing=timing, close=response.aclose)
+        try:
+            body = json.loads(await response.aread())
+        except (ValueError, httpx.HTTPError) as exc:
+            raise UpstreamFailure(http.mid_stream_error(self.spec, exc), retryable=True) from None
+        finally:
+            await response.aclose()
+        timing.arrived()
+        if not isinstance(body, dict):
+            raise UpstreamFailure(ApiError.api_error(f"{self.spec.name}: the reply is not a message"),
+                                  retryable=True)
+        return PassthroughReply(body=body, timing=timing, close=response.aclose)
+
+    async def _bytes(self, response: httpx.Response):
+        try:
+            async for chunk in response.aiter_raw():
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise http.mid_stream_error(self.spec, exc) from None
+        finally:
+            await response.aclose()
+
+    async def count_tokens(self, request: dict, headers: dict[str, str]) -> Optional[int]:
+        body = self.body({key: value for key, value in request.items()
+                          if key in ("model", "messages", "system", "tools", "tool_choice", "thinking")})
+        try:
+            response = await http.start(self._client, self.spec, "POST", self.url("messages/count_tokens"),
+                                        json_body=body, headers=self.headers(headers), error_of=anthropic_error)
+        except UpstreamFailure:
+            return None
+        try:
+            counted = json.loads(await response.aread()).get("input_tokens")
+        except (ValueError, AttributeError, httpx.HTTPError):
+            return None
+        finally:
+            await response.aclose()
+        return counted if isinstance(counted, int) else None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,152 @@
+"""What every remote engine gives the server: a reply that has started (status 2xx, nothing sent to the
+client yet), or an UpstreamFailure saying whether the next backend may be tried.
+
+Two reply shapes: EventReply (OpenAI-compatible engines: their chunks become our reply events, which the
+server encodes like the local engine's) and PassthroughReply (Anthropic-compatible engines: their bytes
+go out as they came, read only for the usage).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Optional, Protocol, Union
+
+from mlxclaude.parsing.events import ReplyEvent
+from mlxclaude.protocol.errors import ApiError
+from mlxclaude.protocol.usage import Usage
+from mlxclaude.routing.config import BackendSpec
+from mlxclaude.upstream.openai_wire import ReplyEnd
+
+# statuses worth another backend: the request was fine, this backend could not serve it now
+RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+
+
+class UpstreamFailure(Exception):
+    """The backend failed before the reply's first byte. `retryable`: a fallback may serve the request."""
+
+    def __init__(self, error: ApiError, *, retryable: bool) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retryable = retryable
+
+
+@dataclass
+class ReplyTiming:
+    """When the reply's first and last pieces came (time.monotonic), for TTFT and decode tok/s."""
+    started: float = field(default_factory=time.monotonic)
+    first: Optional[float] = None
+    last: Optional[float] = None
+
+    def arrived(self) -> None:
+        now = time.monotonic()
+        if self.first is None:
+            self.first = now
+        self.last = now
+
+    @property
+    def ttft_s(self) -> float:
+        return (self.first or time.monotonic()) - self.started
+
+    @property
+    def decode_s(self) -> float:
+        return (self.last - self.first) if self.first is not None and self.last is not None else 0.0
+
+
+class EventReply:
+    """Reply events, then one ReplyEnd; `aclose()` ends the upstream response early."""
+
+    def __init__(self, items: AsyncIterator[Union[ReplyEvent, ReplyEnd]], timing: ReplyTiming, close) -> None:
+        self._items = items
+        self.timing = timing
+        self._close = close
+
+    def __aiter__(self) -> "EventReply":
+        return self
+
+    async def __anext__(self) -> Union[ReplyEvent, ReplyEnd]:
+        item = await self._items.__anext__()
+        self.timing.arrived()
+        return item
+
+    async def aclose(self) -> None:
+        await self._close()
+
+
+class PassthroughReply:
+    """An Anthropic-compatible reply as it came: `body` (not streamed) or `chunks()` (SSE bytes). `usage`
+    is known once the reply is read (the SSE's message_start and message_delta carry it)."""
+
+    def __init__(self, *, body: Optional[dict] = None, chunks: Optional[AsyncIterator[bytes]] = None,
+                 timing: ReplyTiming, close) -> None:
+        self.body = body
+        self._chunks = chunks
+        self.timing = timing
+        self._close = close
+        self.usage = Usage()
+        self.stop_reason: Optional[str] = None
+        self._pending = b""
+        if body is not None:
+            self._read_message(body)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        assert self._chunks is not None
+        async for chunk in self._chunks:
+            self.timing.arrived()
+            self._scan(chunk)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._close()
+
+    def _scan(self, chunk: bytes) -> None:
+        self._pending += chunk
+        *lines, self._pending = self._pending.split(b"\n")
+        for line in lines:
+            if not line.startswith(b"data:"):
+                continue
+            try:
+                data = json.loads(line[5:])
+            except ValueError:
+                continue
+            if not isinstance(data, dict):
+                continue
+            if data.get("type") == "message_start" and isinstance(data.get("message"), dict):
+                self._read_message(data["message"])
+            elif data.get("type") == "message_delta":
+                self._read_usage(data.get("usage"))
+                delta = data.get("delta")
+                if isinstance(delta, dict) and delta.get("stop_reason"):
+                    self.stop_reason = delta["stop_reason"]
+
+    def _read_message(self, message: dict) -> None:
+        self._read_usage(message.get("usage"))
+        if message.get("stop_reason"):
+            self.stop_reason = message["stop_reason"]
+
+    def _read_usage(self, usage: Any) -> None:
+        if not isinstance(usage, dict):
+            return
+        known = {name: value for name, value in usage.items()
+                 if name in Usage.__dataclass_fields__ and isinstance(value, int)}
+        current = self.usage.__dict__ | known
+        self.usage = Usage(**current)
+
+
+RemoteReply = Union[EventReply, PassthroughReply]
+
+
+class RemoteEngine(Protocol):
+    spec: BackendSpec
+
+    async def open(self, request: dict, headers: dict[str, str], *, stream: bool) -> RemoteReply:
+        """Send the Anthropic request; return once the reply has started, or raise UpstreamFailure."""
+        ...
+
+    async def count_tokens(self, request: dict, headers: dict[str, str]) -> Optional[int]:
+        """The backend's own count, where it has one (None: the server estimates)."""
+        ...
+
+    async def aclose(self) -> None:
+        ...

@@ -1,0 +1,135 @@
+"""OpenAI-compatible engines (vLLM, SGLang, llama.cpp server, Ollama, LM Studio, mlx_lm.server) and Azure
+OpenAI: the Anthropic request is translated to Chat Completions, the reply back into our reply events.
+
+A parameter the backend rejects (400/422 naming it) is dropped and the request sent again; it stays
+dropped for this backend, logged once (LiteLLM's drop_params).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, AsyncIterator, Optional, Union
+
+import httpx
+
+from mlxclaude.logs import log_event
+from mlxclaude.parsing.events import ReplyEvent
+from mlxclaude.protocol.errors import ApiError
+from mlxclaude.routing.config import AZURE_DEFAULT_API_VERSION, BackendSpec
+from mlxclaude.upstream import http
+from mlxclaude.upstream.engine import EventReply, ReplyTiming, UpstreamFailure
+from mlxclaude.upstream.openai_wire import (
+    OpenAIStreamReader, ReplyEnd, error_from_openai, from_openai_completion, rejected_param, to_openai_chat,
+)
+
+MAX_DROPS_PER_REQUEST = 4
+
+
+class OpenAIEngine:
+    def __init__(self, spec: BackendSpec) -> None:
+        self.spec = spec
+        self._client = http.make_client(spec)
+        self._dropped: set[str] = set(spec.drop_params)
+
+    # --- where and how ---------------------------------------------------------------------------------
+
+    def endpoint(self) -> tuple[str, Optional[dict[str, str]]]:
+        base = (self.spec.url or "").rstrip("/")
+        if self.spec.kind == "azure":
+            return (f"{base}/openai/deployments/{self.spec.deployment}/chat/completions",
+                    {"api-version": self.spec.api_version or AZURE_DEFAULT_API_VERSION})
+        return f"{base}/chat/completions", None
+
+    def auth_headers(self) -> dict[str, str]:
+        key = http.api_key(self.spec)
+        if key is None:
+            return {}
+        return {"api-key": key} if self.spec.kind == "azure" else {"authorization": f"Bearer {key}"}
+
+    def model_for(self, request: dict) -> str:
+        if self.spec.kind == "azure":
+            return self.spec.deployment or str(request.get("model", ""))
+        return self.spec.model or str(request.get("model", ""))
+
+    # --- the request -----------------------------------------------------------------------------------
+
+    async def open(self, request: dict, headers: dict[str, str], *, stream: bool) -> EventReply:
+        url, params = self.endpoint()
+        timing = ReplyTiming()
+        for _ in range(MAX_DROPS_PER_REQUEST + 1):
+            body = to_openai_chat(request, model=self.model_for(request), stream=stream,
+                                  drop=frozenset(self._dropped))
+            try:
+                response = await http.start(self._client, self.spec, "POST", url, json_body=body,
+                                            headers={"content-type": "application/json", **self.auth_headers()},
+                                            params=params, error_of=openai_error)
+            except UpstreamFailure as failure:
+                if not self._learn_rejection(failure, body):
+                    raise
+                continue
+            items = self._stream_items(response, request) if stream else self._whole_items(response, request)
+            return EventReply(items, timing, response.aclose)
+        raise UpstreamFailure(ApiError.invalid_request(f"{self.spec.name}: too many parameters rejected"),
+                              retryable=False)
+
+    def _learn_rejection(self, failure: UpstreamFailure, body: dict) -> bool:
+        """Whether the failure named a parameter we sent and can do without (now dropped for good)."""
+        name = getattr(failure.error, "rejected_param", None)
+        if name is None or name not in body or name in self._dropped:
+            return False
+        self._dropped.add(name)
+        log_event("param_dropped", level="warning", backend=self.spec.name, param=name,
+                  note="the backend rejects it; not sent to it again")
+        return True
+
+    async def _stream_items(self, response: httpx.Response,
+                            request: dict) -> AsyncIterator[Union[ReplyEvent, ReplyEnd]]:
+        reader = OpenAIStreamReader(tools=request.get("tools") or [],
+                                    stop_sequences=tuple(request.get("stop_sequences") or ()))
+        try:
+            async for data in http.sse_data(response):
+                if data == "[DONE]":
+                    break
+                try:
+                    chunk = json.loads(data)
+                except ValueError:
+                    continue
+                if isinstance(chunk, dict):
+                    for event in reader.feed(chunk):
+                        yield event
+        except httpx.HTTPError as exc:
+            raise http.mid_stream_error(self.spec, exc) from None
+        finally:
+            await response.aclose()
+        events, end = reader.finish()
+        for event in events:
+            yield event
+        yield end
+
+    async def _whole_items(self, response: httpx.Response,
+                           request: dict) -> AsyncIterator[Union[ReplyEvent, ReplyEnd]]:
+        try:
+            body: Any = json.loads(await response.aread())
+        except (ValueError, httpx.HTTPError) as exc:
+            raise http.mid_stream_error(self.spec, exc) from None
+        finally:
+            await response.aclose()
+        if not isinstance(body, dict) or "choices" not in body:
+            raise ApiError.api_error(f"{self.spec.name}: the reply is not a chat completion")
+        events, end = from_openai_completion(body, tools=request.get("tools") or [],
+                                             stop_sequences=tuple(request.get("stop_sequences") or ()))
+        for event in events:
+            yield event
+        yield end
+
+    async def count_tokens(self, request: dict, headers: dict[str, str]) -> Optional[int]:
+        return None  # Chat Completions has no counting endpoint
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def openai_error(status: int, body: Any, retry_after: Optional[str]) -> ApiError:
+    error = error_from_openai(status, body, retry_after=retry_after)
+    error.rejected_param = rejected_param(status, body)  # type: ignore[attr-defined]
+    return error

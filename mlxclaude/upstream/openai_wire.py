@@ -1,0 +1,44 @@
+"""Anthropic Messages ⇄ OpenAI Chat Completions, pure translation: the one import for the HTTP engines.
+
+- openai_request.py: to_openai_chat (Anthropic request dict → Chat Completions body);
+- openai_reply.py: from_openai_completion, OpenAIStreamReader, checked_call (replies → parsing events);
+- upstream_errors.py: error_from_openai, rejected_param (upstream errors → ApiError / a key to drop).
+"""
+
+from __future__ import annotations
+
+from mlxclaude.parsing.events import ReplyEvent, TextPiece, ThinkingPiece, ToolCall
+from mlxclaude.upstream.openai_reply import (
+    OpenAIStreamReader,
+    ReplyEnd,
+    checked_call,
+    from_openai_completion,
+    usage_from_openai,
+)
+from mlxclaude.upstream.openai_request import custom_tools, to_openai_chat
+from mlxclaude.upstream.upstream_errors import (
+    DROPPABLE,
+    error_from_openai,
+    error_from_stream_chunk,
+    error_message,
+    rejected_param,
+)
+
+__all__ = [
+    "DROPPABLE",
+    "OpenAIStreamReader",
+    "ReplyEnd",
+    "ReplyEvent",
+    "TextPiece",
+    "ThinkingPiece",
+    "ToolCall",
+    "checked_call",
+    "custom_tools",
+    "error_from_openai",
+    "error_from_stream_chunk",
+    "error_message",
+    "from_openai_completion",
+    "rejected_param",
+    "to_openai_chat",
+    "usage_from_openai",
+]
