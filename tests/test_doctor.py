@@ -271,3 +271,129 @@ def test_text_output_shows_the_fix(cli):
     assert result.code == 1
     assert "fix: npm install -g @anthropic-ai/claude-code" in result.out
     assert "failure" in result.err
+
+
+# --- backends and routes -------------------------------------------------------------------------
+
+
+class Models(BaseHTTPRequestHandler):
+    """An OpenAI-style /v1/models that wants `Bearer sekrit-value` when `key` is set."""
+
+    key: str | None = None
+    seen: list = []
+
+    def do_GET(self):
+        type(self).seen.append((self.path, self.headers.get("authorization")))
+        if self.key and self.headers.get("authorization") != f"Bearer {self.key}":
+            code, body = 401, {"error": {"message": "bad key"}}
+        elif self.path == "/v1/models":
+            code, body = 200, {"object": "list", "data": [{"id": "big-model"}, {"id": "other"}]}
+        else:
+            code, body = 404, {}
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def models_server(monkeypatch):
+    monkeypatch.setattr(Models, "key", None)
+    monkeypatch.setattr(Models, "seen", [])
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Models)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def routed_config(isolated, url: str, *, small: str) -> str:
+    return f'''model = "{make_model(isolated / "main-model")}"
+[backends.small]
+kind = "mlx"
+model = "{small}"
+keep_alive = "10m"
+[backends.gpu]
+kind = "openai"
+url = "{url}/v1"
+model = "big-model"
+api_key_env = "GPU_API_KEY"
+[routes]
+"*haiku*" = "small"
+"*opus*" = "gpu"
+"*" = "local"
+[fallbacks]
+gpu = ["local"]
+'''
+
+
+def write_config(text: str) -> None:
+    paths.config_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file().write_text(text)
+
+
+def test_backends_each_checked_after_the_routes(isolated, models_server, monkeypatch):
+    monkeypatch.setattr(Models, "key", "sekrit-value")
+    monkeypatch.setenv("GPU_API_KEY", "sekrit-value")
+    small = make_model(isolated / "small-model")
+    write_config(routed_config(isolated, models_server, small=str(small)))
+    checks = by_name(doctor.run_checks())
+    names = [check.name for check in doctor.run_checks()]
+    assert names[names.index("model") + 1:names.index("daemon")] == ["routes", "backend small", "backend gpu"]
+    assert checks["routes"].status == "ok"
+    assert checks["routes"].detail == "*haiku* → small, *opus* → gpu, * → local"
+    assert checks["backend small"].status == "ok" and str(small) in checks["backend small"].detail
+    gpu = checks["backend gpu"]
+    assert gpu.status == "ok" and "reachable (2 models)" in gpu.detail and "big-model" in gpu.detail
+    assert ("/v1/models", "Bearer sekrit-value") in Models.seen
+    assert all("sekrit" not in repr(check) for check in checks.values())
+
+
+def test_a_missing_model_an_unset_key_and_a_refusal(isolated, models_server, monkeypatch):
+    monkeypatch.setattr(Models, "key", "sekrit-value")
+    monkeypatch.delenv("GPU_API_KEY", raising=False)
+    write_config(routed_config(isolated, models_server, small="org/not-pulled"))
+    checks = by_name(doctor.run_checks())
+    small = checks["backend small"]
+    assert small.status == "fail" and "org/not-pulled: not found locally" in small.detail
+    assert small.fix == "mlxclaude models pull org/not-pulled"
+    gpu = checks["backend gpu"]
+    assert gpu.status == "fail" and "refused the key (HTTP 401" in gpu.detail
+    assert "$GPU_API_KEY is not set" in gpu.detail
+    assert gpu.fix.startswith("export GPU_API_KEY=")
+    monkeypatch.setattr(Models, "key", None)   # a server that wants no key: reachable, the unset variable warns
+    gpu = by_name(doctor.run_checks())["backend gpu"]
+    assert gpu.status == "warn" and "reachable" in gpu.detail and "GPU_API_KEY" in gpu.fix
+
+
+def test_an_unreachable_backend_fails_with_the_reason(isolated, monkeypatch):
+    from support.live_server import free_port
+
+    monkeypatch.setenv("GPU_API_KEY", "sekrit-value")
+    url = f"http://127.0.0.1:{free_port()}"
+    write_config(routed_config(isolated, url, small=str(make_model(isolated / "small-model"))))
+    gpu = by_name(doctor.run_checks())["backend gpu"]
+    assert gpu.status == "fail" and f"cannot reach {url}/v1/models" in gpu.detail
+    assert url in gpu.fix and "sekrit" not in gpu.detail + gpu.fix
+
+
+def test_bad_routes_are_a_failed_check_with_the_hint(isolated, cli, models_server):
+    write_config(routed_config(isolated, models_server, small="org/x").replace('"*opus*" = "gpu"',
+                                                                                '"*opus*" = "gpus"'))
+    checks = by_name(doctor.run_checks())
+    assert checks["routes"].status == "fail" and "no backend named 'gpus'" in checks["routes"].detail
+    assert "did you mean 'gpu'?" in checks["routes"].fix
+    assert not any(name.startswith("backend ") for name in checks)
+    result = cli("doctor")
+    assert result.code == 1 and "no backend named 'gpus'" in result.out
+
+
+def test_no_routing_tables_no_routing_checks(isolated):
+    write_config(f'model = "{make_model(isolated / "main-model")}"\n')
+    assert [check.name for check in doctor.run_checks()] == NAMES

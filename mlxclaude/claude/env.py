@@ -27,6 +27,9 @@ SMALL_CONTEXT = 48_000                # oMLX refuses below 48K: Claude Code's sy
 PLACEHOLDER_TOKEN = "mlxclaude"       # a server without a token accepts anything, but Claude Code wants a credential
 
 TIERS = ("ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL", "ANTHROPIC_DEFAULT_HAIKU_MODEL")
+HAIKU_TIER = "ANTHROPIC_DEFAULT_HAIKU_MODEL"
+# the haiku id set when config.toml routes by Claude Code's ids and a route catches it (`*haiku*`)
+CLAUDE_HAIKU_ID = "claude-haiku-4-5"
 
 # Every key build_env can emit: `settings show` and `unwire` use it to tell our keys from the user's.
 ENV_KEYS = (
@@ -41,9 +44,15 @@ SECRET_KEYS = frozenset({"ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY"})
 
 
 def build_env(*, base_url: str, token: Optional[str], model_id: str, context_length: Optional[int],
-              max_output_tokens: Optional[int] = None) -> dict[str, str]:
+              max_output_tokens: Optional[int] = None, keep_tiers: bool = False,
+              haiku_model: Optional[str] = None) -> dict[str, str]:
     """Claude Code's environment for one local model. `context_length=None` (unknown) leaves the
-    context variables out, so Claude Code keeps its own defaults."""
+    context variables out, so Claude Code keeps its own defaults.
+
+    `keep_tiers` (config.toml has routes): Claude Code keeps its own model ids (claude-opus-…,
+    claude-sonnet-…), which the daemon's routes match, so neither ANTHROPIC_MODEL nor the opus, sonnet
+    and subagent overrides are set; only the haiku tier is, to `haiku_model` when given (an id the haiku
+    route matches)."""
     if not model_id:
         raise ValueError("model_id is empty")
     if context_length is not None and context_length <= 0:
@@ -58,13 +67,17 @@ def build_env(*, base_url: str, token: Optional[str], model_id: str, context_len
         "ANTHROPIC_AUTH_TOKEN": token or PLACEHOLDER_TOKEN,
         # empty so a real key exported in the shell (or set in settings) is never sent to the local server
         "ANTHROPIC_API_KEY": "",
+    }
+    if keep_tiers:
+        if haiku_model:   # titles, summaries and other small calls: the model the haiku route names
+            env[HAIKU_TIER] = haiku_model
+    else:
         # beats a `model` key in settings.json (a full claude-* id there would pick another window);
         # --model and /model still win
-        "ANTHROPIC_MODEL": model_id,
-    }
-    # the aliases (opus/sonnet/haiku: HAIKU also runs titles and summaries) all resolve to the one model
-    env.update({tier: model_id for tier in TIERS})
-    env["CLAUDE_CODE_SUBAGENT_MODEL"] = model_id   # subagents, teams and workflows use it too
+        env["ANTHROPIC_MODEL"] = model_id
+        # the aliases (opus/sonnet/haiku: HAIKU also runs titles and summaries) all resolve to the one model
+        env.update({tier: model_id for tier in TIERS})
+        env["CLAUDE_CODE_SUBAGENT_MODEL"] = model_id   # subagents, teams and workflows use it too
     # no per-request attribution block at the top of the system prompt: it busts the KV prefix cache (§8.6)
     env["CLAUDE_CODE_ATTRIBUTION_HEADER"] = "0"
     env["API_TIMEOUT_MS"] = str(API_TIMEOUT_MS)
@@ -76,7 +89,9 @@ def build_env(*, base_url: str, token: Optional[str], model_id: str, context_len
         # what Claude Code asks for as max_tokens and reserves in its window arithmetic
         env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(max_output)
     if context_length is not None:
-        env.update(context_env(model_id, context_length, max_output or DEFAULT_MAX_OUTPUT))
+        # with kept tiers, Claude Code sends its own claude-* ids, and its window arithmetic is theirs
+        window_id = CLAUDE_HAIKU_ID if keep_tiers else model_id
+        env.update(context_env(window_id, context_length, max_output or DEFAULT_MAX_OUTPUT))
 
     # nothing leaves the machine: no autoupdate, telemetry, error reports, release notes (§8.1)
     env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"

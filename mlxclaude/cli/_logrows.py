@@ -2,8 +2,10 @@
 
 A column has a minimum width; a value wider than that (a TTFT of 100 s or more, a long event name) pushes
 the rest of the row along and is never cut. On a narrow terminal the headers shorten, then the columns that
-matter least go (level, session, new, cached, kind): their values move into the detail, and a detail that
-does not fit wraps onto indented lines. `prefill_progress` lines read "42% of 18180 new after 12.0s, ~16s left".
+matter least go (level, session, new, cached, backend, kind): their values move into the detail, and a detail
+that does not fit wraps onto indented lines. `prefill_progress` lines read "42% of 18180 new after 12.0s, ~16s
+left"; `backend_fallback` ones "gpu failed (connection refused) → local". The route a request matched is in the
+detail only when every column fits (or the output is piped).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("event", "event", 16),
     Column("request", "request", 8),
     Column("session", "session", 8, drop=2, label="session"),
-    Column("kind", "kind", 5, drop=5, label="kind"),
+    Column("kind", "kind", 5, drop=6, label="kind"),
+    Column("backend", "backend", 7, drop=5, label="backend"),
     Column("prompt", "prompt", 6, right=True),
     Column("cached", "cached", 6, right=True, drop=4, label="cached"),
     Column("new", "new", 6, right=True, drop=3, label="new"),
@@ -48,9 +51,13 @@ COLUMNS: tuple[Column, ...] = (
 # below the full width: shorter headers (and event names) before any column goes
 NARROW = {"event": ("event", 9), "prefill": ("pf t/s", 6), "decode": ("dec t/s", 7)}
 SHORT_EVENTS = {"request_start": "start", "request_finish": "finish", "prefill_progress": "prefill",
-                "request_error": "error", "request_cancelled": "cancelled", "count_tokens": "count"}
+                "request_error": "error", "request_cancelled": "cancelled", "count_tokens": "count",
+                "backend_fallback": "fallback", "backend_loaded": "loaded", "backend_unloaded": "unloaded"}
 SHOWN = {"ts", "level", "kind", "event", "request_id", "session", "request_kind", "prompt_tokens",
          "cached_tokens", "new_tokens", "output_tokens", "ttft_s", "prefill_tps", "decode_tps", "cache"}
+# the backend is a column only on the records of one request; others (backend_loaded, …) say it in the detail
+BACKEND_EVENTS = {"request_start", "request_finish", "request_error", "request_cancelled", "prefill_progress"}
+WIDE_ONLY = {"route"}  # in the detail only when every column fits (or the output is piped)
 PROGRESS_FIELDS = {"prefill_done", "prefill_total", "percent", "elapsed_s", "eta_s"}
 DETAIL_NAMES = {"peak_memory_gb": "peak_gb", "stop_reason": "stop"}
 LEVEL_STYLES = {"debug": "dim", "info": "dim", "warning": "yellow", "error": "bold red", "critical": "bold red"}
@@ -160,6 +167,7 @@ def row_cells(record: dict[str, Any], *, short_events: bool = False) -> dict[str
         "request": (short_id(record.get("request_id"), "req_"), "cyan"),
         "session": (short_id(record.get("session")), "magenta"),
         "kind": (str(record.get("request_kind") or ""), ""),
+        "backend": (str(record.get("backend") or "") if event in BACKEND_EVENTS else "", "blue"),
         "prompt": (count(record.get("prompt_tokens")), ""),
         "cached": (count(record.get("cached_tokens")), "green" if record.get("cached_tokens") else ""),
         "new": (count(record.get("new_tokens")), ""),
@@ -174,14 +182,25 @@ def row_cells(record: dict[str, Any], *, short_events: bool = False) -> dict[str
 def detail_chunks(record: dict[str, Any], cells: dict[str, tuple[str, str]],
                   dropped: Iterable[Column] = ()) -> list[tuple[str, str]]:
     """The rest of the record as (text, style) pieces that may each start a wrapped line: the error or message,
-    a prefill's progress, the values of columns that did not fit, then key=value for every other field."""
+    a prefill's progress, the values of columns that did not fit, then key=value for every other field.
+    Whether any column went tells the narrow form from the wide one: the route is shown only in the wide."""
     level = _level(record)
     style = "red" if level_value(level) >= LEVELS["error"] else ""
-    rest = {key: value for key, value in record.items() if key not in SHOWN and value is not None}
-    chunks: list[tuple[str, str]] = []
     dropped = list(dropped)
+    event = record.get("event")
+    rest = {key: value for key, value in record.items() if key not in SHOWN and value is not None
+            and not (key == "backend" and event in BACKEND_EVENTS) and not (key in WIDE_ONLY and dropped)}
+    chunks: list[tuple[str, str]] = []
     if any(column.key == "level" for column in dropped) and level_value(level) >= LEVELS["warning"]:
         chunks.append((LEVEL_LABELS.get(level, level.upper()), LEVEL_STYLES.get(level, "")))
+    if event == "backend_fallback":
+        chunks.extend((word, "yellow") for word in fallback_text(rest).split(" ") if word)
+    elif event in ("backend_loaded", "backend_unloaded") and "backend" in rest:
+        name = str(rest.pop("backend"))
+        model = rest.pop("model", None)
+        chunks.append((name, "blue"))
+        if model:
+            chunks.append((f"({model})", ""))
     for key in ("error", "message"):
         if key in rest:
             chunks.extend((word, style) for word in str(rest.pop(key)).split(" ") if word)
@@ -195,6 +214,16 @@ def detail_chunks(record: dict[str, Any], cells: dict[str, tuple[str, str]],
             chunks.append((f"{column.label}={text}", cell_style))
     chunks.extend((f"{DETAIL_NAMES.get(key, key)}={_compact(value)}", style) for key, value in rest.items())
     return chunks
+
+
+def fallback_text(rest: dict[str, Any]) -> str:
+    """`gpu failed (connection refused) → local` (popping backend, error and next from `rest`)."""
+    text = f"{rest.pop('backend', '?')} failed"
+    error = rest.pop("error", None)
+    if error:
+        text += f" ({error})"
+    following = rest.pop("next", None)
+    return f"{text} → {following}" if following else text
 
 
 def progress_pieces(record: dict[str, Any]) -> list[str]:

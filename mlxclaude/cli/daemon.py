@@ -151,7 +151,78 @@ def _render_status(info: dict) -> None:
 
     for index, line in enumerate(in_flight_lines(info.get("in_flight"))):
         table.add_row("in flight" if index == 0 else "", line)
+    for name, value in routing_rows(info):
+        table.add_row(name, value)
     _output.stdout_console().print(table)
+
+
+# -- backends and routes (config.toml's [backends], [routes], [fallbacks]) ------------------------
+
+STATE_STYLES = {"ok": "green", "loaded": "green", "loading": "yellow", "failing": "yellow", "unloaded": "yellow",
+                "failed": "red", "cooling down": "red"}
+
+
+def routing_rows(info: dict) -> list:
+    """(label, rich Text) rows for the status table: one per backend, then the routes and the fallbacks; none
+    when the daemon serves only the built-in `local` backend (or is too old to say)."""
+    backends = [entry for entry in info.get("backends") or [] if isinstance(entry, dict)]
+    if not backends or (len(backends) == 1 and backends[0].get("name") == "local"):
+        return []
+    from rich.text import Text
+
+    widths = [max(len(str(entry.get(key) or "")) for entry in backends) for key in ("name", "kind")]
+    rows = [("backends" if index == 0 else "", backend_line(entry, widths)) for index, entry in enumerate(backends)]
+    routes = routes_text(info.get("routes"))
+    if routes:
+        rows.append(("routes", Text(routes)))
+    fallbacks = fallbacks_text(info.get("fallbacks"))
+    if fallbacks:
+        rows.append(("fallbacks", Text(fallbacks)))
+    return rows
+
+
+def backend_line(entry: dict, widths: Any = (0, 0)):
+    """`gpu    openai  Qwen/Qwen3-Coder…  cooling down 13s, 2 failures (connection refused)` with the state
+    coloured: green when it serves, yellow when it is on its way or idle, red when it does not."""
+    import math
+
+    from rich.text import Text
+
+    name, kind = str(entry.get("name") or "?"), str(entry.get("kind") or "?")
+    line = Text(f"{name:<{widths[0]}}  {kind:<{widths[1]}}  {entry.get('model') or entry.get('url') or '-'}  ")
+    state = str(entry.get("state") or "?")
+    shown = state
+    left = entry.get("cooldown_left_s")
+    if state == "cooling down" and isinstance(left, (int, float)):
+        shown += f" {_duration(math.ceil(left))}"
+    line.append(shown, style=STATE_STYLES.get(state) or None)
+    extras = []
+    failures = entry.get("failures")
+    if isinstance(failures, int) and failures and state != "ok":
+        extras.append(f"{failures} failure{'s' if failures != 1 else ''}")
+    in_flight = entry.get("in_flight")
+    if isinstance(in_flight, int) and in_flight:
+        extras.append(f"{in_flight} in flight")
+    if extras:
+        line.append(", " + ", ".join(extras))
+    error = entry.get("last_error")
+    if error and state not in ("ok", "loaded"):
+        line.append(f" ({error})", style="dim")
+    return line
+
+
+def routes_text(routes: Any) -> str:
+    """`*haiku* → small, * → local`."""
+    pairs = [f"{entry.get('pattern')} → {entry.get('backend')}" for entry in routes or [] if isinstance(entry, dict)]
+    return ", ".join(pairs)
+
+
+def fallbacks_text(fallbacks: Any) -> str:
+    """`gpu → local → small` for each backend with fallbacks, in the order they are tried."""
+    if not isinstance(fallbacks, dict):
+        return ""
+    return ", ".join(" → ".join([str(name), *map(str, chain)]) for name, chain in fallbacks.items()
+                     if isinstance(chain, list) and chain)
 
 
 def _cache(facts: Optional[dict]) -> Optional[str]:

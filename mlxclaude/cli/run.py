@@ -30,11 +30,13 @@ def run(
     from mlxclaude.claude import build_env, launch_claude, require_claude
     from mlxclaude.cli._endpoint import auth_token, fallback_model_id, fetch_health, warn_small_context
     from mlxclaude.cli._model_choice import prepare_model, with_default_model
+    from mlxclaude.cli._routes import tier_choice
     from mlxclaude.config.registry import ServerSettings
     from mlxclaude.daemon import manager
 
     claude = require_claude()   # before starting a daemon we would not use
     settings = with_default_model(ServerSettings.from_env(model=model))
+    tiers = tier_choice(settings.model)   # a bad [routes] table stops here, before anything starts
     fit = prepare_model(settings, explicit=model is not None, force=force, command="mlxclaude run")
     state = manager.start(settings, on_progress=_output.note, explicit_model=model is not None)
     token = getattr(state, "token", None) or auth_token(settings)
@@ -42,7 +44,10 @@ def run(
     model_id = health.get("model_id") or fallback_model_id(state.model or settings.model)
     context = health.get("context_length") or getattr(state, "context_length", None) or settings.context_limit
     env = build_env(base_url=state.url, token=token, model_id=model_id, context_length=context,
-                    max_output_tokens=settings.max_output_tokens)
+                    max_output_tokens=settings.max_output_tokens, keep_tiers=tiers.keep_tiers,
+                    haiku_model=tiers.haiku_model)
+    if tiers.note:
+        _output.note(tiers.note)
     if fit is not None and fit.status == "warn":
         _output.warning(fit.detail())
     else:

@@ -85,9 +85,11 @@ def wire_env() -> tuple[dict[str, str], str]:
     model id and context from its /health, else from the configuration."""
     from mlxclaude.claude import build_env
     from mlxclaude.cli._endpoint import daemon_endpoint, fallback_model_id, fetch_health, warn_small_context
+    from mlxclaude.cli._routes import tier_choice
     from mlxclaude.config.registry import ServerSettings
 
     settings = ServerSettings.from_env()
+    tiers = tier_choice(settings.model)
     url, token = daemon_endpoint(settings)
     health = fetch_health(url)
     note = ""
@@ -101,6 +103,9 @@ def wire_env() -> tuple[dict[str, str], str]:
         if context is None:
             note = "; context unknown while the daemon is down, so compaction uses Claude Code's defaults"
     env = build_env(base_url=url, token=token, model_id=model_id, context_length=context,
-                    max_output_tokens=settings.max_output_tokens)
+                    max_output_tokens=settings.max_output_tokens, keep_tiers=tiers.keep_tiers,
+                    haiku_model=tiers.haiku_model)
+    if tiers.note:
+        _output.note(tiers.note)
     warn_small_context(context)
     return env, note

@@ -155,3 +155,29 @@ def test_small_context_warning():
 
     assert context_warning(None) is None and context_warning(65536) is None
     assert "32768 tokens" in context_warning(32768)
+
+
+# --- routes configured: Claude Code keeps its own model ids -----------------------------------------
+
+OVERRIDES = ("ANTHROPIC_MODEL", "ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL",
+             "CLAUDE_CODE_SUBAGENT_MODEL")
+
+
+def test_kept_tiers_set_only_the_haiku_id_the_route_matches():
+    result = env(keep_tiers=True, haiku_model="claude-haiku-4-5")
+    assert not any(key in result for key in OVERRIDES)
+    assert result["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "claude-haiku-4-5"
+    assert result["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:8765" and result["ANTHROPIC_API_KEY"] == ""
+    assert set(result) <= set(ENV_KEYS) and all(isinstance(value, str) for value in result.values())
+
+
+def test_kept_tiers_without_a_haiku_route_leave_haiku_alone_too():
+    result = env(keep_tiers=True)
+    assert not any(key in result for key in (*OVERRIDES, "ANTHROPIC_DEFAULT_HAIKU_MODEL"))
+
+
+def test_kept_tiers_compact_as_for_a_claude_id():
+    """Claude Code sends claude-* ids then: below 100k only the percent override moves its threshold."""
+    small = env(keep_tiers=True, context_length=65536)
+    assert "CLAUDE_AUTOCOMPACT_PCT_OVERRIDE" in small
+    assert "CLAUDE_AUTOCOMPACT_PCT_OVERRIDE" not in env(keep_tiers=True, context_length=131072)

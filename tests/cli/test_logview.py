@@ -322,3 +322,62 @@ def test_logs_follow_renders_prefill_progress_as_it_is_written(slow_log):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# --- backends: the backend of each request, fallbacks, loads and unloads ----------------------------
+
+
+SMALL = "mlx-community/Qwen3-4B-Instruct-2507-4bit"
+
+
+def routed_records() -> list[dict]:
+    request = dict(request_id="req_0123456789abcdef01234567", session="5f1d2c3b-1111", request_kind="main")
+    return [
+        record("backend_loaded", 60, kind="daemon", backend="small", model=SMALL),
+        record("request_start", 50, prompt_tokens=19204, backend="gpu", route="*opus*", **request),
+        record("backend_fallback", 49, level="warning", request_id=request["request_id"], backend="gpu",
+               next="local", error="connection refused"),
+        finish(10, "hit", prompt_tokens=123456, backend="local", route="*opus*"),
+        record("backend_unloaded", 5, kind="daemon", backend="small", model=SMALL),
+    ]
+
+
+@pytest.fixture
+def routed_log(tmp_path, monkeypatch):
+    return write_log(tmp_path, monkeypatch, routed_records())
+
+
+@pytest.mark.parametrize("columns", [80, 100, 120, 200, None])
+def test_logs_show_each_requests_backend_and_the_fallbacks(routed_log, monkeypatch, columns):
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+        result = run_cli("logs")
+    else:
+        result = run_cli("logs", env={"COLUMNS": str(columns)})
+    assert result.code == 0
+    lines = result.out.splitlines()
+    if columns is not None:
+        assert max(len(line) for line in lines) <= columns
+    text = " ".join(lines)
+    assert "gpu failed (connection refused) → local" in text
+    assert "small (mlx-community/Qwen3-4B-Instruct-2507-4bit)" in text and "123456" in text
+    body = [line for line in lines[1:] if not line.startswith("--")]
+    start = next(line for line in body if "19204" in line)
+    if columns == 80:  # no room for the column: the backend is in the detail, named; the route is left out
+        assert "backend" not in lines[0] and "backend=gpu" in text and "backend=local" in text
+        assert "route=" not in text and " kind " in lines[0]
+    else:  # a column of its own, lined up under its header
+        position = lines[0].index("backend")
+        assert start[position:position + 4] == "gpu "
+        finished = next(line for line in body if line.rstrip().endswith("hit") or " hit " in line)
+        assert finished[position:position + 6] == "local " and "backend=" not in text
+    if columns in (None, 200, 120):
+        assert "route=*opus*" in text
+    if columns in (None, 200):
+        assert any(line.split()[2] == "backend_fallback" for line in body)
+        assert len(body) == len(routed_records())
+
+
+def test_a_fallback_is_a_yellow_warning():
+    out = render(routed_records())
+    assert "\x1b[33mgpu" in out and "WARN" in out

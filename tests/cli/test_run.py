@@ -96,3 +96,50 @@ def test_run_without_claude_fails_before_starting_a_daemon(tmp_path, monkeypatch
     monkeypatch.setattr(manager, "start", lambda *a, **k: pytest.fail("started a daemon"))
     result = run_cli("run")
     assert result.code == 1 and "claude not found" in result.err.splitlines()[0]
+
+
+ROUTED = '''model = "org/configured"
+[backends.small]
+kind = "mlx"
+model = "org/small"
+[routes]
+"*haiku*" = "small"
+"*" = "local"
+'''
+
+
+@pytest.mark.parametrize("routed", [False, True], ids=["one-model", "routes"])
+def test_run_keeps_claude_codes_ids_when_routes_are_configured(tmp_path, monkeypatch, routed):
+    """The env handed to claude: every tier on the local model, or (with [routes]) Claude Code's own ids with
+    the haiku tier on an id the haiku route matches, said in one line."""
+    from mlxclaude import claude, paths
+    from mlxclaude.cli import _model_choice
+    from mlxclaude.daemon import manager
+    from mlxclaude.daemon.state import DaemonState
+    from support.live_server import free_port
+
+    binary = tmp_path / "claude"
+    binary.write_text("#!/bin/sh\nexit 0\n")
+    binary.chmod(0o755)
+    monkeypatch.setenv("MLXCLAUDE_CLAUDE_BIN", str(binary))
+    paths.config_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file().write_text(ROUTED if routed else 'model = "org/configured"\n')
+    port = free_port()   # nothing answers there: the model id and context come from the configuration
+    monkeypatch.setattr(manager, "start", lambda settings, **kwargs: DaemonState(
+        pid=os.getpid(), url=f"http://127.0.0.1:{port}", host="127.0.0.1", port=port, model=settings.model,
+        token=TOKEN))
+    monkeypatch.setattr(_model_choice, "prepare_model", lambda *args, **kwargs: None)
+    launched = []
+    monkeypatch.setattr(claude, "launch_claude", lambda binary, args, env: launched.append(env) or 0)
+    result = run_cli("run")
+    assert result.code == 0, result.err
+    env = launched[0]
+    if routed:
+        assert "routes configured: Claude Code keeps its model ids; haiku → small" in result.err
+        assert env["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "claude-haiku-4-5"
+        for key in ("ANTHROPIC_MODEL", "ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL",
+                    "CLAUDE_CODE_SUBAGENT_MODEL"):
+            assert key not in env
+    else:
+        assert "routes configured" not in result.err
+        assert env["ANTHROPIC_MODEL"] == env["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "claude-local-org-configured"

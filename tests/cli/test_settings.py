@@ -122,3 +122,72 @@ def test_wire_show_unwire_with_a_running_daemon(tmp_path, monkeypatch):
 
     result = run_cli("settings", "unwire", "--project")
     assert result.code == 0 and "removed" in result.err and not local.exists()
+
+
+# --- routes in config.toml: Claude Code keeps its own model ids ------------------------------------
+
+ROUTED = '''model = "mlx-community/Qwen3-4B-4bit"
+[backends.small]
+kind = "mlx"
+model = "mlx-community/Qwen3-0.6B-4bit"
+[backends.gpu]
+kind = "openai"
+url = "http://gpu-box:8000/v1"
+model = "Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8"
+api_key_env = "GPU_API_KEY"
+[routes]
+"*haiku*" = "small"
+"*opus*" = "gpu"
+"*" = "local"
+[fallbacks]
+gpu = ["local"]
+'''
+TIER_OVERRIDES = ("ANTHROPIC_MODEL", "ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL",
+                  "CLAUDE_CODE_SUBAGENT_MODEL")
+
+
+def write_config(tmp_path, text: str) -> None:
+    from mlxclaude import paths
+
+    paths.config_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file().write_text(text)
+
+
+def test_wire_with_routes_keeps_claude_codes_ids_and_stays_reversible(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLXCLAUDE_PORT", str(free_port()))
+    write_config(tmp_path, 'model = "mlx-community/Qwen3-4B-4bit"\n')
+    assert run_cli("settings", "wire").code == 0        # first without routes: every tier on the local model
+    env = json.loads(user_settings(tmp_path).read_text())["env"]
+    assert all(key in env for key in TIER_OVERRIDES)
+
+    write_config(tmp_path, ROUTED)
+    result = run_cli("settings", "wire")
+    assert result.code == 0, result.err
+    assert "routes configured: Claude Code keeps its model ids; haiku → small" in result.err
+    env = json.loads(user_settings(tmp_path).read_text())["env"]
+    assert not any(key in env for key in TIER_OVERRIDES)  # the earlier wire's values are taken back
+    assert env["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "claude-haiku-4-5"
+    assert run_cli("settings", "unwire").code == 0
+    assert not user_settings(tmp_path).exists()
+
+
+def test_wire_with_routes_but_no_haiku_route_leaves_the_haiku_tier_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLXCLAUDE_PORT", str(free_port()))
+    user_settings(tmp_path).parent.mkdir(parents=True)
+    original = b'{"env": {"ANTHROPIC_DEFAULT_HAIKU_MODEL": "mine"}, "theme": "dark"}\n'
+    user_settings(tmp_path).write_bytes(original)
+    write_config(tmp_path, ROUTED.replace('"*haiku*" = "small"\n', ""))
+    result = run_cli("settings", "wire")
+    assert result.code == 0, result.err
+    assert "no haiku route" in result.err
+    env = json.loads(user_settings(tmp_path).read_text())["env"]
+    assert env["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "mine" and "ANTHROPIC_MODEL" not in env
+    assert run_cli("settings", "unwire").code == 0
+    assert user_settings(tmp_path).read_bytes() == original
+
+
+def test_wire_with_a_bad_route_is_one_error_and_writes_nothing(tmp_path, monkeypatch):
+    write_config(tmp_path, ROUTED.replace('"*opus*" = "gpu"', '"*opus*" = "gpus"'))
+    result = run_cli("settings", "wire")
+    assert result.code != 0 and "no backend named 'gpus'" in result.err and "gpu" in result.err
+    assert "Traceback" not in result.err and not user_settings(tmp_path).exists()
