@@ -10,6 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from support.cli_app import run_cli
+from support.routes_toml import routes_toml
+from support.upstreams import Answer, recording_upstream
 from mlxclaude import doctor, paths
 from mlxclaude.daemon import state
 from mlxclaude.doctor import GIB, check_claude_settings, check_daemon, check_memory, check_model, check_python
@@ -276,61 +278,25 @@ def test_text_output_shows_the_fix(cli):
 # --- backends and routes -------------------------------------------------------------------------
 
 
-class Models(BaseHTTPRequestHandler):
-    """An OpenAI-style /v1/models that wants `Bearer sekrit-value` when `key` is set."""
-
-    key: str | None = None
-    seen: list = []
-
-    def do_GET(self):
-        type(self).seen.append((self.path, self.headers.get("authorization")))
-        if self.key and self.headers.get("authorization") != f"Bearer {self.key}":
-            code, body = 401, {"error": {"message": "bad key"}}
-        elif self.path == "/v1/models":
-            code, body = 200, {"object": "list", "data": [{"id": "big-model"}, {"id": "other"}]}
-        else:
-            code, body = 404, {}
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def models_server(monkeypatch):
-    monkeypatch.setattr(Models, "key", None)
-    monkeypatch.setattr(Models, "seen", [])
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Models)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def models_server():
+    """An OpenAI-style /v1/models that wants `Bearer KEY` while `server.key[0]` is set."""
+    key: list = [None]
+
+    def script(request):
+        if key[0] and request.headers.get("authorization") != f"Bearer {key[0]}":
+            return Answer(401, {"error": {"message": "bad key"}})
+        if request.path == "/v1/models":
+            return Answer(body={"object": "list", "data": [{"id": "big-model"}, {"id": "other"}]})
+        return Answer(404, {})
+
+    with recording_upstream(script) as server:
+        server.key = key
+        yield server
 
 
 def routed_config(isolated, url: str, *, small: str) -> str:
-    return f'''model = "{make_model(isolated / "main-model")}"
-[backends.small]
-kind = "mlx"
-model = "{small}"
-keep_alive = "10m"
-[backends.gpu]
-kind = "openai"
-url = "{url}/v1"
-model = "big-model"
-api_key_env = "GPU_API_KEY"
-[routes]
-"*haiku*" = "small"
-"*opus*" = "gpu"
-"*" = "local"
-[fallbacks]
-gpu = ["local"]
-'''
+    return routes_toml(main=str(make_model(isolated / "main-model")), small=small, gpu_url=f"{url}/v1")
 
 
 def write_config(text: str) -> None:
@@ -339,10 +305,10 @@ def write_config(text: str) -> None:
 
 
 def test_backends_each_checked_after_the_routes(isolated, models_server, monkeypatch):
-    monkeypatch.setattr(Models, "key", "sekrit-value")
+    models_server.key[0] = "sekrit-value"
     monkeypatch.setenv("GPU_API_KEY", "sekrit-value")
     small = make_model(isolated / "small-model")
-    write_config(routed_config(isolated, models_server, small=str(small)))
+    write_config(routed_config(isolated, models_server.url, small=str(small)))
     checks = by_name(doctor.run_checks())
     names = [check.name for check in doctor.run_checks()]
     assert names[names.index("model") + 1:names.index("daemon")] == ["routes", "backend small", "backend gpu"]
@@ -351,14 +317,15 @@ def test_backends_each_checked_after_the_routes(isolated, models_server, monkeyp
     assert checks["backend small"].status == "ok" and str(small) in checks["backend small"].detail
     gpu = checks["backend gpu"]
     assert gpu.status == "ok" and "reachable (2 models)" in gpu.detail and "big-model" in gpu.detail
-    assert ("/v1/models", "Bearer sekrit-value") in Models.seen
+    assert ("/v1/models", "Bearer sekrit-value") in [(request.path, request.headers.get("authorization"))
+                                                     for request in models_server.requests]
     assert all("sekrit" not in repr(check) for check in checks.values())
 
 
 def test_a_missing_model_an_unset_key_and_a_refusal(isolated, models_server, monkeypatch):
-    monkeypatch.setattr(Models, "key", "sekrit-value")
+    models_server.key[0] = "sekrit-value"
     monkeypatch.delenv("GPU_API_KEY", raising=False)
-    write_config(routed_config(isolated, models_server, small="org/not-pulled"))
+    write_config(routed_config(isolated, models_server.url, small="org/not-pulled"))
     checks = by_name(doctor.run_checks())
     small = checks["backend small"]
     assert small.status == "fail" and "org/not-pulled: not found locally" in small.detail
@@ -367,7 +334,7 @@ def test_a_missing_model_an_unset_key_and_a_refusal(isolated, models_server, mon
     assert gpu.status == "fail" and "refused the key (HTTP 401" in gpu.detail
     assert "$GPU_API_KEY is not set" in gpu.detail
     assert gpu.fix.startswith("export GPU_API_KEY=")
-    monkeypatch.setattr(Models, "key", None)   # a server that wants no key: reachable, the unset variable warns
+    models_server.key[0] = None   # a server that wants no key: reachable, the unset variable warns
     gpu = by_name(doctor.run_checks())["backend gpu"]
     assert gpu.status == "warn" and "reachable" in gpu.detail and "GPU_API_KEY" in gpu.fix
 
@@ -384,7 +351,7 @@ def test_an_unreachable_backend_fails_with_the_reason(isolated, monkeypatch):
 
 
 def test_bad_routes_are_a_failed_check_with_the_hint(isolated, cli, models_server):
-    write_config(routed_config(isolated, models_server, small="org/x").replace('"*opus*" = "gpu"',
+    write_config(routed_config(isolated, models_server.url, small="org/x").replace('"*opus*" = "gpu"',
                                                                                 '"*opus*" = "gpus"'))
     checks = by_name(doctor.run_checks())
     assert checks["routes"].status == "fail" and "no backend named 'gpus'" in checks["routes"].detail

@@ -47,8 +47,7 @@ class LocalModel:
     def start(self) -> Worker:
         if self.worker is None:
             self.worker = self.new_worker()
-            self.worker.start()
-            log_event("backend_loading", kind="daemon", backend=self.spec.name, model=self.spec.model)
+            self.worker.start()  # its loader logs model_loading, then model_ready or model_load_failed
         self.last_used = time.monotonic()
         return self.worker
 

@@ -171,7 +171,7 @@ async def create_remote(request: Request, state: ServerState, runtime: RemoteBac
               tools=len(chat.tools), backend=labels.backend, route=labels.route)
     if isinstance(reply, PassthroughReply):
         return await pass_through(request, state, chat, labels, reply)
-    return await respond(request, state, chat, labels, Usage(), RemoteTurn(reply))
+    return await respond(request, state, chat, labels, Usage(), RemoteTurn(reply, streamed=chat.stream))
 
 
 async def respond(request: Request, state: ServerState, chat: ChatRequest, labels: Labels, start_usage: Usage,
@@ -218,8 +218,9 @@ def record_finish(state: ServerState, labels: Labels, stats: GenerationStats, st
 class RemoteTurn:
     """A remote reply as the routes read a local turn: reply events, then a TurnEnd."""
 
-    def __init__(self, reply: EventReply) -> None:
+    def __init__(self, reply: EventReply, *, streamed: bool) -> None:
         self._reply = reply
+        self.streamed = streamed
 
     def __aiter__(self) -> "RemoteTurn":
         return self
@@ -230,19 +231,22 @@ class RemoteTurn:
     async def __anext__(self):
         item = await self._reply.__anext__()
         if isinstance(item, ReplyEnd):
-            return TurnEnd(item.stop_reason, item.stop_sequence, item.usage, remote_stats(item.usage, self._reply.timing,
-                                                                                    item.stop_reason))
+            stats = remote_stats(item.usage, self._reply.timing, item.stop_reason, streamed=self.streamed)
+            return TurnEnd(item.stop_reason, item.stop_sequence, item.usage, stats)
         return item
 
     async def aclose(self) -> None:
         await self._reply.aclose()
 
 
-def remote_stats(usage: Usage, timing: ReplyTiming, stop_reason: Optional[str]) -> GenerationStats:
+def remote_stats(usage: Usage, timing: ReplyTiming, stop_reason: Optional[str], *,
+                 streamed: bool) -> GenerationStats:
+    """A remote reply's figures; a reply that came whole has a time to its end but no decode speed."""
     cached = usage.cache_read_input_tokens
     return GenerationStats(prompt_tokens=usage.input_tokens + cached + usage.cache_creation_input_tokens,
                            cached_tokens=cached, generated_tokens=usage.output_tokens,
-                           prefill_seconds=timing.ttft_s, ttft_seconds=timing.ttft_s, decode_seconds=timing.decode_s,
+                           prefill_seconds=timing.ttft_s, ttft_seconds=timing.ttft_s,
+                           decode_seconds=timing.decode_s if streamed else 0.0,
                            finish_reason="length" if stop_reason == "max_tokens" else "stop")
 
 
@@ -341,7 +345,7 @@ async def pass_through(request: Request, state: ServerState, chat: ChatRequest, 
     request_id = request.state.request_id
 
     def finished() -> None:
-        stats = remote_stats(reply.usage, reply.timing, reply.stop_reason)
+        stats = remote_stats(reply.usage, reply.timing, reply.stop_reason, streamed=reply.body is None)
         log_finish(state, request_id, chat, labels, TurnEnd(reply.stop_reason or "end_turn", None, reply.usage, stats))
 
     if reply.body is not None:

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from support.cli_app import run_cli
+from support.routes_toml import routes_toml
 from support.daemon_env import fake_daemon
 from support.live_server import free_port, live_server
 from support.scripted_backend import ScriptedBackend
@@ -126,22 +127,8 @@ def test_wire_show_unwire_with_a_running_daemon(tmp_path, monkeypatch):
 
 # --- routes in config.toml: Claude Code keeps its own model ids ------------------------------------
 
-ROUTED = '''model = "mlx-community/Qwen3-4B-4bit"
-[backends.small]
-kind = "mlx"
-model = "mlx-community/Qwen3-0.6B-4bit"
-[backends.gpu]
-kind = "openai"
-url = "http://gpu-box:8000/v1"
-model = "Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8"
-api_key_env = "GPU_API_KEY"
-[routes]
-"*haiku*" = "small"
-"*opus*" = "gpu"
-"*" = "local"
-[fallbacks]
-gpu = ["local"]
-'''
+ROUTED = routes_toml(main="mlx-community/Qwen3-4B-4bit", small="mlx-community/Qwen3-0.6B-4bit",
+                     gpu_url="http://gpu-box:8000/v1", gpu_model="Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8")
 TIER_OVERRIDES = ("ANTHROPIC_MODEL", "ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL",
                   "CLAUDE_CODE_SUBAGENT_MODEL")
 
