@@ -37,43 +37,12 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import _support  # noqa: F401  (sys.path)
+from tiny_model import copy_without_eos
 
 PROMPTS = ["Write a long story about a lighthouse keeper.", "Explain how a compiler works, step by step.",
            "def parse(tokens):\n    # a recursive descent parser", "List the rivers of Europe and their lengths.",
            "Describe the rules of chess to a child.", "import json\nimport os\n\nclass Config:",
            "What happens when you type a URL into a browser?", "Tell me about the history of the bicycle."]
-
-
-# --- a model copy that never stops early --------------------------------------------------------------
-
-def without_eos(model_dir: Path, target: Path) -> Path:
-    """`model_dir` with every end-of-reply id pointing at <|im_start|> (never generated), weights linked."""
-    target.mkdir(parents=True, exist_ok=True)
-    for item in model_dir.iterdir():
-        if item.suffix == ".json":
-            continue
-        link = target / item.name
-        if not link.exists():
-            link.symlink_to(item.resolve())
-    tokenizer_config = json.loads((model_dir / "tokenizer_config.json").read_text())
-    never_text = "<|im_start|>"
-    never = None
-    for token_id, spec in (tokenizer_config.get("added_tokens_decoder") or {}).items():
-        if spec.get("content") == never_text:
-            never = int(token_id)
-    if never is None:
-        tokenizer = json.loads((model_dir / "tokenizer.json").read_text())
-        never = next(t["id"] for t in tokenizer.get("added_tokens", []) if t["content"] == never_text)
-    for item in model_dir.iterdir():
-        if item.suffix != ".json":
-            continue
-        data = json.loads(item.read_text())
-        if item.name in ("config.json", "generation_config.json") and "eos_token_id" in data:
-            data["eos_token_id"] = never if item.name == "config.json" else [never]
-        if item.name == "tokenizer_config.json":
-            data["eos_token"] = never_text
-        (target / item.name).write_text(json.dumps(data, indent=1))
-    return target
 
 
 # --- servers ------------------------------------------------------------------------------------------
@@ -354,7 +323,7 @@ def main() -> None:
     log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     work = Path(tempfile.mkdtemp(prefix="bench-concurrency-"))
     try:
-        model = without_eos(Path(source), work / "model")
+        model = copy_without_eos(Path(source), work / "model")
         args.long_words = words_for(model, args.long_tokens)
         decode, ttft = not args.skip_decode, not args.skip_ttft
         servers = [mlxclaude_server(model, max_batch=max(args.streams), home=work / "home-a"),

@@ -934,3 +934,33 @@ def ensure_tiny_model(cache_root: Path | None = None, **params: Any) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def copy_without_eos(model_dir: Path, target: Path) -> Path:
+    """`model_dir` with every end-of-reply id pointing at <|im_start|> (never generated), weights linked."""
+    target.mkdir(parents=True, exist_ok=True)
+    for item in model_dir.iterdir():
+        if item.suffix == ".json":
+            continue
+        link = target / item.name
+        if not link.exists():
+            link.symlink_to(item.resolve())
+    tokenizer_config = json.loads((model_dir / "tokenizer_config.json").read_text())
+    never_text = "<|im_start|>"
+    never = None
+    for token_id, spec in (tokenizer_config.get("added_tokens_decoder") or {}).items():
+        if spec.get("content") == never_text:
+            never = int(token_id)
+    if never is None:
+        tokenizer = json.loads((model_dir / "tokenizer.json").read_text())
+        never = next(t["id"] for t in tokenizer.get("added_tokens", []) if t["content"] == never_text)
+    for item in model_dir.iterdir():
+        if item.suffix != ".json":
+            continue
+        data = json.loads(item.read_text())
+        if item.name in ("config.json", "generation_config.json") and "eos_token_id" in data:
+            data["eos_token_id"] = never if item.name == "config.json" else [never]
+        if item.name == "tokenizer_config.json":
+            data["eos_token"] = never_text
+        (target / item.name).write_text(json.dumps(data, indent=1))
+    return target

@@ -47,3 +47,22 @@ def drop_billing_header(system_blocks: list[str]) -> list[str]:
 def canonical_system_text(system: str) -> str:
     """A string system prompt with a leading billing-header line removed."""
     return _without_header_line(system)
+
+
+def canonical_wire_system(system: object) -> object:
+    """The wire `system` (a string, or a list of blocks) without the billing header, for a request passed on as
+    it is: a block that was only the header goes, a text block keeps its other keys (cache_control)."""
+    if isinstance(system, str):
+        return canonical_system_text(system)
+    if not isinstance(system, list):
+        return system
+    kept = []
+    for block in system:
+        text = block.get("text") if isinstance(block, dict) and block.get("type") == "text" else None
+        if not isinstance(text, str):
+            kept.append(block)
+            continue
+        cleaned = _without_header_line(text)
+        if cleaned or not text.lstrip().startswith(BILLING_HEADER_PREFIX):
+            kept.append({**block, "text": cleaned})
+    return kept

@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import httpx
 
+from mlxclaude.protocol.canon import canonical_wire_system
 from mlxclaude.protocol.errors import ApiError, error_type_for_status
 from mlxclaude.routing.config import BackendSpec
 from mlxclaude.upstream import http
@@ -47,6 +48,8 @@ class AnthropicEngine:
 
     def body(self, request: dict, *, stream: Optional[bool] = None) -> dict:
         body = {name: value for name, value in request.items() if name not in self.spec.drop_params}
+        if "system" in body:  # Claude Code's per-run billing line would defeat the backend's prefix cache
+            body["system"] = canonical_wire_system(body["system"])
         if self.spec.model:
             body["model"] = self.spec.model
         if stream is not None:

@@ -13,7 +13,7 @@ from support.cli_app import start_process
 from support.live_server import free_port
 
 pytestmark = pytest.mark.mlx
-ASK = {"model": "claude-local", "max_tokens": 4000, "stream": True, "temperature": 0,
+ASK = {"model": "claude-local", "max_tokens": 4000, "stream": True,
        "messages": [{"role": "user", "content": "Tell me a very long story."}]}
 
 
@@ -30,10 +30,13 @@ def wait_ready(url: str, proc, timeout: float = 120) -> dict:
         time.sleep(0.1)
 
 
-def test_ctrl_c_ends_open_streams_with_an_error_event_and_no_daemon_is_registered(tiny_model_dir):
+def test_ctrl_c_ends_open_streams_with_an_error_event_and_no_daemon_is_registered(tiny_model_dir, tmp_path):
+    from tiny_model import copy_without_eos
+
+    model = copy_without_eos(tiny_model_dir, tmp_path / "model")  # the reply runs until the interrupt
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = start_process("serve", "--model", str(tiny_model_dir), "--port", str(port))
+    proc = start_process("serve", "--model", str(model), "--port", str(port))
     try:
         assert wait_ready(url, proc)["status"] == "ok"
         assert not paths.state_file().exists()  # `up`, `status` and `down` do not see a foreground server

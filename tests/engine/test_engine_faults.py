@@ -45,4 +45,5 @@ def test_a_sampler_that_fails_inside_mlx_does_not_poison_later_requests(backend,
         with pytest.raises(ValueError, match="top_k"):
             sampled(backend, Sampling(temperature=1.0))
     for _ in range(2):
-        assert sampled(backend, Sampling(temperature=1.0, top_k=40, top_p=0.9)).generated_tokens > 0
+        # a poisoned random state raises here; a sampled reply may be EOS at once (0 tokens) and still fine
+        assert sampled(backend, Sampling(temperature=1.0, top_k=40, top_p=0.9)).finish_reason in ("stop", "length")

@@ -68,3 +68,17 @@ def test_a_mid_conversation_system_message_stays_in_place_as_the_conversation_gr
     assert grown.messages[:len(first.messages)] == first.messages
     assert "Available agent types" in first.messages[1]["content"] and first.messages[1]["role"] == "user"
     assert grown.messages[2]["reasoning_content"] == "ls it"
+
+
+def test_the_wire_system_loses_the_billing_header_and_keeps_the_rest():
+    from mlxclaude.protocol.canon import canonical_wire_system
+
+    header = "x-anthropic-billing-header: cc_version=2.1.197.a1b; cc_entrypoint=sdk-cli;"
+    blocks = [{"type": "text", "text": header},
+              {"type": "text", "text": f"{header}\nYou are Claude Code.", "cache_control": {"type": "ephemeral"}},
+              {"type": "text", "text": "Be terse."}]
+    assert canonical_wire_system(blocks) == [
+        {"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": "Be terse."}]
+    assert canonical_wire_system(f"{header}\nBe terse.") == "Be terse."
+    assert canonical_wire_system("Be terse.") == "Be terse."
