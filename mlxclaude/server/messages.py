@@ -119,6 +119,8 @@ async def create_message(request: Request):
             following = chain[position + 1] if position + 1 < len(chain) else None
             if not failure.retryable or following is None:
                 record_error(state, labels, failure.error)
+                log_event("request_error", level="error", request_id=request_id, backend=name, route=route.pattern,
+                          status=failure.error.status, error=failure.error.message)
                 raise failure.error from None
             log_event("backend_fallback", level="warning", request_id=request_id, backend=name,
                       next=following.spec.name, error=failure.error.message, route=route.pattern)

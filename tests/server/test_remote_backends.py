@@ -193,8 +193,18 @@ def test_a_backend_that_comes_back_serves_again_after_its_cooldown():
             upstream.stop()
 
 
+@pytest.fixture
+def log_file(tmp_path):
+    from mlxclaude import logs
+
+    path = tmp_path / "server.jsonl"
+    logs.configure(path, echo=False)
+    yield path
+    logs.configure(None)
+
+
 @pytest.mark.parametrize("status, error_type", [(429, "rate_limit_error"), (503, "overloaded_error")])
-def test_without_a_fallback_the_upstream_error_reaches_the_client_in_anthropic_shape(status, error_type):
+def test_without_a_fallback_the_upstream_error_reaches_the_client_in_anthropic_shape(status, error_type, log_file):
     def script(request):
         return Answer(status=status, body={"error": {"message": "slow down"}}, headers={"retry-after": "7"})
 
@@ -203,6 +213,9 @@ def test_without_a_fallback_the_upstream_error_reaches_the_client_in_anthropic_s
     assert response.status_code == (529 if status == 503 else status)
     assert response.json()["error"]["type"] == error_type
     assert response.headers["retry-after"] == "7"
+    errors = [json.loads(line) for line in log_file.read_text().splitlines() if '"request_error"' in line]
+    assert [(record["backend"], record["route"], record["status"]) for record in errors] == \
+        [("gpu", "*", response.status_code)]
 
 
 def test_a_context_overflow_upstream_says_prompt_is_too_long_so_claude_code_compacts():
