@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, replace
-from typing import AsyncIterator, Awaitable, Mapping, Optional, TypeVar
+from dataclasses import replace
+from typing import AsyncIterator, Awaitable, Mapping, TypeVar
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from mlxclaude.engine.backend import GenerationStats, ModelInfo, RenderedPrompt
+from mlxclaude.engine.backend import ModelInfo, RenderedPrompt
 from mlxclaude.engine.render import RenderError
 from mlxclaude.engine.worker import JobResults, QueueFull, Worker
 from mlxclaude.logs import log_event, log_internal_error
@@ -24,16 +24,16 @@ from mlxclaude.protocol.response import MessageBuilder
 from mlxclaude.protocol.stream import StreamEncoder, encode_sse, error_event
 from mlxclaude.protocol.usage import Usage
 from mlxclaude.protocol.wire import MessageCreateParams, parse_count_tokens_params, parse_create_params
+from mlxclaude.server.accounting import Labels, log_finish, record_error
 from mlxclaude.server.backends import LocalModel, RemoteBackend, Runtime
 from mlxclaude.server.inflight import InFlight
 from mlxclaude.server.state import ServerState, new_message_id
 from mlxclaude.server.turn import TurnEnd, output_budget, start_turn
-from mlxclaude.upstream.engine import EventReply, PassthroughReply, ReplyTiming, UpstreamFailure
-from mlxclaude.upstream.openai_wire import ReplyEnd
+from mlxclaude.server.remote_reply import SSE_HEADERS, RemoteTurn, pass_through
+from mlxclaude.upstream.engine import PassthroughReply, UpstreamFailure
 
 T = TypeVar("T")
 
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 def prepare_create(raw: bytes, headers: Mapping[str, str]) -> tuple[dict, MessageCreateParams, ChatRequest]:
@@ -130,20 +130,6 @@ async def create_message(request: Request):
     raise ApiError.api_error("no backend to serve the request")  # a chain always has at least one
 
 
-@dataclass(frozen=True)
-class Labels:
-    """Which backend serves a request and why: its log fields and metric labels."""
-    backend: str
-    route: str
-    model: str
-    kind: str
-
-
-def record_error(state: ServerState, labels: Labels, error: ApiError) -> None:
-    state.metrics.request_finished(backend=labels.backend, model=labels.model, kind=labels.kind,
-                                   status=str(error.status))
-
-
 async def create_local(request: Request, state: ServerState, runtime: LocalModel, model: str, chat: ChatRequest,
                        labels: Labels):
     worker, info = await runtime.ready()
@@ -182,74 +168,6 @@ async def respond(request: Request, state: ServerState, chat: ChatRequest, label
         body = stream_events(state, request.state.request_id, chat, labels, start_usage, turn)
         return StreamingResponse(body, media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)
     return await complete_message(request, state, chat, labels, turn)
-
-
-def log_finish(state: ServerState, request_id: str, chat: ChatRequest, labels: Labels, end: TurnEnd) -> None:
-    stats = end.stats
-    for raw in end.failed_tool_calls:
-        log_event("tool_call_unparsed", level="warning", request_id=request_id, session=chat.session_id,
-                  raw=raw[:2000], note="returned to the client as text")
-    fields = dict(
-        request_id=request_id, session=chat.session_id, request_kind=chat.kind,
-        prompt_tokens=stats.prompt_tokens, cached_tokens=stats.cached_tokens,
-        new_tokens=stats.prompt_tokens - stats.cached_tokens, output_tokens=stats.generated_tokens,
-        ttft_s=round(stats.ttft_seconds, 3), prefill_tps=round(stats.prefill_tps, 1),
-        decode_tps=round(stats.decode_tps, 1), peak_memory_gb=round(stats.peak_memory_gb, 3),
-        cache=stats.cache_note or None, stop_reason=end.stop_reason, finish=stats.finish_reason,
-        backend=labels.backend, route=labels.route,
-    )
-    # the engine's extra facts (prompt cache: reused_tokens, cache_entry, diverged_at/_message/_role, miss_reason)
-    fields.update({key: value for key, value in stats.extra.items() if key not in fields and key not in ("kind", "level")})
-    log_event("request_finish", kind="perf", **fields)
-    record_finish(state, labels, stats, "cancelled" if stats.finish_reason == "cancelled" else "ok")
-
-
-def record_finish(state: ServerState, labels: Labels, stats: GenerationStats, status: str) -> None:
-    new_tokens = stats.prompt_tokens - stats.cached_tokens
-    state.metrics.request_finished(backend=labels.backend, model=labels.model, kind=labels.kind, status=status,
-                                   input_tokens=new_tokens, output_tokens=stats.generated_tokens,
-                                   cached_tokens=stats.cached_tokens,
-                                   ttft_s=stats.ttft_seconds if stats.generated_tokens else None,
-                                   decode_tps=stats.decode_tps or None)
-    if stats.cached_tokens:
-        state.metrics.prompt_cache("hit", stats.cached_tokens)
-    if new_tokens > 0:
-        state.metrics.prompt_cache("miss", new_tokens)
-
-
-class RemoteTurn:
-    """A remote reply as the routes read a local turn: reply events, then a TurnEnd."""
-
-    def __init__(self, reply: EventReply, *, streamed: bool) -> None:
-        self._reply = reply
-        self.streamed = streamed
-
-    def __aiter__(self) -> "RemoteTurn":
-        return self
-
-    def take_ready(self) -> list:
-        return []
-
-    async def __anext__(self):
-        item = await self._reply.__anext__()
-        if isinstance(item, ReplyEnd):
-            stats = remote_stats(item.usage, self._reply.timing, item.stop_reason, streamed=self.streamed)
-            return TurnEnd(item.stop_reason, item.stop_sequence, item.usage, stats)
-        return item
-
-    async def aclose(self) -> None:
-        await self._reply.aclose()
-
-
-def remote_stats(usage: Usage, timing: ReplyTiming, stop_reason: Optional[str], *,
-                 streamed: bool) -> GenerationStats:
-    """A remote reply's figures; a reply that came whole has a time to its end but no decode speed."""
-    cached = usage.cache_read_input_tokens
-    return GenerationStats(prompt_tokens=usage.input_tokens + cached + usage.cache_creation_input_tokens,
-                           cached_tokens=cached, generated_tokens=usage.output_tokens,
-                           prefill_seconds=timing.ttft_s, ttft_seconds=timing.ttft_s,
-                           decode_seconds=timing.decode_s if streamed else 0.0,
-                           finish_reason="length" if stop_reason == "max_tokens" else "stop")
 
 
 async def stream_events(state: ServerState, request_id: str, chat: ChatRequest, labels: Labels, start_usage: Usage,
@@ -339,33 +257,3 @@ async def complete_message(request: Request, state: ServerState, chat: ChatReque
         return JSONResponse(status_code=499, content={})
     log_finish(state, request_id, chat, labels, end)
     return JSONResponse(builder.build(end.stop_reason, end.stop_sequence, end.usage))
-
-
-async def pass_through(request: Request, state: ServerState, chat: ChatRequest, labels: Labels,
-                       reply: PassthroughReply):
-    """An Anthropic-compatible backend's reply, as it came; logged and counted from its usage."""
-    request_id = request.state.request_id
-
-    def finished() -> None:
-        stats = remote_stats(reply.usage, reply.timing, reply.stop_reason, streamed=reply.body is None)
-        log_finish(state, request_id, chat, labels, TurnEnd(reply.stop_reason or "end_turn", None, reply.usage, stats))
-
-    if reply.body is not None:
-        finished()
-        return JSONResponse(reply.body)
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            async for chunk in reply.chunks():
-                yield chunk
-        except ApiError as exc:
-            log_event("request_error", level="error", request_id=request_id, error=exc.message,
-                      backend=labels.backend)
-            record_error(state, labels, exc)
-            yield encode_sse(*error_event(exc.error_type, exc.message))
-            return
-        finally:
-            await reply.aclose()
-        finished()
-
-    return StreamingResponse(body(), media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)

@@ -1,0 +1,88 @@
+"""Replies from remote engines, as the routes send them: an OpenAI-compatible reply read like a local turn
+(reply events, then a TurnEnd), an Anthropic-compatible one passed through as it came."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator, Optional
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from mlxclaude.engine.backend import GenerationStats
+from mlxclaude.logs import log_event
+from mlxclaude.protocol.chat import ChatRequest
+from mlxclaude.protocol.errors import ApiError
+from mlxclaude.protocol.stream import encode_sse, error_event
+from mlxclaude.protocol.usage import Usage
+from mlxclaude.server.accounting import Labels, log_finish, record_error
+from mlxclaude.server.state import ServerState
+from mlxclaude.server.turn import TurnEnd
+from mlxclaude.upstream.engine import EventReply, PassthroughReply, ReplyTiming
+from mlxclaude.upstream.openai_wire import ReplyEnd
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+class RemoteTurn:
+    """A remote reply as the routes read a local turn: reply events, then a TurnEnd."""
+
+    def __init__(self, reply: EventReply, *, streamed: bool) -> None:
+        self._reply = reply
+        self.streamed = streamed
+
+    def __aiter__(self) -> "RemoteTurn":
+        return self
+
+    def take_ready(self) -> list:
+        return []
+
+    async def __anext__(self):
+        item = await self._reply.__anext__()
+        if isinstance(item, ReplyEnd):
+            stats = remote_stats(item.usage, self._reply.timing, item.stop_reason, streamed=self.streamed)
+            return TurnEnd(item.stop_reason, item.stop_sequence, item.usage, stats)
+        return item
+
+    async def aclose(self) -> None:
+        await self._reply.aclose()
+
+
+def remote_stats(usage: Usage, timing: ReplyTiming, stop_reason: Optional[str], *,
+                 streamed: bool) -> GenerationStats:
+    """A remote reply's figures; a reply that came whole has a time to its end but no decode speed."""
+    cached = usage.cache_read_input_tokens
+    return GenerationStats(prompt_tokens=usage.input_tokens + cached + usage.cache_creation_input_tokens,
+                           cached_tokens=cached, generated_tokens=usage.output_tokens,
+                           prefill_seconds=timing.ttft_s, ttft_seconds=timing.ttft_s,
+                           decode_seconds=timing.decode_s if streamed else 0.0,
+                           finish_reason="length" if stop_reason == "max_tokens" else "stop")
+
+
+async def pass_through(request: Request, state: ServerState, chat: ChatRequest, labels: Labels,
+                       reply: PassthroughReply):
+    """An Anthropic-compatible backend's reply, as it came; logged and counted from its usage."""
+    request_id = request.state.request_id
+
+    def finished() -> None:
+        stats = remote_stats(reply.usage, reply.timing, reply.stop_reason, streamed=reply.body is None)
+        log_finish(state, request_id, chat, labels, TurnEnd(reply.stop_reason or "end_turn", None, reply.usage, stats))
+
+    if reply.body is not None:
+        finished()
+        return JSONResponse(reply.body)
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in reply.chunks():
+                yield chunk
+        except ApiError as exc:
+            log_event("request_error", level="error", request_id=request_id, error=exc.message,
+                      backend=labels.backend)
+            record_error(state, labels, exc)
+            yield encode_sse(*error_event(exc.error_type, exc.message))
+            return
+        finally:
+            await reply.aclose()
+        finished()
+
+    return StreamingResponse(body(), media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)
