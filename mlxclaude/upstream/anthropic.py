@@ -19,6 +19,17 @@ ANTHROPIC_VERSION = "2023-06-01"
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
+def anthropic_url(spec: BackendSpec, path: str) -> str:
+    """`{url}/v1/{path}`, whether or not the configured url already ends in /v1."""
+    base = (spec.url or "").rstrip("/")
+    return f"{base}/{path}" if base.endswith("/v1") else f"{base}/v1/{path}"
+
+
+def anthropic_headers(spec: BackendSpec) -> dict[str, str]:
+    key = http.api_key(spec)
+    return {"anthropic-version": ANTHROPIC_VERSION, **({"x-api-key": key} if key is not None else {})}
+
+
 def anthropic_error(status: int, body: Any, retry_after: Optional[str]) -> ApiError:
     """The backend's own error type and message (it speaks our protocol), or one made from its status."""
     error = body.get("error") if isinstance(body, dict) else None
@@ -35,15 +46,11 @@ class AnthropicEngine:
         self._client = http.make_client(spec)
 
     def url(self, path: str) -> str:
-        base = (self.spec.url or "").rstrip("/")
-        return f"{base}/{path}" if base.endswith("/v1") else f"{base}/v1/{path}"
+        return anthropic_url(self.spec, path)
 
     def headers(self, incoming: dict[str, str]) -> dict[str, str]:
-        headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
+        headers = {"content-type": "application/json", **anthropic_headers(self.spec)}
         headers.update({name: incoming[name] for name in FORWARDED_HEADERS if incoming.get(name)})
-        key = http.api_key(self.spec)
-        if key is not None:
-            headers["x-api-key"] = key
         return headers
 
     def body(self, request: dict, *, stream: Optional[bool] = None) -> dict:

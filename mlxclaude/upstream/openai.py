@@ -40,11 +40,6 @@ class OpenAIEngine:
                     {"api-version": self.spec.api_version or AZURE_DEFAULT_API_VERSION})
         return f"{base}/chat/completions", None
 
-    def auth_headers(self) -> dict[str, str]:
-        key = http.api_key(self.spec)
-        if key is None:
-            return {}
-        return {"api-key": key} if self.spec.kind == "azure" else {"authorization": f"Bearer {key}"}
 
     def model_for(self, request: dict) -> str:
         if self.spec.kind == "azure":
@@ -61,7 +56,7 @@ class OpenAIEngine:
                                   drop=frozenset(self._dropped))
             try:
                 response = await http.start(self._client, self.spec, "POST", url, json_body=body,
-                                            headers={"content-type": "application/json", **self.auth_headers()},
+                                            headers={"content-type": "application/json", **auth_headers(self.spec)},
                                             params=params, error_of=openai_error)
             except UpstreamFailure as failure:
                 if not self._learn_rejection(failure, body):
@@ -127,6 +122,14 @@ class OpenAIEngine:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def auth_headers(spec: BackendSpec) -> dict[str, str]:
+    """Azure's `api-key` header or a Bearer token, from the variable `api_key_env` names (none when unset)."""
+    key = http.api_key(spec)
+    if key is None:
+        return {}
+    return {"api-key": key} if spec.kind == "azure" else {"authorization": f"Bearer {key}"}
 
 
 def openai_error(status: int, body: Any, retry_after: Optional[str]) -> ApiError:

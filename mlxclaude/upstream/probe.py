@@ -9,19 +9,19 @@ import httpx
 
 from mlxclaude.routing.config import AZURE_DEFAULT_API_VERSION, BackendSpec
 from mlxclaude.upstream import http
+from mlxclaude.upstream.anthropic import anthropic_headers, anthropic_url
+from mlxclaude.upstream.openai import auth_headers
 
 
 def probe_request(spec: BackendSpec) -> tuple[str, dict[str, str], dict[str, str]]:
     """(url, query params, headers) of the model-list call for this backend."""
-    base = (spec.url or "").rstrip("/")
-    key = http.api_key(spec)
-    if spec.kind == "azure":
-        headers = {"api-key": key} if key else {}
-        return f"{base}/openai/models", {"api-version": spec.api_version or AZURE_DEFAULT_API_VERSION}, headers
     if spec.kind == "anthropic":
-        headers = {"anthropic-version": "2023-06-01", **({"x-api-key": key} if key else {})}
-        return (f"{base}/models" if base.endswith("/v1") else f"{base}/v1/models"), {}, headers
-    return f"{base}/models", {}, ({"authorization": f"Bearer {key}"} if key else {})
+        return anthropic_url(spec, "models"), {}, anthropic_headers(spec)
+    base = (spec.url or "").rstrip("/")
+    if spec.kind == "azure":
+        return (f"{base}/openai/models", {"api-version": spec.api_version or AZURE_DEFAULT_API_VERSION},
+                auth_headers(spec))
+    return f"{base}/models", {}, auth_headers(spec)
 
 
 def probe_backend(spec: BackendSpec, timeout: float = 5.0) -> tuple[bool, str]:
