@@ -92,8 +92,10 @@ def log_due_progress(worker: Worker, interval: float, now: Optional[float] = Non
         since = record.last_logged if record.last_logged is not None else progress.prefill_started
         if now - since < interval:
             continue
+        figures = prefill_figures(progress, now)  # one reading: the engine thread moves it on meanwhile
+        if figures["prefill_done"] >= figures["prefill_total"]:
+            continue  # all in: decoding starts at the next step, nothing left to report
         record.last_logged = now
-        figures = prefill_figures(progress, now)
         log_event("prefill_progress", request_id=record.request_id, session=record.session,
                   request_kind=record.kind, prompt_tokens=record.prompt_tokens,
                   cached_tokens=figures.pop("cached_tokens"), elapsed_s=figures.pop("prefill_s"), **figures)

@@ -77,6 +77,18 @@ def test_prefill_progress_is_logged_once_per_interval_for_running_prefills_only(
     assert lines[0]["prefill_tps"] == 500.0 and lines[0]["eta_s"] == 8.0 and lines[0]["event"] == "prefill_progress"
 
 
+def test_a_prefill_that_is_all_in_is_not_logged_as_progress(tmp_path):
+    done = record("req_done")
+    done.progress.begin_prefill(1000, 0)
+    start = done.progress.prefill_started
+    done.progress.prefilled(1000)  # the last chunk is in; decoding begins at the next engine step
+    logs.configure(tmp_path / "log.jsonl", echo=False)
+    try:
+        assert log_due_progress(FakeWorker([(done, True)]), 2.0, now=start + 5.0) == 0
+    finally:
+        logs.configure(None)
+
+
 def test_the_worker_lists_its_jobs_until_they_finish():
     release = threading.Event()
     started = threading.Event()
