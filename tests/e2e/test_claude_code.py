@@ -62,11 +62,28 @@ def test_claude_runs_a_bash_tool_the_scripted_model_asks_for(claude, tmp_path):
 def test_two_claude_sessions_at_once_are_generated_together(claude, tiny_model_dir, tmp_path):
     """Two `claude -p` runs started together (a second terminal, a subagent): their turns share the batch and both
     finish. (This Claude Code sends no title request under -p, so two sessions make the overlap.)"""
+    import contextlib
     import threading
 
-    settings = ServerSettings(model=str(tiny_model_dir))
-    with live_server(mlx_backend_loader(settings), auth_token=TOKEN, max_output_tokens=48) as server:
+    # the two processes' start-up jitter on a loaded machine can exceed a whole tiny-model turn: each request
+    # waits (up to 20 s) at rendering for the other, so both reach the engine together
+    meeting = threading.Barrier(2, timeout=20)
+
+    def load():
+        backend = mlx_backend_loader(ServerSettings(model=str(tiny_model_dir)))()
+        render = backend.render
+
+        def render_together(chat):
+            with contextlib.suppress(threading.BrokenBarrierError):
+                meeting.wait()
+            return render(chat)
+
+        backend.render = render_together
+        return backend
+
+    with live_server(load, auth_token=TOKEN, max_output_tokens=48) as server:
         for attempt in range(3):  # both start together; the overlap is near certain, not guaranteed
+            meeting.reset()
             server.worker.batcher.largest_batch = 0
             results = {}
 
