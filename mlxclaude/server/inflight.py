@@ -8,6 +8,7 @@ GenerationProgress on from the worker thread, and this module only reads it.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -61,7 +62,7 @@ def prefill_figures(progress: GenerationProgress, now: float) -> dict[str, Any]:
     end = progress.decode_started if progress.decode_started is not None else now
     figures: dict[str, Any] = {
         "cached_tokens": progress.cached_tokens, "prefill_done": done, "prefill_total": total,
-        "percent": round(100.0 * done / total, 1) if total else 100.0,
+        "percent": math.floor(1000 * done / total) / 10 if total else 100.0,  # 100.0 only once all is in
         "prefill_tps": round(tps, 1), "prefill_s": round(end - started, 1),
     }
     if progress.phase == "prefill" and tps > 0 and done < total:

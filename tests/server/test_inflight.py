@@ -89,6 +89,15 @@ def test_a_prefill_that_is_all_in_is_not_logged_as_progress(tmp_path):
         logs.configure(None)
 
 
+def test_a_prefill_a_token_short_of_the_end_is_not_shown_as_100_percent():
+    from mlxclaude.server.inflight import prefill_figures
+
+    almost = record("req_almost")
+    almost.progress.begin_prefill(10_000, 0)
+    almost.progress.prefilled(9_999)
+    assert prefill_figures(almost.progress, almost.progress.prefill_started + 1)["percent"] == 99.9
+
+
 def test_the_worker_lists_its_jobs_until_they_finish():
     release = threading.Event()
     started = threading.Event()
