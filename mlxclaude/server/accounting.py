@@ -9,6 +9,7 @@ from mlxclaude.engine.backend import GenerationStats
 from mlxclaude.logs import log_event
 from mlxclaude.protocol.chat import ChatRequest
 from mlxclaude.protocol.errors import ApiError
+from mlxclaude.protocol.stream import encode_sse, error_event
 from mlxclaude.server.state import ServerState
 from mlxclaude.server.turn import TurnEnd
 
@@ -22,9 +23,20 @@ class Labels:
     kind: str
 
 
+def record_status(state: ServerState, labels: Labels, status: str) -> None:
+    """A request that ended without a reply's figures: its HTTP status, "error" or "cancelled"."""
+    state.metrics.request_finished(backend=labels.backend, model=labels.model, kind=labels.kind, status=status)
+
+
 def record_error(state: ServerState, labels: Labels, error: ApiError) -> None:
-    state.metrics.request_finished(backend=labels.backend, model=labels.model, kind=labels.kind,
-                                   status=str(error.status))
+    record_status(state, labels, str(error.status))
+
+
+def stream_error(state: ServerState, request_id: str, labels: Labels, error: ApiError) -> bytes:
+    """A stream that fails after it began: logged, counted, and the `error` event that ends it."""
+    log_event("request_error", level="error", request_id=request_id, error=error.message, backend=labels.backend)
+    record_error(state, labels, error)
+    return encode_sse(*error_event(error.error_type, error.message))
 
 
 def log_finish(state: ServerState, request_id: str, chat: ChatRequest, labels: Labels, end: TurnEnd) -> None:

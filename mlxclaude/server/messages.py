@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import AsyncIterator, Awaitable, Mapping, TypeVar
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from mlxclaude.engine.backend import ModelInfo, RenderedPrompt
 from mlxclaude.engine.render import RenderError
@@ -24,12 +24,12 @@ from mlxclaude.protocol.response import MessageBuilder
 from mlxclaude.protocol.stream import StreamEncoder, encode_sse, error_event
 from mlxclaude.protocol.usage import Usage
 from mlxclaude.protocol.wire import MessageCreateParams, parse_count_tokens_params, parse_create_params
-from mlxclaude.server.accounting import Labels, log_finish, record_error
+from mlxclaude.server.accounting import Labels, log_finish, record_error, record_status, stream_error
 from mlxclaude.server.backends import LocalModel, RemoteBackend, Runtime
 from mlxclaude.server.inflight import InFlight
 from mlxclaude.server.state import ServerState, new_message_id
 from mlxclaude.server.turn import TurnEnd, output_budget, start_turn
-from mlxclaude.server.remote_reply import SSE_HEADERS, RemoteTurn, pass_through
+from mlxclaude.server.remote_reply import RemoteTurn, pass_through, sse_response
 from mlxclaude.upstream.engine import PassthroughReply, UpstreamFailure
 
 T = TypeVar("T")
@@ -166,7 +166,7 @@ async def respond(request: Request, state: ServerState, chat: ChatRequest, label
                   turn: "JobResults | RemoteTurn"):
     if chat.stream:
         body = stream_events(state, request.state.request_id, chat, labels, start_usage, turn)
-        return StreamingResponse(body, media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)
+        return sse_response(body)
     return await complete_message(request, state, chat, labels, turn)
 
 
@@ -205,12 +205,10 @@ async def stream_events(state: ServerState, request_id: str, chat: ChatRequest, 
             if chunks:
                 yield b"".join(chunks)
     except ApiError as exc:
-        log_event("request_error", level="error", request_id=request_id, error=exc.message, backend=labels.backend)
-        record_error(state, labels, exc)
-        yield encode_sse(*error_event(exc.error_type, exc.message))
+        yield stream_error(state, request_id, labels, exc)
     except Exception as exc:  # mid-stream failure: an error event, then the stream ends
         log_internal_error("request_error", exc, request_id=request_id, backend=labels.backend)
-        state.metrics.request_finished(backend=labels.backend, model=labels.model, kind=labels.kind, status="error")
+        record_status(state, labels, "error")
         yield encode_sse(*error_event("api_error", f"generation failed: {exc}"))
     finally:
         for future in (pending, closing):
@@ -252,8 +250,7 @@ async def complete_message(request: Request, state: ServerState, chat: ChatReque
     finally:
         await turn.aclose()
     if end is None:
-        state.metrics.request_finished(backend=labels.backend, model=labels.model, kind=labels.kind,
-                                       status="cancelled")
+        record_status(state, labels, "cancelled")
         return JSONResponse(status_code=499, content={})
     log_finish(state, request_id, chat, labels, end)
     return JSONResponse(builder.build(end.stop_reason, end.stop_sequence, end.usage))

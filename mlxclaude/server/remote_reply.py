@@ -9,18 +9,21 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from mlxclaude.engine.backend import GenerationStats
-from mlxclaude.logs import log_event
 from mlxclaude.protocol.chat import ChatRequest
 from mlxclaude.protocol.errors import ApiError
-from mlxclaude.protocol.stream import encode_sse, error_event
 from mlxclaude.protocol.usage import Usage
-from mlxclaude.server.accounting import Labels, log_finish, record_error
+from mlxclaude.server.accounting import Labels, log_finish, stream_error
 from mlxclaude.server.state import ServerState
 from mlxclaude.server.turn import TurnEnd
 from mlxclaude.upstream.engine import EventReply, PassthroughReply, ReplyTiming
 from mlxclaude.upstream.openai_wire import ReplyEnd
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def sse_response(body: AsyncIterator[bytes]) -> StreamingResponse:
+    """An Anthropic event stream: ours, or a remote one passed through."""
+    return StreamingResponse(body, media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)
 
 
 class RemoteTurn:
@@ -76,13 +79,10 @@ async def pass_through(request: Request, state: ServerState, chat: ChatRequest, 
             async for chunk in reply.chunks():
                 yield chunk
         except ApiError as exc:
-            log_event("request_error", level="error", request_id=request_id, error=exc.message,
-                      backend=labels.backend)
-            record_error(state, labels, exc)
-            yield encode_sse(*error_event(exc.error_type, exc.message))
+            yield stream_error(state, request_id, labels, exc)
             return
         finally:
             await reply.aclose()
         finished()
 
-    return StreamingResponse(body(), media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)
+    return sse_response(body())
