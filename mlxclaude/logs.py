@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, Any, Optional, TextIO
 
 from mlxclaude.atomic import private_dir
+from mlxclaude.redaction import redact
 
 _lock = threading.Lock()
 _file: Optional[TextIO] = None
@@ -41,7 +42,7 @@ def open_private(path: Path, mode: str = "a") -> IO:
 def log_event(event: str, *, level: str = "info", kind: str = "request", **fields: Any) -> dict[str, Any]:
     record = {"ts": round(time.time(), 3), "level": level, "kind": kind, "event": event}
     record.update({key: value for key, value in fields.items() if value is not None})
-    line = json.dumps(record, default=str, separators=(",", ":"))
+    line = redact(json.dumps(record, default=str, separators=(",", ":")))
     with _lock:
         if _file is not None:
             _file.write(line + "\n")

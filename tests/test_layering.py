@@ -42,11 +42,12 @@ LAYERS: dict[str, Layer] = {
     "errors": layer(),
     "atomic": layer(),
     "paths": layer(external="platformdirs"),
-    "logs": layer("atomic"),
+    "redaction": layer(),
+    "logs": layer("atomic redaction"),
     "config": layer("atomic paths protocol.limits"),
     # PURE: translation and parsing only; no mlx, no web framework, no HTTP client, no terminal UI, no files
     "parsing": layer(),
-    "protocol": layer("parsing", external="pydantic"),
+    "protocol": layer("parsing redaction", external="pydantic"),
     "routing": layer("protocol config.units"),
     # the only place mlx and mlx_lm are imported
     "engine": layer("parsing protocol atomic logs",
@@ -54,9 +55,10 @@ LAYERS: dict[str, Layer] = {
     # the machine's memory facts, which models/ and doctor use without loading mlx
     "engine.memory": layer(),
     # remote serving engines over HTTP
-    "upstream": layer("parsing protocol routing config logs", external="httpx"),
+    "upstream": layer("parsing protocol routing config logs redaction", external="httpx"),
     # the HTTP server: never models/ (the loader is passed in), never the CLI or the daemon
-    "server": layer("engine protocol parsing routing upstream config logs", external="fastapi starlette prometheus_client"),
+    "server": layer("engine protocol parsing routing upstream config logs redaction",
+                    external="fastapi starlette anyio prometheus_client"),
     # the model store: catalog, pull, import front-ends, check, recommend (through engine/ APIs: no mlx)
     "models": layer("engine parsing protocol config paths daemon.state", external="huggingface_hub tqdm"),
     "claude": layer("atomic paths"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlxclaude.redaction import redact
+
 _ERROR_TYPE_BY_STATUS = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -42,7 +44,7 @@ class ApiError(Exception):
         return f"ApiError({self.status}, {self.error_type!r}, {self.message!r})"
 
     def to_body(self, request_id: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"type": "error", "error": {"type": self.error_type, "message": self.message}}
+        body: dict[str, Any] = {"type": "error", "error": {"type": self.error_type, "message": redact(self.message)}}
         if request_id is not None:
             body["request_id"] = request_id
         return body

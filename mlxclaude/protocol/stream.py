@@ -8,6 +8,7 @@ from typing import Any
 from mlxclaude.parsing.events import ReplyEvent
 from mlxclaude.protocol.blocks import BlockAssembler, WireEvent
 from mlxclaude.protocol.usage import Usage
+from mlxclaude.redaction import redact
 
 
 def encode_sse(name: str, data: dict[str, Any]) -> bytes:
@@ -17,7 +18,7 @@ def encode_sse(name: str, data: dict[str, Any]) -> bytes:
 
 
 def error_event(error_type: str, message: str) -> WireEvent:
-    return ("error", {"type": "error", "error": {"type": error_type, "message": message}})
+    return ("error", {"type": "error", "error": {"type": error_type, "message": redact(message)}})
 
 
 class StreamEncoder:

@@ -39,6 +39,13 @@ def stream_error(state: ServerState, request_id: str, labels: Labels, error: Api
     return encode_sse(*error_event(error.error_type, error.message))
 
 
+def log_cancelled(state: ServerState, request_id: str, chat: ChatRequest, labels: Labels) -> None:
+    """The client went away before the reply ended: logged and counted like any finished request."""
+    log_event("request_cancelled", request_id=request_id, session=chat.session_id, request_kind=chat.kind,
+              status="cancelled", backend=labels.backend, route=labels.route)
+    record_status(state, labels, "cancelled")
+
+
 def log_finish(state: ServerState, request_id: str, chat: ChatRequest, labels: Labels, end: TurnEnd) -> None:
     stats = end.stats
     for raw in end.failed_tool_calls:

@@ -5,6 +5,7 @@ DNS rebinding are refused by their Origin and Host headers)."""
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
@@ -32,17 +33,36 @@ def is_authorized(expected: Optional[str], headers: Mapping[str, str]) -> bool:
 
 
 def is_loopback_name(hostname: Optional[str]) -> bool:
+    """`localhost`, or an IP literal in 127.0.0.0/8 or ::1 (an IPv4-mapped one too). A name that merely
+    starts with `127.` or `localhost` (`127.0.0.1.attacker.example`, `localhost.evil`) is a domain name,
+    and a rebinding attack's."""
     if not hostname:
         return False
-    hostname = hostname.strip("[]").lower()
-    return hostname in ("localhost", "::1") or hostname.startswith("127.") or hostname.endswith(".localhost")
+    hostname = hostname.lower().removesuffix(".")
+    if hostname == "localhost":
+        return True
+    if hostname.startswith("[") != hostname.endswith("]"):
+        return False
+    try:
+        address = ipaddress.ip_address(hostname.strip("[]"))
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def from_this_machine(headers: Mapping[str, str]) -> bool:
     """False for what a browser sends on behalf of another site: a non-loopback Origin, or a Host that
     names another domain (a rebinding attack's). Programs such as Claude Code send no Origin."""
     origin = headers.get("origin")
-    if origin is not None and not is_loopback_name(urlsplit(origin).hostname):
+    if origin is not None and not is_loopback_name(hostname_of(origin)):
         return False
     host = headers.get("host")
-    return host is None or is_loopback_name(urlsplit(f"//{host}").hostname)
+    return host is None or is_loopback_name(hostname_of(f"//{host}"))
+
+
+def hostname_of(url: str) -> Optional[str]:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:  # an unbalanced bracket
+        return None

@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import replace
 from typing import AsyncIterator, Awaitable, Mapping, TypeVar
 
+import anyio
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
@@ -24,7 +25,9 @@ from mlxclaude.protocol.response import MessageBuilder
 from mlxclaude.protocol.stream import StreamEncoder, encode_sse, error_event
 from mlxclaude.protocol.usage import Usage
 from mlxclaude.protocol.wire import MessageCreateParams, parse_count_tokens_params, parse_create_params
-from mlxclaude.server.accounting import Labels, log_finish, record_error, record_status, stream_error
+from mlxclaude.server.accounting import (
+    Labels, log_cancelled, log_finish, record_error, record_status, stream_error,
+)
 from mlxclaude.server.backends import LocalModel, RemoteBackend, Runtime
 from mlxclaude.server.inflight import InFlight
 from mlxclaude.server.state import ServerState, new_message_id
@@ -177,6 +180,7 @@ async def stream_events(state: ServerState, request_id: str, chat: ChatRequest, 
         yield encode_sse(name, data)
     pending: asyncio.Future | None = None
     closing = asyncio.ensure_future(state.closing.wait())
+    ended = False  # with a TurnEnd or an error event; otherwise the client went away
     try:
         while True:
             if pending is None:
@@ -191,13 +195,14 @@ async def stream_events(state: ServerState, request_id: str, chat: ChatRequest, 
             try:
                 item = pending.result()
             except StopAsyncIteration:
-                return
+                raise ApiError.api_error("generation ended without a result") from None
             pending = None
             chunks: list[bytes] = []
             for item in [item, *turn.take_ready()]:  # behind the engine: what is there goes out in one write
                 if isinstance(item, TurnEnd):
                     chunks += [encode_sse(name, data)
                                for name, data in encoder.finish(item.stop_reason, item.stop_sequence, item.usage)]
+                    ended = True
                     yield b"".join(chunks)
                     log_finish(state, request_id, chat, labels, item)
                     return
@@ -205,21 +210,26 @@ async def stream_events(state: ServerState, request_id: str, chat: ChatRequest, 
             if chunks:
                 yield b"".join(chunks)
     except ApiError as exc:
+        ended = True
         yield stream_error(state, request_id, labels, exc)
     except Exception as exc:  # mid-stream failure: an error event, then the stream ends
+        ended = True
         log_internal_error("request_error", exc, request_id=request_id, backend=labels.backend)
         record_status(state, labels, "error")
         yield encode_sse(*error_event("api_error", f"generation failed: {exc}"))
     finally:
-        for future in (pending, closing):
-            if future is not None and not future.done():
-                future.cancel()
-                with contextlib.suppress(BaseException):
-                    await future
-        await turn.aclose()
+        with anyio.CancelScope(shield=True):  # the client may be gone: the turn still ends, here and upstream
+            for future in (pending, closing):
+                if future is not None and not future.done():
+                    future.cancel()
+                    with contextlib.suppress(BaseException):
+                        await future
+            await turn.aclose()
+        if not ended:
+            log_cancelled(state, request_id, chat, labels)
 
 
-async def until_done_or_gone(request: Request, work: Awaitable[T], request_id: str, chat: ChatRequest) -> T | None:
+async def until_done_or_gone(request: Request, work: Awaitable[T]) -> T | None:
     """`work`'s result, or None (and `work` cancelled) once the client has gone away."""
     task = asyncio.ensure_future(work)
     while not task.done():
@@ -228,7 +238,6 @@ async def until_done_or_gone(request: Request, work: Awaitable[T], request_id: s
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
-            log_event("request_cancelled", request_id=request_id, session=chat.session_id)
             return None
     return task.result()
 
@@ -246,11 +255,12 @@ async def complete_message(request: Request, state: ServerState, chat: ChatReque
         raise ApiError.api_error("generation ended without a result")
 
     try:
-        end = await until_done_or_gone(request, collect(), request_id, chat)
+        end = await until_done_or_gone(request, collect())
     finally:
-        await turn.aclose()
+        with anyio.CancelScope(shield=True):
+            await turn.aclose()
     if end is None:
-        record_status(state, labels, "cancelled")
+        log_cancelled(state, request_id, chat, labels)
         return JSONResponse(status_code=499, content={})
     log_finish(state, request_id, chat, labels, end)
     return JSONResponse(builder.build(end.stop_reason, end.stop_sequence, end.usage))

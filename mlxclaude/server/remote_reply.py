@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import AsyncIterator, Optional
 
+import anyio
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -12,7 +14,8 @@ from mlxclaude.engine.backend import GenerationStats
 from mlxclaude.protocol.chat import ChatRequest
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.protocol.usage import Usage
-from mlxclaude.server.accounting import Labels, log_finish, stream_error
+from mlxclaude.logs import log_event
+from mlxclaude.server.accounting import Labels, log_cancelled, log_finish, record_status, stream_error
 from mlxclaude.server.state import ServerState
 from mlxclaude.server.turn import TurnEnd
 from mlxclaude.upstream.engine import EventReply, PassthroughReply, ReplyTiming
@@ -21,9 +24,27 @@ from mlxclaude.upstream.openai_wire import ReplyEnd
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
+class EventStreamResponse(StreamingResponse):
+    """A StreamingResponse whose body is closed however the response ends. Starlette cancels the sending task
+    when the client goes away and leaves the body generator suspended; closing it runs its `finally`, which
+    ends the turn (a local job, or the upstream response of a remote one)."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await close_shielded(self.body_iterator)
+
+
+async def close_shielded(closable) -> None:
+    """`closable.aclose()`, run to its end even inside a cancelled scope."""
+    with anyio.CancelScope(shield=True), contextlib.suppress(RuntimeError):  # RuntimeError: still running
+        await closable.aclose()
+
+
 def sse_response(body: AsyncIterator[bytes]) -> StreamingResponse:
     """An Anthropic event stream: ours, or a remote one passed through."""
-    return StreamingResponse(body, media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)
+    return EventStreamResponse(body, media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS)
 
 
 class RemoteTurn:
@@ -75,14 +96,24 @@ async def pass_through(request: Request, state: ServerState, chat: ChatRequest, 
         return JSONResponse(reply.body)
 
     async def body() -> AsyncIterator[bytes]:
+        ended = False
         try:
             async for chunk in reply.chunks():
                 yield chunk
+            ended = True
         except ApiError as exc:
+            ended = True
             yield stream_error(state, request_id, labels, exc)
             return
         finally:
-            await reply.aclose()
+            await close_shielded(reply)
+            if not ended:
+                log_cancelled(state, request_id, chat, labels)
+        if reply.error is not None:
+            log_event("request_error", level="error", request_id=request_id, error=reply.error.message,
+                      backend=labels.backend)
+            record_status(state, labels, "error")
+            return
         finished()
 
     return sse_response(body())

@@ -68,19 +68,25 @@ class AnthropicEngine:
         response = await http.start(self._client, self.spec, "POST", self.url("messages"),
                                     json_body=self.body(request, stream=stream), headers=self.headers(headers),
                                     error_of=anthropic_error)
-        if stream:
-            return PassthroughReply(chunks=self._bytes(response), timing=timing, close=response.aclose)
+        if stream and http.is_event_stream(response):
+            return PassthroughReply(chunks=self._bytes(response), timing=timing, close=response.aclose,
+                                    backend=self.spec.name)
         try:
-            body = json.loads(await response.aread())
-        except (ValueError, httpx.HTTPError) as exc:
+            body = json.loads(await http.read_body(response, self.spec))
+        except (ValueError, httpx.HTTPError, ApiError) as exc:
             raise UpstreamFailure(http.mid_stream_error(self.spec, exc), retryable=True) from None
         finally:
             await response.aclose()
         timing.arrived()
-        if not isinstance(body, dict):
+        if isinstance(body, dict) and body.get("type") == "error":
+            raise UpstreamFailure(anthropic_error(500, body, None), retryable=True)
+        if not isinstance(body, dict) or body.get("type", "message") != "message":
             raise UpstreamFailure(ApiError.api_error(f"{self.spec.name}: the reply is not a message"),
                                   retryable=True)
-        return PassthroughReply(body=body, timing=timing, close=response.aclose)
+        if stream:
+            raise UpstreamFailure(ApiError.api_error(f"{self.spec.name}: answered a streaming request with one "
+                                                     "JSON body, not an event stream"), retryable=True)
+        return PassthroughReply(body=body, timing=timing, close=response.aclose, backend=self.spec.name)
 
     async def _bytes(self, response: httpx.Response):
         try:

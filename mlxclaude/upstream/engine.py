@@ -8,6 +8,7 @@ go out as they came, read only for the usage).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -16,8 +17,10 @@ from typing import Any, AsyncIterator, Optional, Protocol, Union
 from mlxclaude.parsing.events import ReplyEvent
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.protocol.usage import Usage
+from mlxclaude.redaction import redact, redact_value
 from mlxclaude.routing.config import BackendSpec
 from mlxclaude.upstream.openai_wire import ReplyEnd
+from mlxclaude.upstream.sse import SSEEvent, SSEEvents, SSELineTooLong, broke_off, line_too_long
 
 # statuses worth another backend: the request was fine, this backend could not serve it now
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
@@ -71,54 +74,80 @@ class EventReply:
         return item
 
     async def aclose(self) -> None:
-        await self._close()
+        try:
+            with contextlib.suppress(RuntimeError):  # a generator still running closes with its response
+                await self._items.aclose()  # type: ignore[attr-defined]
+        finally:
+            await self._close()
 
 
 class PassthroughReply:
-    """An Anthropic-compatible reply as it came: `body` (not streamed) or `chunks()` (SSE bytes). `usage`
-    is known once the reply is read (the SSE's message_start and message_delta carry it)."""
+    """An Anthropic-compatible reply as it came: `body` (not streamed) or `chunks()` (SSE bytes, one whole event
+    at a time). `usage` is known once the reply is read (the SSE's message_start and message_delta carry it).
+    A stream that ends before its `message_stop` (or an `error` event) raises the ApiError that ends the turn,
+    so half an answer never reads as a whole one."""
 
     def __init__(self, *, body: Optional[dict] = None, chunks: Optional[AsyncIterator[bytes]] = None,
-                 timing: ReplyTiming, close) -> None:
-        self.body = body
+                 timing: ReplyTiming, close, backend: str = "upstream") -> None:
+        self.body = redact_value(body)
         self._chunks = chunks
         self.timing = timing
         self._close = close
+        self.backend = backend
         self.usage = Usage()
         self.stop_reason: Optional[str] = None
-        self._pending = b""
+        self.ended = False  # message_stop or an error event came
+        self.error: Optional[ApiError] = None  # the error event the backend ended its stream with
+        self._events = SSEEvents()
         if body is not None:
             self._read_message(body)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         assert self._chunks is not None
-        async for chunk in self._chunks:
-            self.timing.arrived()
-            self._scan(chunk)
-            yield chunk
+        try:
+            async for chunk in self._chunks:
+                self.timing.arrived()
+                events = self._events.feed(chunk)
+                for event in events:
+                    self._read_event(event)
+                if events:
+                    yield redact(b"".join(event.raw for event in events).decode("utf-8", "replace")).encode()
+                if self.ended:
+                    return
+        except SSELineTooLong as exc:
+            raise line_too_long(self.backend, exc) from None
+        if not self.ended:
+            raise broke_off(self.backend, "the stream ended before message_stop")
 
     async def aclose(self) -> None:
-        await self._close()
+        try:
+            with contextlib.suppress(RuntimeError):
+                await self._chunks.aclose()  # type: ignore[union-attr]
+        finally:
+            await self._close()
 
-    def _scan(self, chunk: bytes) -> None:
-        self._pending += chunk
-        *lines, self._pending = self._pending.split(b"\n")
-        for line in lines:
-            if not line.startswith(b"data:"):
-                continue
-            try:
-                data = json.loads(line[5:])
-            except ValueError:
-                continue
-            if not isinstance(data, dict):
-                continue
-            if data.get("type") == "message_start" and isinstance(data.get("message"), dict):
-                self._read_message(data["message"])
-            elif data.get("type") == "message_delta":
-                self._read_usage(data.get("usage"))
-                delta = data.get("delta")
-                if isinstance(delta, dict) and delta.get("stop_reason"):
-                    self.stop_reason = delta["stop_reason"]
+    def _read_event(self, event: SSEEvent) -> None:
+        try:
+            data = json.loads(event.data) if event.data else None
+        except ValueError:
+            return
+        if not isinstance(data, dict):
+            return
+        kind = data.get("type") or event.name
+        if kind == "message_start" and isinstance(data.get("message"), dict):
+            self._read_message(data["message"])
+        elif kind == "message_delta":
+            self._read_usage(data.get("usage"))
+            delta = data.get("delta")
+            if isinstance(delta, dict) and delta.get("stop_reason"):
+                self.stop_reason = delta["stop_reason"]
+        elif kind == "message_stop":
+            self.ended = True
+        elif kind == "error":
+            self.ended = True
+            error = data.get("error") if isinstance(data.get("error"), dict) else {}
+            self.error = ApiError(500, str(error.get("type") or "api_error"),
+                                  redact(str(error.get("message") or "the backend's stream ended with an error")))
 
     def _read_message(self, message: dict) -> None:
         self._read_usage(message.get("usage"))

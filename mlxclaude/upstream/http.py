@@ -10,20 +10,26 @@ from typing import Any, AsyncIterator, Callable, Optional
 import httpx
 
 from mlxclaude.protocol.errors import ApiError
+from mlxclaude.redaction import redact, register_secret
 from mlxclaude.routing.config import BackendSpec
 from mlxclaude.upstream.engine import RETRYABLE_STATUSES, UpstreamFailure
+from mlxclaude.upstream.sse import SSELines, SSELineTooLong, broke_off, line_too_long, sse_lines
 
 CONNECT_TIMEOUT_S = 10.0
+MAX_BODY_BYTES = 64 * 1024 * 1024  # a whole (not streamed) reply or error body
 
 
 def api_key(spec: BackendSpec) -> Optional[str]:
     """The key from the variable `api_key_env` names (None when unset or empty)."""
     if not spec.api_key_env:
         return None
-    return os.environ.get(spec.api_key_env) or None
+    key = os.environ.get(spec.api_key_env) or None
+    register_secret(key)  # never to be logged or relayed, whoever echoes it
+    return key
 
 
 def make_client(spec: BackendSpec) -> httpx.AsyncClient:
+    api_key(spec)
     timeout = httpx.Timeout(spec.timeout_s, connect=min(CONNECT_TIMEOUT_S, spec.timeout_s))
     return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
 
@@ -52,8 +58,8 @@ async def start(client: httpx.AsyncClient, spec: BackendSpec, method: str, url: 
     if response.status_code < 400:
         return response
     try:
-        text = (await response.aread()).decode("utf-8", errors="replace")
-    except httpx.HTTPError:
+        text = redact((await read_body(response, spec)).decode("utf-8", errors="replace"))
+    except (httpx.HTTPError, ApiError):
         text = ""
     finally:
         await response.aclose()
@@ -68,14 +74,41 @@ def describe(exc: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
-async def sse_data(response: httpx.Response) -> AsyncIterator[str]:
-    """The `data:` payloads of an SSE body, in order (comments, event names and blank lines skipped)."""
-    async for line in response.aiter_lines():
-        if line.startswith("data:"):
-            yield line[5:].strip()
+async def read_body(response: httpx.Response, spec: BackendSpec) -> bytes:
+    """A whole body, refused past MAX_BODY_BYTES."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ApiError.api_error(f"{spec.name}: the reply is larger than {MAX_BODY_BYTES // 2**20} MiB")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def is_event_stream(response: httpx.Response) -> bool:
+    return response.headers.get("content-type", "").split(";")[0].strip().lower() == "text/event-stream"
+
+
+async def sse_data(response: httpx.Response, spec: BackendSpec) -> AsyncIterator[str]:
+    """The `data:` payloads of an SSE body, in order (comments, event names and blank lines skipped); a line
+    over the cap, a transport failure or a body that ends mid-line raise the ApiError that ends the turn."""
+    lines = SSELines()
+    try:
+        async for line in sse_lines(response.aiter_raw(), lines):
+            if line.startswith(b"data:"):
+                yield line[5:].decode("utf-8", errors="replace").strip()
+    except SSELineTooLong as exc:
+        raise line_too_long(spec.name, exc) from None
+    except httpx.HTTPError as exc:
+        raise mid_stream_error(spec, exc) from None
+    if lines.partial:
+        raise broke_off(spec.name, "the body ended mid-line")
 
 
 def mid_stream_error(spec: BackendSpec, exc: BaseException) -> ApiError:
+    if isinstance(exc, ApiError):
+        return exc
     if isinstance(exc, httpx.TimeoutException):
         return ApiError(504, "timeout_error", f"{spec.name}: the reply stalled for {spec.timeout_s:g}s")
-    return ApiError.api_error(f"{spec.name}: the reply broke off: {describe(exc)}")
+    return broke_off(spec.name, describe(exc))

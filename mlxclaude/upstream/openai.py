@@ -19,8 +19,10 @@ from mlxclaude.routing.config import AZURE_DEFAULT_API_VERSION, BackendSpec
 from mlxclaude.upstream import http
 from mlxclaude.upstream.engine import EventReply, ReplyTiming, UpstreamFailure
 from mlxclaude.upstream.openai_wire import (
-    OpenAIStreamReader, ReplyEnd, error_from_openai, from_openai_completion, rejected_param, to_openai_chat,
+    OpenAIStreamReader, ReplyEnd, error_from_openai, error_from_stream_chunk, from_openai_completion, rejected_param,
+    to_openai_chat,
 )
+from mlxclaude.upstream.sse import broke_off
 
 MAX_DROPS_PER_REQUEST = 4
 
@@ -62,7 +64,8 @@ class OpenAIEngine:
                 if not self._learn_rejection(failure, body):
                     raise
                 continue
-            items = self._stream_items(response, request) if stream else self._whole_items(response, request)
+            streamed = stream and http.is_event_stream(response)  # some servers answer a stream with JSON
+            items = self._stream_items(response, request) if streamed else self._whole_items(response, request)
             return EventReply(items, timing, response.aclose)
         raise UpstreamFailure(ApiError.invalid_request(f"{self.spec.name}: too many parameters rejected"),
                               retryable=False)
@@ -81,9 +84,11 @@ class OpenAIEngine:
                             request: dict) -> AsyncIterator[Union[ReplyEvent, ReplyEnd]]:
         reader = OpenAIStreamReader(tools=request.get("tools") or [],
                                     stop_sequences=tuple(request.get("stop_sequences") or ()))
+        done = False
         try:
-            async for data in http.sse_data(response):
+            async for data in http.sse_data(response, self.spec):
                 if data == "[DONE]":
+                    done = True
                     break
                 try:
                     chunk = json.loads(data)
@@ -92,10 +97,10 @@ class OpenAIEngine:
                 if isinstance(chunk, dict):
                     for event in reader.feed(chunk):
                         yield event
-        except httpx.HTTPError as exc:
-            raise http.mid_stream_error(self.spec, exc) from None
         finally:
             await response.aclose()
+        if not done and reader.finish_reason is None:
+            raise broke_off(self.spec.name, "the stream ended with no finish_reason and no [DONE]")
         events, end = reader.finish()
         for event in events:
             yield event
@@ -104,12 +109,14 @@ class OpenAIEngine:
     async def _whole_items(self, response: httpx.Response,
                            request: dict) -> AsyncIterator[Union[ReplyEvent, ReplyEnd]]:
         try:
-            body: Any = json.loads(await response.aread())
+            body: Any = json.loads(await http.read_body(response, self.spec))
         except (ValueError, httpx.HTTPError) as exc:
             raise http.mid_stream_error(self.spec, exc) from None
         finally:
             await response.aclose()
         if not isinstance(body, dict) or "choices" not in body:
+            if isinstance(body, dict) and ("error" in body or body.get("object") == "error"):
+                raise error_from_stream_chunk(body)
             raise ApiError.api_error(f"{self.spec.name}: the reply is not a chat completion")
         events, end = from_openai_completion(body, tools=request.get("tools") or [],
                                              stop_sequences=tuple(request.get("stop_sequences") or ()))

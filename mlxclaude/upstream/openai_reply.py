@@ -160,8 +160,9 @@ class _PendingCall:
 
     def add(self, delta: dict[str, Any]) -> None:
         function = delta.get("function") if isinstance(delta.get("function"), dict) else {}
-        if isinstance(function.get("name"), str) and not self.name:
-            self.name = function["name"]
+        name = function.get("name")
+        if isinstance(name, str) and name != self.name:  # a name may come in pieces; some servers repeat it
+            self.name += name
         arguments = function.get("arguments")
         if isinstance(arguments, str):
             self.arguments.append(arguments)
