@@ -64,7 +64,8 @@ class OpenAIEngine:
                 if not self._learn_rejection(failure, body):
                     raise
                 continue
-            streamed = stream and http.is_event_stream(response)  # some servers answer a stream with JSON
+            # read as what came: some servers answer a streaming request with one JSON body
+            streamed = http.is_event_stream(response)
             items = self._stream_items(response, request) if streamed else self._whole_items(response, request)
             return EventReply(items, timing, response.aclose)
         raise UpstreamFailure(ApiError.invalid_request(f"{self.spec.name}: too many parameters rejected"),

@@ -35,10 +35,11 @@ class SSELines:
             self.scanned += end + 1 - start
             piece = chunk[start:end]
             if self._parts:
-                self._check(self._size + len(piece))
+                self._check(self._size + len(piece) - piece.endswith(b"\r"))
                 piece, self._parts, self._size = b"".join(self._parts) + piece, [], 0
+            piece = piece[:-1] if piece.endswith(b"\r") else piece
             self._check(len(piece))
-            lines.append(piece[:-1] if piece.endswith(b"\r") else piece)
+            lines.append(piece)
             start = end + 1
         rest = chunk[start:]
         self.scanned += len(rest)
@@ -67,7 +68,7 @@ class SSEEvent:
 
 class SSEEvents:
     """Lines in, whole events out (an event ends at a blank line); comments and unknown fields are kept in
-    `raw` and otherwise ignored."""
+    `raw` (a comment alone is an event with no name and no data: a keep-alive worth passing on)."""
 
     def __init__(self, max_line: int = MAX_SSE_LINE_BYTES) -> None:
         self.lines = SSELines(max_line)

@@ -23,6 +23,15 @@ def open_server():
     {"origin": "null"},
     {"host": "evil.example"},
     {"host": "rebound.example:8765", "origin": "http://rebound.example:8765"},
+    # DNS rebinding through names that only look like loopback
+    {"host": "127.0.0.1.attacker.example:8765", "origin": "http://127.0.0.1.attacker.example:8765"},
+    {"host": "127.0.0.1.nip.io:8765"},
+    {"host": "localhost.evil"},
+    {"host": "localhost.evil:8765", "origin": "http://localhost.evil:8765"},
+    {"host": "127.1"},
+    {"host": "[fe80::1]:8765"},
+    {"host": "[::1"},
+    {"origin": "http://127.0.0.1.attacker.example"},
 ])
 @pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens", "/health"])
 def test_web_pages_are_refused_without_a_token(open_server, headers, path):
@@ -33,7 +42,9 @@ def test_web_pages_are_refused_without_a_token(open_server, headers, path):
 
 
 @pytest.mark.parametrize("headers", [{}, {"origin": "http://localhost:3000"}, {"host": "localhost"},
-                                     {"origin": "http://127.0.0.1:5173"}])
+                                     {"origin": "http://127.0.0.1:5173"}, {"host": "127.0.0.2:80"},
+                                     {"host": "[::1]:8765", "origin": "http://[::1]:8765"},
+                                     {"host": "[::ffff:127.0.0.1]"}, {"host": "LOCALHOST."}])
 def test_programs_on_this_machine_are_served(open_server, headers):
     response = httpx.post(open_server.url + "/v1/messages", json=ASK, headers=headers)
     assert response.status_code == 200 and response.json()["content"][0]["text"] == "ok"
