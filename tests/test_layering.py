@@ -64,7 +64,7 @@ LAYERS: dict[str, Layer] = {
     "claude": layer("atomic paths"),
     # state file, admin client (a loopback call needs no HTTP library), start/stop, the one serve path
     # (which hands models/' loader to server/)
-    "daemon": layer("server engine models config routing atomic paths logs", external="uvicorn"),
+    "daemon": layer("server engine models config routing atomic paths logs", external="uvicorn h11"),
     "doctor": layer("claude config daemon engine models paths routing upstream"),
     # thin commands; the only place that draws on the terminal
     "cli": layer("claude config daemon doctor models paths routing", external="typer rich"),

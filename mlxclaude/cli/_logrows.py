@@ -11,6 +11,7 @@ detail only when every column fits (or the output is piped).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable, Optional
@@ -250,6 +251,27 @@ def _compact(value: Any) -> str:
     return str(value)
 
 
+# C0 and C1 controls, DEL, and the bidi controls that reorder what a terminal shows (Trojan Source)
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control and bidi character shown as an escape (`\\x1b`, `\\u202e`): a request's
+    model name or a raw line cannot set the terminal's title, clear it, or forge a log line."""
+    return _UNPRINTABLE.sub(lambda match: ascii(match.group())[1:-1], text)
+
+
+def printable(value: Any) -> Any:
+    """A record with escape_controls applied to every string in it, keys included."""
+    if isinstance(value, str):
+        return escape_controls(value)
+    if isinstance(value, dict):
+        return {printable(key): printable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [printable(item) for item in value]
+    return value
+
+
 def _cell(text: str, column: Column) -> str:
     if len(text) >= column.width:
         return text  # never cut: the row moves along instead
@@ -279,7 +301,8 @@ class LineRenderer:
         if day is not None and day != self._day:
             self._day = day
             lines.append(Text(f"-- {day} --", style="dim"))
-        cells = row_cells(entry.record, short_events=self.layout.short_events)
+        record = printable(entry.record)
+        cells = row_cells(record, short_events=self.layout.short_events)
         line = Text()
         for column in self.layout.columns:
             text, style = cells[column.key]
@@ -288,7 +311,7 @@ class LineRenderer:
             line.append(_cell(text, column), style=style or None)
         line.rstrip()
         lines.append(line)
-        for text, style in detail_chunks(entry.record, cells, self.layout.dropped):
+        for text, style in detail_chunks(record, cells, self.layout.dropped):
             if self.width is not None and len(line) > CONTINUATION_INDENT and \
                     len(line) + 1 + len(text) > self.width:
                 line = Text(" " * CONTINUATION_INDENT)

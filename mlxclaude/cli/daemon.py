@@ -232,7 +232,11 @@ def _cache(facts: Optional[dict]) -> Optional[str]:
 
     hit_rate = facts.get("hit_rate")
     rate = f", {hit_rate:.0%} of prompt tokens reused" if isinstance(hit_rate, (int, float)) else ""
-    return f"{facts.get('entries', 0)} entries, {format_bytes(facts.get('bytes') or 0)}{rate}"
+    disk = facts.get("disk") if isinstance(facts.get("disk"), dict) else {}
+    corrupt = disk.get("corrupt") or 0
+    moved = f", {corrupt} unreadable file{'s' if corrupt != 1 else ''} moved to {disk.get('directory')}/corrupt" \
+        if corrupt else ""
+    return f"{facts.get('entries', 0)} entries, {format_bytes(facts.get('bytes') or 0)}{rate}{moved}"
 
 
 def _batch(facts: Optional[dict]) -> Optional[str]:

@@ -166,6 +166,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_body_bytes", "bytes", MAX_BODY_BYTES, minimum=1024,
             description="Largest request body accepted; a larger one is answered 413 request_too_large "
                         "before it is read."),
+    Setting("header_timeout", "float", 30.0, minimum=0.1,
+            description="Seconds a client has to send a request's headers; a slower one is disconnected "
+                        "(a client that trickles them would hold its connection forever)."),
+    Setting("body_timeout", "float", 120.0, minimum=0.1,
+            description="Seconds a client has to send a request's whole body; a slower one is answered "
+                        "408 and disconnected."),
     Setting("prefill_step_size", "int", 2048, minimum=1,
             description="Prompt tokens per prefill step: larger is faster and uses more memory. An eighth of it "
                         "while other requests share the batch, so their tokens keep coming."),
@@ -199,6 +205,8 @@ class ServerSettings:
     max_queue: int = 16
     max_batch: int = 8
     max_body_bytes: int = MAX_BODY_BYTES
+    header_timeout: float = 30.0
+    body_timeout: float = 120.0
     prefill_step_size: int = 2048
     cache_max_bytes: Optional[int] = None
     tool_constraints: bool = True

@@ -139,7 +139,17 @@ def check_fits(path: "os.PathLike[str]", backend: str) -> None:
                              hint="give it a smaller model, or route its requests to a remote backend")
 
 
-def uvicorn_server(app: Any):
+def uvicorn_config(app: Any, settings: ServerSettings, **extra: Any):
+    """How uvicorn serves the app, here and in the tests: h11 with a deadline on request headers."""
+    import uvicorn
+
+    from mlxclaude.daemon.http_protocol import guarded_h11
+
+    return uvicorn.Config(app, http=guarded_h11(settings.header_timeout), log_config=None, log_level="warning",
+                          access_log=False, lifespan="on", timeout_graceful_shutdown=5, **extra)
+
+
+def uvicorn_server(app: Any, settings: ServerSettings):
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -148,8 +158,7 @@ def uvicorn_server(app: Any):
             app.state.mlxclaude.begin_shutdown()  # open streams end with an error event, not a cut body
             super().handle_exit(sig, frame)
 
-    return Server(uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on",
-                                 timeout_graceful_shutdown=5))
+    return Server(uvicorn_config(app, settings))
 
 
 def serve(settings: ServerSettings, *, model_name: Optional[str] = None, daemon: bool = True) -> int:
@@ -162,7 +171,7 @@ def serve(settings: ServerSettings, *, model_name: Optional[str] = None, daemon:
     settings = replace(settings, port=sock.getsockname()[1])
     app = create_app(settings, mlx_backend_loader(settings, name=model_name), routing=load_routing(settings),
                      load=other_model_loader(settings))
-    server = uvicorn_server(app)
+    server = uvicorn_server(app, settings)
     url = url_for(settings.host, settings.port)
     local = os.path.expanduser(settings.model or "")
     model_path = os.path.abspath(local) if os.path.isdir(local) else settings.model

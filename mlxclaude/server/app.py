@@ -12,10 +12,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from mlxclaude.engine.backend import Backend
 from mlxclaude.engine.worker import QueueFull, Worker
-from mlxclaude.logs import log_internal_error
+from mlxclaude.logs import log_event, log_internal_error
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.server import admin, inflight, messages, meta
 from mlxclaude.routing.config import RoutingConfig, parse_routing
@@ -29,6 +30,8 @@ from mlxclaude.config.registry import ServerSettings
 def error_response(error: ApiError, request: Request) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None) or new_request_id()
     headers = {"request-id": request_id}
+    if error.status in (408, 413):  # the rest of the body is not read: the connection cannot serve another
+        headers["connection"] = "close"
     if error.retry_after:
         headers["retry-after"] = error.retry_after
     elif error.status in (429, 529):
@@ -89,7 +92,11 @@ class RequestGate:
             await send(message)
 
         try:
-            await self.app(scope, body_limited(receive, self.settings.max_body_bytes), send_with_id)
+            await self.app(scope, body_guarded(receive, self.settings.max_body_bytes, self.settings.body_timeout),
+                           send_with_id)
+        except ClientDisconnect:
+            log_event("request_cancelled", request_id=request_id, path=request.url.path,
+                      note="the client went away before its request body arrived")
         except Exception as exc:
             log_internal_error("internal_error", exc, request_id=request_id, path=request.url.path)
             if not started:
@@ -113,20 +120,31 @@ def too_large(limit: int) -> ApiError:
     return ApiError.request_too_large(f"request body exceeds the maximum of {limit} bytes")
 
 
-def body_limited(receive, limit: int):
-    """`receive`, failing with a 413 once more than `limit` body bytes arrived (chunked bodies say no length)."""
+def body_guarded(receive, limit: int, timeout: float):
+    """`receive`, failing with a 413 once more than `limit` body bytes arrived (chunked bodies say no length)
+    and with a 408 when the whole body has not arrived `timeout` seconds after it was first awaited."""
     received = 0
+    deadline: Optional[float] = None
+    body_done = False
 
-    async def limited():
-        nonlocal received
-        message = await receive()
+    async def guarded():
+        nonlocal received, deadline, body_done
+        if body_done:  # afterwards only http.disconnect comes, whenever the client goes
+            return await receive()
+        now = asyncio.get_running_loop().time()
+        deadline = deadline if deadline is not None else now + timeout
+        try:
+            message = await asyncio.wait_for(receive(), max(0.0, deadline - now))
+        except asyncio.TimeoutError:
+            raise ApiError.from_status(408, f"the request body did not arrive within {timeout:g}s") from None
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > limit:
                 raise too_large(limit)
+            body_done = not message.get("more_body", False)
         return message
 
-    return limited
+    return guarded
 
 
 def install_routes(app: FastAPI) -> None:

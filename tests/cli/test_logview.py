@@ -381,3 +381,31 @@ def test_logs_show_each_requests_backend_and_the_fallbacks(routed_log, monkeypat
 def test_a_fallback_is_a_yellow_warning():
     out = render(routed_records())
     assert "\x1b[33mgpu" in out and "WARN" in out
+
+
+def test_a_hostile_model_name_cannot_drive_the_terminal(cli, tmp_path, monkeypatch):
+    """A request whose model carries ESC, BEL, CR, LF and a bidi override, served by the real server and
+    logged to the daemon log, prints as visible escapes: no title set, no screen cleared, no forged line."""
+    import httpx
+
+    from mlxclaude import logs
+    from support.live_server import live_server
+    from support.scripted_backend import ScriptedBackend
+
+    monkeypatch.setenv("MLXCLAUDE_HOME", str(tmp_path / "home"))
+    hostile = "m\x1b]0;pwned\x07\x1b[2J\r\n{\"event\":\"forged\"}\u202eevil"
+    logs.configure(paths.daemon_log_file(), echo=False)
+    try:
+        with live_server(lambda: ScriptedBackend(lambda chat: "ok")) as server:
+            response = httpx.post(f"{server.url}/v1/messages", json={
+                "model": hostile, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})
+            assert response.status_code == 200
+    finally:
+        logs.configure(None)
+    monkeypatch.setenv("COLUMNS", "200")
+    result = cli("logs")
+    assert result.code == 0
+    for raw in ("\x1b", "\x07", "\r", "\u202e"):
+        assert raw not in result.out
+    assert "\\x1b]0;pwned\\x07" in result.out and "\\u202eevil" in result.out
+    assert not any(line.lstrip().startswith('{"event":"forged"') for line in result.out.splitlines())

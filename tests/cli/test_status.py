@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from mlxclaude.cli.daemon import _cache
 from support.cli_app import run_cli
 
 BASE = {"state": "ready", "url": "http://127.0.0.1:8765", "model": "mlx-community/Qwen3-Coder-30B-A3B-Instruct-4bit",
@@ -88,3 +89,9 @@ def test_json_passes_the_fields_through(daemon):
     result = run_cli("status", "--json")
     data = json.loads(result.out)
     assert data["backends"] == BACKENDS and data["routes"] == ROUTES and data["fallbacks"] == {"gpu": ["local"]}
+
+
+def test_the_cache_line_counts_unreadable_files_moved_aside():
+    facts = {"entries": 2, "bytes": 2048, "disk": {"directory": "/c", "loaded": 1, "saved": 0, "corrupt": 3}}
+    assert _cache(facts) == "2 entries, 2.0 KiB, 3 unreadable files moved to /c/corrupt"
+    assert _cache({**facts, "disk": {**facts["disk"], "corrupt": 0}}) == "2 entries, 2.0 KiB"

@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 import httpx
 import uvicorn
 
+from mlxclaude.daemon.serve import uvicorn_config
 from mlxclaude.engine.backend import Backend
 from mlxclaude.server.app import create_app
 from mlxclaude.config.registry import ServerSettings
@@ -23,11 +24,11 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, app, port: int) -> None:
+    def __init__(self, app, port: int, settings: ServerSettings | None = None) -> None:
         self.app = app
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self._server = uvicorn.Server(uvicorn_config(app, settings or ServerSettings(), host="127.0.0.1", port=port))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     @property
@@ -59,7 +60,7 @@ def live_server(load_backend: Callable[[], Backend], *, routing=None, load=None,
     """The app on a free port; `routing` (a RoutingConfig) and `load(spec)` as the daemon passes them."""
     port = free_port()
     config = ServerSettings(port=port, **settings)
-    server = LiveServer(create_app(config, load_backend, routing=routing, load=load), port).start()
+    server = LiveServer(create_app(config, load_backend, routing=routing, load=load), port, config).start()
     try:
         yield server
     finally:

@@ -3,7 +3,8 @@
 One `.safetensors` file per prefix, written with mlx-lm's `save_prompt_cache`. Its metadata carries a
 stamp (model path, a hash of config.json and the weight files' names and sizes, the mlx-lm version,
 the file format) and the prefix's token ids. Files whose stamp differs from the loaded model's are
-ignored (another model, other weights, another mlx-lm); the oldest files beyond `max_files` are removed.
+ignored (another model, other weights, another mlx-lm); the oldest files beyond `max_files` are removed;
+unreadable ones (truncated, foreign) are moved into corrupt/, logged once and counted.
 Writes go through a background thread (the arrays are evaluated before they are handed over). The
 files hold the user's prompts: they are 0600 in a 0700 directory.
 """
@@ -20,9 +21,11 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from mlxclaude.atomic import atomic_target, private_dir
+from mlxclaude.logs import log_event
 
 FORMAT = 1
 SUFFIX = ".safetensors"
+CORRUPT_DIR = "corrupt"
 
 
 def model_stamp(model_path: str | Path) -> dict[str, Any]:
@@ -73,6 +76,7 @@ class DiskPrefixes:
         self.max_files = max_files
         self.saved = 0
         self.loaded = 0
+        self.corrupt = 0  # unreadable files found at start, moved into corrupt/
         self.errors: list[str] = []
         self._queue: "queue.Queue[Optional[tuple[list[int], list[Any]]]]" = queue.Queue()
         self._thread: Optional[threading.Thread] = None
@@ -100,12 +104,24 @@ class DiskPrefixes:
                     continue
                 tokens = json.loads(metadata["tokens"])
                 cache = load_prompt_cache(str(path))
-            except Exception as exc:  # a truncated or foreign file: skip it
+            except Exception as exc:  # a truncated or foreign file: moved aside, so it is reported once
                 self.errors.append(f"{path.name}: {exc}")
+                self._move_aside(path, exc)
                 continue
             found.append((tokens, cache))
         self.loaded = len(found)
         return found
+
+    def _move_aside(self, path: Path, exc: Exception) -> None:
+        aside = self.directory / CORRUPT_DIR
+        try:
+            private_dir(aside)
+            os.replace(path, aside / path.name)
+        except OSError:
+            aside = path.parent
+        self.corrupt += 1
+        log_event("prompt_cache_file_corrupt", level="warning", kind="cache", file=path.name,
+                  moved_to=str(aside), error=str(exc)[:300])
 
     def save_async(self, tokens: Sequence[int], cache: list[Any]) -> None:
         """Queue a write (the cache must be evaluated already: the writer thread must not compute)."""

@@ -275,7 +275,8 @@ class PromptCache:
         facts["max_bytes_source"] = "auto" if self.auto_max_bytes else "setting"
         if self.disk is not None:
             facts["disk"] = {"directory": str(self.disk.directory), "loaded": self.disk.loaded,
-                             "saved": self.disk.saved, "errors": self.disk.errors[-3:]}
+                             "saved": self.disk.saved, "corrupt": self.disk.corrupt,
+                             "errors": self.disk.errors[-3:]}
         return facts
 
     def _miss_reason(self, matched: int, extra: dict[str, Any], session: Optional[str]) -> str:

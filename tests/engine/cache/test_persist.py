@@ -50,7 +50,8 @@ def test_stale_stamps_are_ignored(tiny_model, tiny_model_dir, tmp_path, monkeypa
     assert len(later.store) == 0 and later.facts()["disk"]["loaded"] == 0
 
 
-def test_truncated_files_are_skipped_and_old_files_pruned(tiny_model, tiny_model_dir, tmp_path):
+def test_truncated_files_are_moved_aside_logged_once_and_counted_and_old_files_pruned(
+        tiny_model, tiny_model_dir, tmp_path, capfd):
     model, tokenizer = tiny_model
     disk = DiskPrefixes(tmp_path, model_stamp(tiny_model_dir), keep=2, max_files=3)
     cache = PromptCache(model, tokenizer, max_bytes=1 << 30)
@@ -61,7 +62,13 @@ def test_truncated_files_are_skipped_and_old_files_pruned(tiny_model, tiny_model
     newest = sorted(tmp_path.glob("*.safetensors"), key=lambda path: path.stat().st_mtime)[-1]
     newest.write_bytes(newest.read_bytes()[:100])
     loaded = disk.load()
-    assert len(loaded) == 2 and len(disk.errors) == 1
+    assert len(loaded) == 2 and len(disk.errors) == 1 and disk.corrupt == 1
+    assert [path.name for path in (tmp_path / "corrupt").iterdir()] == [newest.name]
+    logged = [json.loads(line) for line in capfd.readouterr().err.splitlines() if "prompt_cache_file_corrupt" in line]
+    assert len(logged) == 1 and logged[0]["file"] == newest.name
+    again = DiskPrefixes(tmp_path, model_stamp(tiny_model_dir), keep=2, max_files=3)
+    assert len(again.load()) == 2 and again.corrupt == 0  # the next start neither trips on it nor logs it
+    assert "prompt_cache_file_corrupt" not in capfd.readouterr().err
 
 
 def test_files_are_0600_in_a_0700_directory_that_is_tightened(tiny_model_dir, tmp_path):
