@@ -55,9 +55,11 @@ class BlockAssembler:
     Each tool call is a block of its own. Indices run 0, 1, 2… and blocks never overlap.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, omit_thinking: bool = False) -> None:
         self.content: list[dict[str, Any]] = []
         self._open: dict[str, Any] | None = None
+        self._omit_thinking = omit_thinking  # thinking blocks stay empty (display "omitted"), still signed
+        self._hidden_thinking = ""
 
     @property
     def blocks_started(self) -> int:
@@ -84,7 +86,8 @@ class BlockAssembler:
         index = len(self.content) - 1
         events: list[WireEvent] = []
         if block["type"] == "thinking":
-            block["signature"] = thinking_signature(block["thinking"])
+            block["signature"] = thinking_signature(block["thinking"] or self._hidden_thinking)
+            self._hidden_thinking = ""
             events.append(_delta(index, {"type": "signature_delta", "signature": block["signature"]}))
         events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
         return events
@@ -97,6 +100,9 @@ class BlockAssembler:
             events += self.close()
             events.append(self._start(dict(_EMPTY_BLOCKS[kind])))
             self._open = self.content[-1]
+        if kind == "thinking" and self._omit_thinking:
+            self._hidden_thinking += text
+            return events
         self._open[kind] += text
         delta_type = "text_delta" if kind == "text" else "thinking_delta"
         events.append(_delta(len(self.content) - 1, {"type": delta_type, kind: text}))

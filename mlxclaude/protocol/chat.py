@@ -38,6 +38,7 @@ class ChatRequest:
     tools: list[dict[str, Any]] = field(default_factory=list)
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     thinking: ThinkingMode = "default"
+    omit_thinking: bool = False  # thinking.display "omitted": thinking blocks come back empty, signed
     max_tokens: int = 4096
     stop_sequences: tuple[str, ...] = ()
     sampling: Sampling = field(default_factory=Sampling)

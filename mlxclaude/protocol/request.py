@@ -82,6 +82,7 @@ def to_chat_request(
             top_k=params.top_k,
         ),
         stream=bool(params.stream),
+        omit_thinking=params.thinking is not None and params.thinking.display == "omitted",
     )
 
 

@@ -12,10 +12,10 @@ from mlxclaude.protocol.usage import Usage
 class MessageBuilder:
     """Same block rules as the stream: the result equals what an SDK accumulates from StreamEncoder."""
 
-    def __init__(self, message_id: str, model: str) -> None:
+    def __init__(self, message_id: str, model: str, *, omit_thinking: bool = False) -> None:
         self.message_id = message_id
         self.model = model
-        self._blocks = BlockAssembler()
+        self._blocks = BlockAssembler(omit_thinking=omit_thinking)
 
     @property
     def has_tool_use(self) -> bool:
@@ -34,5 +34,7 @@ class MessageBuilder:
             "content": self._blocks.content,
             "stop_reason": stop_reason,
             "stop_sequence": stop_sequence,
+            "stop_details": None,
+            "container": None,
             "usage": usage.to_wire(),
         }

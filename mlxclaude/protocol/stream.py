@@ -24,10 +24,10 @@ def error_event(error_type: str, message: str) -> WireEvent:
 class StreamEncoder:
     """message_start, then content blocks in order, then message_delta and message_stop."""
 
-    def __init__(self, message_id: str, model: str) -> None:
+    def __init__(self, message_id: str, model: str, *, omit_thinking: bool = False) -> None:
         self.message_id = message_id
         self.model = model
-        self._blocks = BlockAssembler()
+        self._blocks = BlockAssembler(omit_thinking=omit_thinking)
 
     @property
     def blocks_started(self) -> int:
@@ -46,6 +46,8 @@ class StreamEncoder:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
+            "stop_details": None,
+            "container": None,
             "usage": usage.to_wire(),
         }
         return [("message_start", {"type": "message_start", "message": message})]

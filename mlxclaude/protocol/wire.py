@@ -1,8 +1,10 @@
 """Tolerant pydantic models of the Anthropic Messages request body, named after the SDK's `*Param` types.
 
-Unknown fields are ignored everywhere (so every `cache_control` is accepted and dropped), content blocks of
-an unknown `type` become `UnknownBlockParam`, and validation errors become a 400 `ApiError` whose message
-reads like the real API's: `messages.0.content: Field required`.
+Unknown fields are ignored everywhere, content blocks of an unknown `type` become `UnknownBlockParam`, and
+validation errors become a 400 `ApiError` whose message reads like the real API's:
+`messages.0.content: Field required`. The fields the API constrains to a set of values are checked against
+it as the API does (`thinking.display`, `output_config.effort`, `cache_control`, `service_tier`), though
+most change nothing here.
 """
 
 from __future__ import annotations
@@ -16,8 +18,18 @@ from mlxclaude.protocol import limits
 from mlxclaude.protocol.errors import ApiError
 
 
+class CacheControlParam(BaseModel):
+    """A prompt-caching breakpoint: accepted where the API accepts it, checked like the API, otherwise unused
+    (the prompt cache here is automatic)."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["ephemeral"]
+    ttl: Literal["5m", "1h"] | None = None
+
+
 class WireModel(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    cache_control: CacheControlParam | None = None
 
 
 # --- content blocks -------------------------------------------------------------------------------------
@@ -80,7 +92,7 @@ class ThinkingBlockParam(WireModel):
 
 class RedactedThinkingBlockParam(WireModel):
     type: Literal["redacted_thinking"] = "redacted_thinking"
-    data: str = ""
+    data: StrictStr
 
 
 class MidConversationSystemBlockParam(WireModel):
@@ -197,7 +209,7 @@ class ThinkingConfigParam(WireModel):
 
     type: str
     budget_tokens: int | None = Field(default=None, strict=True)
-    display: str | None = None
+    display: Literal["summarized", "omitted"] | None = None
 
 
 class JsonOutputFormatParam(WireModel):
@@ -206,7 +218,7 @@ class JsonOutputFormatParam(WireModel):
 
 
 class OutputConfigParam(WireModel):
-    effort: str | None = None
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
     format: JsonOutputFormatParam | None = None
 
 
@@ -230,7 +242,6 @@ class _PromptParams(WireModel):
     output_format: JsonOutputFormatParam | None = None  # deprecated beta alias of output_config.format
     context_management: Any = None
     mcp_servers: Any = None
-    cache_control: Any = None
 
     @property
     def json_output_format(self) -> JsonOutputFormatParam | None:
@@ -256,8 +267,8 @@ class MessageCreateParams(_PromptParams):
     top_p: float | None = Field(default=None, strict=True, ge=0, le=1)
     top_k: int | None = Field(default=None, strict=True, ge=0)
     metadata: MetadataParam | None = None
-    service_tier: Any = None
-    container: Any = None
+    service_tier: Literal["auto", "standard_only"] | None = None
+    container: StrictStr | dict[str, Any] | None = None
     inference_geo: Any = None
     speed: Any = None
 

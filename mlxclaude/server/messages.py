@@ -175,7 +175,7 @@ async def respond(request: Request, state: ServerState, chat: ChatRequest, label
 
 async def stream_events(state: ServerState, request_id: str, chat: ChatRequest, labels: Labels, start_usage: Usage,
                         turn: "JobResults | RemoteTurn") -> AsyncIterator[bytes]:
-    encoder = StreamEncoder(new_message_id(), labels.model)
+    encoder = StreamEncoder(new_message_id(), labels.model, omit_thinking=chat.omit_thinking)
     for name, data in encoder.start(start_usage):
         yield encode_sse(name, data)
     pending: asyncio.Future | None = None
@@ -245,7 +245,7 @@ async def until_done_or_gone(request: Request, work: Awaitable[T]) -> T | None:
 async def complete_message(request: Request, state: ServerState, chat: ChatRequest, labels: Labels,
                            turn: "JobResults | RemoteTurn") -> JSONResponse:
     request_id = request.state.request_id
-    builder = MessageBuilder(new_message_id(), labels.model)
+    builder = MessageBuilder(new_message_id(), labels.model, omit_thinking=chat.omit_thinking)
 
     async def collect() -> TurnEnd:
         async for item in turn:

@@ -26,6 +26,8 @@ def test_empty_reply_is_a_complete_message():
         "content": [],
         "stop_reason": "end_turn",
         "stop_sequence": None,
+        "stop_details": None,
+        "container": None,
         "usage": USAGE.to_wire(),
     }
 
@@ -90,3 +92,18 @@ def test_message_validates_against_the_sdk_type():
     parsed = types.Message.model_validate(message)
     assert parsed.content[2].input == {"a": 1}
     assert parsed.usage.cache_read_input_tokens == 100
+
+
+def test_thinking_display_omitted_gives_signed_empty_thinking_blocks():
+    builder = MessageBuilder("msg_1", "local-model", omit_thinking=True)
+    for event in [ThinkingPiece("secret "), ThinkingPiece("plan"), TextPiece("answer")]:
+        builder.feed(event)
+    content = builder.build("end_turn", None, USAGE)["content"]
+    assert content == [{"type": "thinking", "thinking": "", "signature": thinking_signature("secret plan")},
+                       {"type": "text", "text": "answer"}]
+
+
+def test_usage_carries_the_newer_optional_fields():
+    wire = Usage(input_tokens=3, output_tokens=2, cache_creation_input_tokens=7).to_wire()
+    assert wire["cache_creation"] == {"ephemeral_5m_input_tokens": 7, "ephemeral_1h_input_tokens": 0}
+    assert wire["server_tool_use"] is None and wire["output_tokens_details"] is None

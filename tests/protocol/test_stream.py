@@ -95,6 +95,8 @@ def test_message_start_carries_the_empty_message_and_usage():
                 "content": [],
                 "stop_reason": None,
                 "stop_sequence": None,
+                "stop_details": None,
+                "container": None,
                 "usage": START_USAGE.to_wire(),
             },
         },

@@ -16,6 +16,7 @@ import pytest
 from mlxclaude.daemon.serve import mlx_backend_loader
 from mlxclaude.config.registry import ServerSettings
 from support.live_server import live_server
+from support.scripted_backend import ScriptedBackend
 
 pytestmark = pytest.mark.mlx
 BODY_LIMIT = 256 * 1024
@@ -168,3 +169,57 @@ def test_invalid_content_length_is_400(server):
         sock.sendall(b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: -5\r\n\r\n")
         reply = sock.recv(4096)
     assert reply.split(b"\r\n", 1)[0].split(b" ")[1] in (b"400",)
+
+
+# --- values outside the API's enums: its 400 and its wording -------------------------------------------
+
+ENUM_CASES = [
+    ({"thinking": {"type": "adaptive", "display": "full"}}, "thinking.display: Input should be 'summarized' or 'omitted'"),
+    ({"output_config": {"effort": "extreme"}},
+     "output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'"),
+    ({"cache_control": {"type": "persistent"}}, "cache_control.type: Input should be 'ephemeral'"),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "hi",
+                                                 "cache_control": {"type": "ephemeral", "ttl": "2h"}}]}]},
+     "messages.0.content.0.text.cache_control.ttl: Input should be '5m' or '1h'"),
+    ({"service_tier": "priority"}, "service_tier: Input should be 'auto' or 'standard_only'"),
+    ({"container": 5}, "container: Input should be a valid string"),
+    ({"messages": [{"role": "user", "content": "hi"},
+                   {"role": "assistant", "content": [{"type": "redacted_thinking"}]}]},
+     "messages.1.content.0.redacted_thinking.data: Field required"),
+]
+
+
+@pytest.fixture(scope="module")
+def thinking_server():
+    with live_server(lambda: ScriptedBackend(lambda chat: "<think>a plan</think>the answer")) as server:
+        yield server
+
+
+@pytest.mark.parametrize("extra,message", ENUM_CASES, ids=[message.split(":")[0] for _, message in ENUM_CASES])
+def test_values_outside_the_apis_enums_are_its_400(thinking_server, extra, message):
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=thinking_server.url, api_key="unused", max_retries=0)
+    body = {"model": "claude-x", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}], **extra}
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        client.messages.create(**body)
+    assert raised.value.body["error"] == {"type": "invalid_request_error", "message": message}
+
+
+def test_the_apis_own_values_are_accepted_and_the_reply_has_the_newer_fields(thinking_server):
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=thinking_server.url, api_key="unused", max_retries=0)
+    reply = client.messages.create(
+        model="claude-x", max_tokens=64, service_tier="auto", container="c-1",
+        thinking={"type": "adaptive", "display": "omitted"}, output_config={"effort": "xhigh"},
+        system=[{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        messages=[{"role": "user", "content": "hi"}])
+    raw = client.messages.with_raw_response.create(
+        model="claude-x", max_tokens=64, messages=[{"role": "user", "content": "hi"}]).http_response.json()
+    assert [block.type for block in reply.content][-1] == "text"
+    thinking = [block for block in reply.content if block.type == "thinking"]
+    assert thinking and all(block.thinking == "" and block.signature for block in thinking)  # "omitted"
+    assert raw["stop_details"] is None and raw["container"] is None
+    assert raw["usage"]["server_tool_use"] is None and raw["usage"]["output_tokens_details"] is None
+    assert raw["usage"]["cache_creation"] == {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 import json
+import re
 
 import anthropic
 import httpx
@@ -11,6 +12,7 @@ import pytest
 
 from support.live_server import live_server
 from support.scripted_backend import ScriptedBackend
+from support.waiting import wait_for
 
 TOKEN = "test-token"
 WEATHER_TOOL = {
@@ -241,14 +243,20 @@ def test_mid_conversation_system_message_and_beta_query(serve):
     assert "agents: none" in chat.messages[1]["content"]
 
 
-def test_client_disconnect_cancels_generation(serve):
+def test_client_disconnect_cancels_generation_and_is_logged_and_counted(serve, capfd):
     backend, server, _ = serve(fixed("z" * 3000), delay=0.01)
     body = ask(None, stream=True, max_tokens=5000)
     with httpx.stream("POST", f"{server.url}/v1/messages", json=body, headers={"x-api-key": TOKEN}) as response:
+        request_id = response.headers["request-id"]
         for line in response.iter_lines():
             if "text_delta" in line:
                 break
     assert backend.cancelled.wait(5), "generation kept running after the client left"
+    logged = wait_for(lambda: [json.loads(line) for line in capfd.readouterr().err.splitlines()
+                               if '"request_cancelled"' in line and request_id in line], what="request_cancelled")
+    assert logged[0]["status"] == "cancelled" and logged[0]["backend"] == "local"
+    metrics = httpx.get(f"{server.url}/metrics", headers={"x-api-key": TOKEN}).text
+    assert re.search(r'^mlxclaude_requests_total\{[^}]*status="cancelled"[^}]*\} 1\.0$', metrics, re.M), metrics
 
 
 def test_ping_is_sent_while_the_engine_is_silent(serve):
