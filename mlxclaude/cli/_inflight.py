@@ -17,7 +17,7 @@ def in_flight_lines(entries: Optional[list[dict[str, Any]]]) -> list[str]:
         if not isinstance(entry, dict):
             continue
         head, phase = in_flight_line(entry), phase_text(entry)
-        if phase in ("queued", "starting", ""):
+        if phase in ("queued", "starting", "waiting", ""):
             lines.append(f"{head}, {phase}" if phase else head)
         else:
             lines.extend([head, f"  {phase}"])
@@ -27,8 +27,11 @@ def in_flight_lines(entries: Optional[list[dict[str, Any]]]) -> list[str]:
 def in_flight_line(entry: dict[str, Any]) -> str:
     kind = str(entry.get("request_kind") or "?")
     cached = entry.get("cached_tokens")
-    parts = [kind, f"{_count(entry.get('prompt_tokens'))} tok"
-             + (f" ({_count(cached)} cached)" if isinstance(cached, int) and cached else "")]
+    if entry.get("prompt_tokens") is None and entry.get("backend"):  # a remote backend's: its count comes at the end
+        parts = [kind, f"on {entry['backend']}"]
+    else:
+        parts = [kind, f"{_count(entry.get('prompt_tokens'))} tok"
+                 + (f" ({_count(cached)} cached)" if isinstance(cached, int) and cached else "")]
     session = entry.get("session")
     if session:
         parts.append(f"session {str(session)[:8]}")

@@ -12,7 +12,7 @@ steps. One step:
      so a long prefill is interleaved with the others' decoding and a short request joins within a chunk;
   4. a finished segment is a checkpoint: its cache is extracted and stored (the system+tools prefix, and
      for caches that cannot be cut back the think tail and the prompt less its last token);
-  5. each generated token goes through the stream's detokenizer into its sink (server/turn.py TurnSink:
+  5. each generated token goes through the stream's detokenizer into its sink (engine/turn.py TurnSink:
      stop sequences, reply parser); a stream ends at EOS, max_tokens, or when removed as in 1.
 
 Per stream, as when run alone: its sampler, its logits processors (constrained tool calls and JSON

@@ -1,7 +1,7 @@
 """A generation as the engine thread runs it, whether alone or in a batch. Pure: no mlx.
 
 The server hands the worker a `GenerationRequest`: the rendered prompt, the request, the output budget and
-a `TextSink`, the per-request pipeline (stop sequences and reply parser, server/turn.py) that turns model
+a `TextSink`, the per-request pipeline (stop sequences and reply parser, engine/turn.py) that turns model
 text into what the client receives. The engine feeds the sink each decoded piece on its own thread and
 stops generating once the sink says nothing more can reach the reply (`done`); the sink's items travel to
 the requester through `Stream.emit`.

@@ -8,7 +8,7 @@ chat template, and its tokens are counted with the model's tokenizer. SmolLM2-13
 tests' tiny model, whose tokenizer was trained on Python source, 27,379.
 
 Needed: those tokens plus REPLY_ROOM (4,096) for a reply. The server clips Claude Code's max_tokens to what
-is left of the context (server/turn.py), so a turn works as long as the prompt and a reply fit; 4,096 tokens
+is left of the context (engine/turn.py), so a turn works as long as the prompt and a reply fit; 4,096 tokens
 hold a tool call, an edit or a short answer. Less room than that is a failure: Claude Code stops with
 "Prompt is too long" or replies cut short. Less than CONVERSATION_ROOM (16,384) left after the prompt is a
 warning: it works, but Claude Code compacts the conversation every few turns.

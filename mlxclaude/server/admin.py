@@ -74,7 +74,7 @@ def status_body(request: Request) -> dict[str, Any]:
         "busy": worker.busy,
         # in_flight: each request queued or running (kind, tokens, phase, prefill % or decode tok/s, age);
         # queued: how many of them wait for the engine
-        **status_facts(worker),
+        **status_facts(state.backends.in_flight() if state.backends is not None else []),
     }
     if worker.error:
         body["error"] = worker.error

@@ -171,14 +171,17 @@ def create_app(settings: ServerSettings, load_backend: Callable[[], Backend], *,
 
     worker = new_worker(load_backend, engine_lock)
     routing = routing or parse_routing({}, local_model=settings.model)
-    backends = Backends(routing, worker, load=load, new_worker=new_worker, engine_lock=engine_lock)
+    state = ServerState(settings=settings, worker=worker)
+    backends = Backends(routing, state, worker, load=load, new_worker=new_worker, engine_lock=engine_lock)
+    state.backends = backends
+    state.metrics = Metrics(queue_depth=backends.queue_depth, backend_up=backends.up)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        state: ServerState = app.state.mlxclaude
         state.loop = asyncio.get_running_loop()
         worker.start()
-        progress = asyncio.ensure_future(inflight.log_prefill_progress(worker, lambda: state.progress_interval))
+        progress = asyncio.ensure_future(inflight.log_prefill_progress(backends.in_flight,
+                                                                       lambda: state.progress_interval))
         keep_alive = asyncio.ensure_future(backends.keep_alive_loop())
         yield
         for task in (progress, keep_alive):
@@ -191,9 +194,8 @@ def create_app(settings: ServerSettings, load_backend: Callable[[], Backend], *,
             worker.backend.close()  # e.g. finishes the prompt cache's background writes to disk
 
     app = FastAPI(title="mlxclaude", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    metrics = Metrics(queue_depth=backends.queue_depth, backend_up=backends.up)
-    app.state.mlxclaude = ServerState(settings=settings, worker=worker, backends=backends, metrics=metrics)
-    app.state.metrics = metrics
+    app.state.mlxclaude = state
+    app.state.metrics = state.metrics
     install_error_handlers(app)
     app.add_middleware(RequestGate, settings=settings)
     install_routes(app)

@@ -1,8 +1,9 @@
-"""The requests the engine holds, queued or running: what GET /mlxclaude/status shows of each, and the
-`prefill_progress` log lines written every few seconds while a long prompt goes through the model.
+"""The requests every target holds, queued or running: what GET /mlxclaude/status shows of each, and the
+`prefill_progress` log lines written every few seconds while a long prompt goes through a local model.
 
-A record rides with its engine job as the job's tag (engine/worker.py lists them); the engine moves its
-GenerationProgress on from the worker thread, and this module only reads it.
+On a local model a record rides with its engine job as the job's tag (engine/worker.py lists them); the
+engine moves its GenerationProgress on from the worker thread, and this module only reads it. A remote
+target keeps its own records: `waiting` until the reply's first piece, then `decode`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from mlxclaude.engine.backend import GenerationProgress
 from mlxclaude.engine.worker import Worker
@@ -28,6 +29,8 @@ class InFlight:
     prompt_tokens: int
     max_tokens: int
     stream: bool = False
+    backend: Optional[str] = None
+    remote: bool = False
     progress: GenerationProgress = field(default_factory=GenerationProgress)
     received: float = field(default_factory=time.monotonic)
     last_logged: Optional[float] = None
@@ -36,7 +39,9 @@ class InFlight:
         """queued (waiting for the engine), starting (looking up the prompt cache), prefill, decode, done."""
         if not running:
             return "queued"
-        return "starting" if self.progress.phase == "queued" else self.progress.phase
+        if self.progress.phase == "queued":
+            return "waiting" if self.remote else "starting"
+        return self.progress.phase
 
     def facts(self, running: bool, now: Optional[float] = None) -> dict[str, Any]:
         """One entry of the status's `in_flight` list (field names as in the request log lines)."""
@@ -45,10 +50,10 @@ class InFlight:
         phase = self.phase(running)
         facts: dict[str, Any] = {
             "request_id": self.request_id, "request_kind": self.kind, "session": self.session,
-            "stream": self.stream, "phase": phase, "age_s": round(now - self.received, 1),
-            "prompt_tokens": self.prompt_tokens, "max_tokens": self.max_tokens,
+            "backend": self.backend, "stream": self.stream, "phase": phase, "age_s": round(now - self.received, 1),
+            "prompt_tokens": None if self.remote else self.prompt_tokens, "max_tokens": self.max_tokens,
         }
-        if phase in ("prefill", "decode", "done"):
+        if phase in ("prefill", "decode", "done") and not self.remote:
             facts.update(prefill_figures(progress, now))
         if phase in ("decode", "done"):
             facts.update(output_tokens=progress.generated_tokens, decode_tps=round(progress.decode_tps(now), 1))
@@ -74,19 +79,22 @@ def records(worker: Worker) -> list[tuple[InFlight, bool]]:
     return [(tag, running) for tag, running in worker.in_flight() if isinstance(tag, InFlight)]
 
 
-def status_facts(worker: Worker) -> dict[str, Any]:
+Held = list[tuple[InFlight, bool]]
+
+
+def status_facts(held: Held) -> dict[str, Any]:
     """`in_flight` (oldest first; several running at once once requests are batched) and how many wait."""
     now = time.monotonic()
-    entries = [record.facts(running, now) for record, running in records(worker)]
+    entries = [record.facts(running, now) for record, running in held]
     return {"in_flight": entries, "queued": sum(1 for entry in entries if entry["phase"] == "queued")}
 
 
-def log_due_progress(worker: Worker, interval: float, now: Optional[float] = None) -> int:
+def log_due_progress(held: Held, interval: float, now: Optional[float] = None) -> int:
     """Log `prefill_progress` for each running prefill that has gone on `interval` seconds since it began or
     was last logged; returns how many lines were written."""
     now = time.monotonic() if now is None else now
     written = 0
-    for record, running in records(worker):
+    for record, running in held:
         progress = record.progress
         if not running or progress.phase != "prefill" or progress.prefill_started is None:
             continue
@@ -104,10 +112,10 @@ def log_due_progress(worker: Worker, interval: float, now: Optional[float] = Non
     return written
 
 
-async def log_prefill_progress(worker: Worker, interval: Any) -> None:
+async def log_prefill_progress(held: Callable[[], Held], interval: Callable[[], float]) -> None:
     """Runs for the server's life: checks a few times per interval (`interval()` is read each time, so a test
     can lower it on a running server)."""
     while True:
         seconds = float(interval())
         await asyncio.sleep(min(0.5, seconds / 4))
-        log_due_progress(worker, seconds)
+        log_due_progress(held(), seconds)

@@ -13,7 +13,8 @@ from mlxclaude.protocol.canon import canonical_wire_system
 from mlxclaude.protocol.errors import ApiError, error_type_for_status
 from mlxclaude.routing.config import BackendSpec
 from mlxclaude.upstream import http
-from mlxclaude.upstream.engine import PassthroughReply, ReplyTiming, UpstreamFailure
+from mlxclaude.routing.failure import TargetFailure
+from mlxclaude.upstream.engine import PassthroughReply, ReplyTiming
 
 ANTHROPIC_VERSION = "2023-06-01"
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
@@ -74,17 +75,17 @@ class AnthropicEngine:
         try:
             body = json.loads(await http.read_body(response, self.spec))
         except (ValueError, httpx.HTTPError, ApiError) as exc:
-            raise UpstreamFailure(http.mid_stream_error(self.spec, exc), retryable=True) from None
+            raise TargetFailure(http.mid_stream_error(self.spec, exc), retryable=True) from None
         finally:
             await response.aclose()
         timing.arrived()
         if isinstance(body, dict) and body.get("type") == "error":
-            raise UpstreamFailure(anthropic_error(500, body, None), retryable=True)
+            raise TargetFailure(anthropic_error(500, body, None), retryable=True)
         if not isinstance(body, dict) or body.get("type", "message") != "message":
-            raise UpstreamFailure(ApiError.api_error(f"{self.spec.name}: the reply is not a message"),
+            raise TargetFailure(ApiError.api_error(f"{self.spec.name}: the reply is not a message"),
                                   retryable=True)
         if stream:
-            raise UpstreamFailure(ApiError.api_error(f"{self.spec.name}: answered a streaming request with one "
+            raise TargetFailure(ApiError.api_error(f"{self.spec.name}: answered a streaming request with one "
                                                      "JSON body, not an event stream"), retryable=True)
         return PassthroughReply(body=body, timing=timing, close=response.aclose, backend=self.spec.name)
 
@@ -103,7 +104,7 @@ class AnthropicEngine:
         try:
             response = await http.start(self._client, self.spec, "POST", self.url("messages/count_tokens"),
                                         json_body=body, headers=self.headers(headers), error_of=anthropic_error)
-        except UpstreamFailure:
+        except TargetFailure:
             return None
         try:
             counted = json.loads(await response.aread()).get("input_tokens")

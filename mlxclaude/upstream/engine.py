@@ -1,5 +1,5 @@
 """What every remote engine gives the server: a reply that has started (status 2xx, nothing sent to the
-client yet), or an UpstreamFailure saying whether the next backend may be tried.
+client yet), or a TargetFailure saying whether the next backend may be tried.
 
 Two reply shapes: EventReply (OpenAI-compatible engines: their chunks become our reply events, which the
 server encodes like the local engine's) and PassthroughReply (Anthropic-compatible engines: their bytes
@@ -19,20 +19,12 @@ from mlxclaude.protocol.errors import ApiError
 from mlxclaude.protocol.usage import Usage
 from mlxclaude.redaction import redact, redact_value
 from mlxclaude.routing.config import BackendSpec
+from mlxclaude.routing.failure import TargetFailure
 from mlxclaude.upstream.openai_wire import ReplyEnd
 from mlxclaude.upstream.sse import SSEEvent, SSEEvents, SSELineTooLong, broke_off, line_too_long
 
 # statuses worth another backend: the request was fine, this backend could not serve it now
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
-
-
-class UpstreamFailure(Exception):
-    """The backend failed before the reply's first byte. `retryable`: a fallback may serve the request."""
-
-    def __init__(self, error: ApiError, *, retryable: bool) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.retryable = retryable
 
 
 @dataclass
@@ -170,7 +162,7 @@ class RemoteEngine(Protocol):
     spec: BackendSpec
 
     async def open(self, request: dict, headers: dict[str, str], *, stream: bool) -> RemoteReply:
-        """Send the Anthropic request; return once the reply has started, or raise UpstreamFailure."""
+        """Send the Anthropic request; return once the reply has started, or raise TargetFailure."""
         ...
 
     async def count_tokens(self, request: dict, headers: dict[str, str]) -> Optional[int]:

@@ -1,5 +1,5 @@
 """What the remote engines share over HTTP: the client, the API key from the environment, starting a
-request (a transport failure or an error status becomes an UpstreamFailure) and reading SSE lines."""
+request (a transport failure or an error status becomes an TargetFailure) and reading SSE lines."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import httpx
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.redaction import redact, register_secret
 from mlxclaude.routing.config import BackendSpec
-from mlxclaude.upstream.engine import RETRYABLE_STATUSES, UpstreamFailure
+from mlxclaude.routing.failure import TargetFailure
+from mlxclaude.upstream.engine import RETRYABLE_STATUSES
 from mlxclaude.upstream.sse import SSELines, SSELineTooLong, broke_off, line_too_long, sse_lines
 
 CONNECT_TIMEOUT_S = 10.0
@@ -44,16 +45,16 @@ def error_body(response_text: str) -> Any:
 async def start(client: httpx.AsyncClient, spec: BackendSpec, method: str, url: str, *,
                 json_body: Any = None, headers: dict[str, str], params: Optional[dict[str, str]] = None,
                 error_of: Callable[[int, Any, Optional[str]], ApiError]) -> httpx.Response:
-    """The response once its status is 2xx (its body not read yet: close it when done), or UpstreamFailure:
+    """The response once its status is 2xx (its body not read yet: close it when done), or TargetFailure:
     retryable for a connection failure, a timeout and the statuses in RETRYABLE_STATUSES."""
     request = client.build_request(method, url, json=json_body, headers=headers, params=params)
     try:
         response = await client.send(request, stream=True)
     except httpx.TimeoutException:
-        raise UpstreamFailure(ApiError(504, "timeout_error", f"{spec.name}: no answer within {spec.timeout_s:g}s"),
+        raise TargetFailure(ApiError(504, "timeout_error", f"{spec.name}: no answer within {spec.timeout_s:g}s"),
                               retryable=True) from None
     except httpx.HTTPError as exc:
-        raise UpstreamFailure(ApiError.api_error(f"{spec.name}: cannot reach {url}: {describe(exc)}"),
+        raise TargetFailure(ApiError.api_error(f"{spec.name}: cannot reach {url}: {describe(exc)}"),
                               retryable=True) from None
     if response.status_code < 400:
         return response
@@ -64,7 +65,7 @@ async def start(client: httpx.AsyncClient, spec: BackendSpec, method: str, url: 
     finally:
         await response.aclose()
     error = error_of(response.status_code, error_body(text), response.headers.get("retry-after"))
-    raise UpstreamFailure(error, retryable=response.status_code in RETRYABLE_STATUSES)
+    raise TargetFailure(error, retryable=response.status_code in RETRYABLE_STATUSES)
 
 
 def describe(exc: BaseException) -> str:

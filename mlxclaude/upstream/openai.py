@@ -17,7 +17,8 @@ from mlxclaude.parsing.events import ReplyEvent
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.routing.config import AZURE_DEFAULT_API_VERSION, BackendSpec
 from mlxclaude.upstream import http
-from mlxclaude.upstream.engine import EventReply, ReplyTiming, UpstreamFailure
+from mlxclaude.routing.failure import TargetFailure
+from mlxclaude.upstream.engine import EventReply, ReplyTiming
 from mlxclaude.upstream.openai_wire import (
     OpenAIStreamReader, ReplyEnd, error_from_openai, error_from_stream_chunk, from_openai_completion, rejected_param,
     to_openai_chat,
@@ -60,7 +61,7 @@ class OpenAIEngine:
                 response = await http.start(self._client, self.spec, "POST", url, json_body=body,
                                             headers={"content-type": "application/json", **auth_headers(self.spec)},
                                             params=params, error_of=openai_error)
-            except UpstreamFailure as failure:
+            except TargetFailure as failure:
                 if not self._learn_rejection(failure, body):
                     raise
                 continue
@@ -68,10 +69,10 @@ class OpenAIEngine:
             streamed = http.is_event_stream(response)
             items = self._stream_items(response, request) if streamed else self._whole_items(response, request)
             return EventReply(items, timing, response.aclose)
-        raise UpstreamFailure(ApiError.invalid_request(f"{self.spec.name}: too many parameters rejected"),
+        raise TargetFailure(ApiError.invalid_request(f"{self.spec.name}: too many parameters rejected"),
                               retryable=False)
 
-    def _learn_rejection(self, failure: UpstreamFailure, body: dict) -> bool:
+    def _learn_rejection(self, failure: TargetFailure, body: dict) -> bool:
         """Whether the failure named a parameter we sent and can do without (now dropped for good)."""
         name = getattr(failure.error, "rejected_param", None)
         if name is None or name not in body or name in self._dropped:

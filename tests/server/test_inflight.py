@@ -13,14 +13,6 @@ from mlxclaude.engine.worker import Worker
 from mlxclaude.server.inflight import InFlight, log_due_progress, status_facts
 
 
-class FakeWorker:
-    def __init__(self, jobs) -> None:
-        self.jobs = jobs
-
-    def in_flight(self):
-        return self.jobs
-
-
 def record(request_id="req_a", kind="main", prompt=1000) -> InFlight:
     item = InFlight(request_id=request_id, kind=kind, session="sess-1234-5678", prompt_tokens=prompt, max_tokens=64)
     item.received -= 5
@@ -37,7 +29,7 @@ def test_each_phase_as_the_status_shows_it():
     decoding.progress.begin_decode()
     decoding.progress.decode_started -= 1.0
     decoding.progress.generated_tokens = 30
-    facts = status_facts(FakeWorker([(prefill, True), (decoding, True), (starting, True), (queued, False)]))
+    facts = status_facts(list([(prefill, True), (decoding, True), (starting, True), (queued, False)]))
     by_id = {entry["request_id"]: entry for entry in facts["in_flight"]}
     assert facts["queued"] == 1 and [e["request_id"] for e in facts["in_flight"]] == ["req_p", "req_d", "req_s", "req_q"]
     assert by_id["req_q"]["phase"] == "queued" and "percent" not in by_id["req_q"] and by_id["req_q"]["age_s"] >= 5
@@ -57,17 +49,17 @@ def test_prefill_progress_is_logged_once_per_interval_for_running_prefills_only(
     fast.progress.begin_prefill(100, 0)
     start = slow.progress.prefill_started
     fast.progress.prefill_started = start + 1.5  # began later
-    worker = FakeWorker([(slow, True), (fast, True), (waiting, False)])
+    held = [(slow, True), (fast, True), (waiting, False)]
     log_file = tmp_path / "log.jsonl"
     logs.configure(log_file, echo=False)
     try:
-        assert log_due_progress(worker, 2.0, now=start + 1.0) == 0  # nothing is two seconds old yet
+        assert log_due_progress(held, 2.0, now=start + 1.0) == 0  # nothing is two seconds old yet
         slow.progress.prefilled(1000)
-        assert log_due_progress(worker, 2.0, now=start + 2.0) == 1
-        assert log_due_progress(worker, 2.0, now=start + 3.0) == 0  # not again within the interval
+        assert log_due_progress(held, 2.0, now=start + 2.0) == 1
+        assert log_due_progress(held, 2.0, now=start + 3.0) == 0  # not again within the interval
         fast.progress.begin_decode()  # done before its two seconds: never logged
         slow.progress.prefilled(2000)
-        assert log_due_progress(worker, 2.0, now=start + 4.0) == 1
+        assert log_due_progress(held, 2.0, now=start + 4.0) == 1
     finally:
         logs.configure(None)
     lines = [json.loads(line) for line in log_file.read_text().splitlines()]
@@ -84,7 +76,7 @@ def test_a_prefill_that_is_all_in_is_not_logged_as_progress(tmp_path):
     done.progress.prefilled(1000)  # the last chunk is in; decoding begins at the next engine step
     logs.configure(tmp_path / "log.jsonl", echo=False)
     try:
-        assert log_due_progress(FakeWorker([(done, True)]), 2.0, now=start + 5.0) == 0
+        assert log_due_progress(list([(done, True)]), 2.0, now=start + 5.0) == 0
     finally:
         logs.configure(None)
 
@@ -154,3 +146,16 @@ def test_status_lines_fit_80_columns():
     ]
     assert all(len(line) <= 80 - len("in flight  ") for line in lines)
     assert in_flight_lines(None) == [] and in_flight_lines([]) == []
+
+
+def test_a_remote_turn_reads_as_waiting_then_decoding_on_its_backend():
+    remote = InFlight(request_id="req_r", kind="main", session=None, prompt_tokens=0, max_tokens=64,
+                      backend="gpu", remote=True)
+    waiting = status_facts([(remote, True)])["in_flight"][0]
+    assert waiting["phase"] == "waiting" and waiting["prompt_tokens"] is None and waiting["backend"] == "gpu"
+    assert in_flight_lines([waiting])[0].startswith("main, on gpu, ") and in_flight_lines([waiting])[0].endswith("waiting")
+    remote.progress.begin_decode()
+    remote.progress.generated_tokens = 3
+    decoding = status_facts([(remote, True)])["in_flight"][0]
+    assert decoding["phase"] == "decode" and decoding["output_tokens"] == 3 and "percent" not in decoding
+    assert in_flight_lines([decoding])[1].startswith("  decoding: 3 out")

@@ -94,7 +94,7 @@ def test_tool_call_numbers_json_cannot_carry_are_made_finite():
     import sys
 
     from mlxclaude.parsing.events import ToolCall
-    from mlxclaude.server.turn import finite_call
+    from mlxclaude.protocol.reply_rules import finite_call
 
     call = ToolCall("Bash", json.loads('{"timeout": 1e999, "x": [-1e999, 2.5], "n": NaN, "s": "1e999"}'))
     fixed = finite_call(call)

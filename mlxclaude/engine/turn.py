@@ -1,26 +1,24 @@
 """One assistant turn: prompt -> engine text -> stop sequences -> reply parser -> reply events.
 
-Shared by the streaming and non-streaming routes. No FastAPI here.
+The engine runs it on its own thread (TurnSink), so the work that grows with the reply never runs on the
+server's event loop.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Union
 
 from mlxclaude.engine.backend import GenerationProgress, GenerationStats, ModelInfo, RenderedPrompt
 from mlxclaude.engine.jobs import GenerationRequest
 from mlxclaude.engine.worker import JobResults, Worker
-from mlxclaude.parsing.events import ReplyEvent, TextPiece, ToolCall
+from mlxclaude.parsing.events import ReplyEvent
 from mlxclaude.parsing.reply import ReplyParser
 from mlxclaude.parsing.stops import StopMatcher
 from mlxclaude.protocol.chat import ChatRequest
 from mlxclaude.protocol.errors import ApiError
+from mlxclaude.protocol.reply_rules import ReplyRules
 from mlxclaude.protocol.usage import Usage
-from mlxclaude.server.inflight import InFlight
 
 
 @dataclass
@@ -62,30 +60,24 @@ def make_parser(chat: ChatRequest, info: ModelInfo, prompt: RenderedPrompt) -> R
 
 
 class TurnFilter:
-    """Applies stop sequences and the parser to the raw text, and decides the stop reason.
-
-    tool_choice: no text after a call; with `disable_parallel_tool_use` only the first call is kept
-    (`done` turns true with it, so the engine can stop); under "tool" only calls to that tool; under
-    "none" no call at all (the parser knows no tools). An exact repeat of a call already in the reply
-    ends the reply (a small model otherwise repeats it until max_tokens). The engine's constraints
-    (engine/constraints) make the model comply; this is the guarantee when they are off.
-    """
+    """Applies stop sequences, the parser and the reply rules (protocol/reply_rules.py) to the raw text, and
+    decides the stop reason. The engine's constraints (engine/constraints) make the model comply with
+    tool_choice; the rules are the guarantee when they are off."""
 
     def __init__(self, chat: ChatRequest, parser: ReplyParser) -> None:
         self._stops = StopMatcher(chat.stop_sequences)
         self._parser = parser
-        self._single_call = chat.tool_choice.disable_parallel_tool_use
-        self._only_tool = chat.tool_choice.name if chat.tool_choice.type == "tool" else None
-        self._calls_made: set[str] = set()
+        self._rules = ReplyRules(chat)
         self.matched_stop: str | None = None
-        self.repeated_call = False
-        self.tool_calls = 0
 
     @property
     def done(self) -> bool:
         """Nothing more the model says can reach the reply."""
-        return (self.matched_stop is not None or self.repeated_call
-                or (self._single_call and self.tool_calls > 0))
+        return self.matched_stop is not None or self._rules.done
+
+    @property
+    def tool_calls(self) -> int:
+        return self._rules.tool_calls
 
     @property
     def failed_tool_calls(self) -> tuple[str, ...]:
@@ -96,36 +88,11 @@ class TurnFilter:
         events = self._parser.feed(safe)
         if matched is not None:
             self.matched_stop = matched
-        return self._after_tools(events)
+        return self._rules.apply(events)
 
     def finish(self) -> list[ReplyEvent]:
         events = [] if self.matched_stop is not None else self._parser.feed(self._stops.flush())
-        return self._after_tools(events + self._parser.finish())
-
-    def _after_tools(self, events: list[ReplyEvent]) -> list[ReplyEvent]:
-        kept: list[ReplyEvent] = []
-        for event in events:
-            if isinstance(event, ToolCall):
-                if not self._keeps(event):
-                    continue
-                self.tool_calls += 1
-                event = finite_call(event)
-            elif self.tool_calls and isinstance(event, TextPiece):
-                continue  # no text after tool calls: the turn ends with them
-            kept.append(event)
-        return kept
-
-    def _keeps(self, call: ToolCall) -> bool:
-        if self.repeated_call or (self._single_call and self.tool_calls):
-            return False  # disable_parallel_tool_use: the first call only
-        if self._only_tool is not None and call.name != self._only_tool:
-            return False
-        key = json.dumps([call.name, call.arguments], sort_keys=True, default=str)
-        if key in self._calls_made:
-            self.repeated_call = True
-            return False
-        self._calls_made.add(key)
-        return True
+        return self._rules.apply(events + self._parser.finish())
 
     def stop_reason(self, stats: GenerationStats) -> tuple[str, str | None]:
         if self.tool_calls:
@@ -135,22 +102,6 @@ class TurnFilter:
         if stats.finish_reason == "length":
             return "max_tokens", None
         return "end_turn", None
-
-
-def finite(value: Any) -> Any:
-    """`value` with JSON's impossible floats made possible: ±inf (a model's `1e999`) → ±max float, NaN → None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else math.copysign(sys.float_info.max, value)
-    if isinstance(value, dict):
-        return {key: finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [finite(item) for item in value]
-    return value
-
-
-def finite_call(call: ToolCall) -> ToolCall:
-    arguments = finite(call.arguments)
-    return call if arguments == call.arguments else replace(call, arguments=arguments)
 
 
 def usage_of(stats: GenerationStats) -> Usage:
@@ -186,9 +137,9 @@ class TurnSink:
 
 
 def start_turn(worker: Worker, chat: ChatRequest, prompt: RenderedPrompt, max_tokens: int,
-               info: ModelInfo, record: InFlight | None = None) -> JobResults:
+               info: ModelInfo, progress: GenerationProgress | None = None, tag: Any = None) -> JobResults:
     """Queue the turn now (QueueFull → 529 before any response starts); iterate the result for its items.
-    `record` is what the status shows of it while it is queued or running (its progress moves on)."""
-    progress = record.progress if record is not None else GenerationProgress()
-    request = GenerationRequest(prompt, chat, max_tokens, TurnSink(chat, prompt, info), progress)
-    return worker.submit_generation(request, tag=record)
+    `progress` moves on as the engine works; `tag` is what the worker lists while the turn is queued or
+    running (the server's in-flight record)."""
+    request = GenerationRequest(prompt, chat, max_tokens, TurnSink(chat, prompt, info), progress or GenerationProgress())
+    return worker.submit_generation(request, tag=tag)

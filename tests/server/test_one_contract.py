@@ -1,0 +1,72 @@
+"""Every target meets the same contract: a remote engine's reply goes through the same reply rules as a local
+model's (finite JSON, repeats), and a remote turn in flight shows in the status like a local one."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import anthropic
+import httpx
+
+from mlxclaude.routing.config import parse_routing
+from support.hostile_upstream import Reply, hostile_upstream, openai_chunk, openai_text_stream, sse
+from support.live_server import live_server
+from support.scripted_backend import ScriptedBackend
+from support.waiting import wait_for
+
+TOOL = {"name": "set_value", "description": "Set a value",
+        "input_schema": {"type": "object", "properties": {"x": {"type": "number"}}}}
+CALL = '{"x": Infinity}'
+
+
+def routed(url: str, local_text: str):
+    toml = f'[backends.gpu]\nkind = "openai"\nurl = "{url}/v1"\nmodel = "m"\n[routes]\n"remote" = "gpu"\n"*" = "local"\n'
+    routing = parse_routing(tomllib.loads(toml), local_model="/models/local")
+    return live_server(lambda: ScriptedBackend(lambda chat: local_text), routing=routing)
+
+
+def tool_call_chunks(*arguments: str) -> list[bytes]:
+    calls = [sse(openai_chunk({"tool_calls": [{"index": index, "id": f"call_{index}", "type": "function",
+                                               "function": {"name": "set_value", "arguments": text}}]}))
+             for index, text in enumerate(arguments)]
+    return calls + [sse(openai_chunk(finish="tool_calls")), sse("[DONE]")]
+
+
+def streamed_blocks(server, model: str) -> tuple[list[dict], str]:
+    client = anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0)
+    with client.messages.stream(model=model, max_tokens=100, tools=[TOOL],
+                                messages=[{"role": "user", "content": "set x"}]) as stream:
+        final = stream.get_final_message()
+    return [block.model_dump() for block in final.content], final.stop_reason
+
+
+def test_a_remote_call_with_infinity_and_a_repeat_comes_back_as_a_local_one_does():
+    local_text = f'<tool_call>{{"name": "set_value", "arguments": {CALL}}}</tool_call>' * 2
+    with hostile_upstream(lambda request: Reply(pieces=tool_call_chunks(CALL, CALL))) as upstream, \
+            routed(upstream.url, local_text) as server:
+        remote, remote_stop = streamed_blocks(server, "remote")
+        local, local_stop = streamed_blocks(server, "claude-sonnet-4-5")
+    strip = [{key: value for key, value in block.items() if key != "id"} for block in remote]
+    assert strip == [{key: value for key, value in block.items() if key != "id"} for block in local]
+    assert len(remote) == 1 and remote[0]["input"] == {"x": 1.7976931348623157e308}  # finite, and once
+    assert remote_stop == local_stop == "tool_use"
+
+
+def test_a_remote_turn_in_flight_shows_in_the_status():
+    reply = Reply(pieces=openai_text_stream("thinking it over", finish=None, done=False),
+                  trickle=sse(openai_chunk({"content": "."})), trickle_every=0.1, trickle_limit=600)
+    with hostile_upstream(lambda request: reply) as upstream, routed(upstream.url, "local") as server:
+        body = {"model": "remote", "max_tokens": 50, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        with httpx.stream("POST", f"{server.url}/v1/messages", json=body, timeout=60) as response:
+            lines = response.iter_lines()  # held: a generator dropped by `break` would close the response
+            for line in lines:
+                if "thinking it over" in line:
+                    break
+            status = httpx.get(f"{server.url}/mlxclaude/status").json()
+        entry = next(entry for entry in status["in_flight"] if entry["backend"] == "gpu")
+        assert entry["phase"] == "decode" and entry["output_tokens"] >= 1 and entry["request_kind"]
+        gpu = next(backend for backend in status["backends"] if backend["name"] == "gpu")
+        assert gpu["in_flight"] == 1
+        wait_for(lambda: not httpx.get(f"{server.url}/mlxclaude/status").json()["in_flight"],
+                 what="the remote turn gone from the status once the client left")
