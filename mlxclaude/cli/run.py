@@ -42,7 +42,7 @@ def run(
     token = getattr(state, "token", None) or auth_token(settings)
     health = fetch_health(state.url) or {}
     model_id = health.get("model_id") or fallback_model_id(state.model or settings.model)
-    context = health.get("context_length") or getattr(state, "context_length", None) or settings.context_limit
+    context = health.get("context_length") or settings.context_limit
     env = build_env(base_url=state.url, token=token, model_id=model_id, context_length=context,
                     max_output_tokens=settings.max_output_tokens, keep_tiers=tiers.keep_tiers,
                     haiku_model=tiers.haiku_model)

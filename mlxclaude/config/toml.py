@@ -1,5 +1,5 @@
 """Read and write config.toml: tomllib to read; a small writer for top-level `key = value` lines and
-the tables issue I's routing needs ([backends.NAME], [routes], [fallbacks]), so that `config set` never
+the routing tables ([backends.NAME], [routes], [fallbacks]), so that `config set` never
 loses them."""
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from mlxclaude.engine.cache.memory import default_max_bytes
 from mlxclaude.engine.cache.prompt_cache import Lease
 from mlxclaude.engine.cache.store import Tier
 from mlxclaude.engine.constraints import constraint_processors
-from mlxclaude.engine.jobs import GenerationRequest, Stream
+from mlxclaude.engine.jobs import Stream
 from mlxclaude.engine.sampling import make_mlx_sampler
 from mlxclaude.logs import log_internal_error
 from mlxclaude.protocol.chat import Sampling
@@ -89,14 +89,9 @@ class BatchEngine:
         self._generator: Any = None
         self.steps = 0
         self.prefilled_tokens = 0  # prompt tokens the batch has run through the model (cached ones never)
-        self.streams_served = 0
         self.largest_batch = 0
 
     # --- what the worker asks ------------------------------------------------------------------------
-
-    def accepts(self, request: GenerationRequest) -> bool:
-        """Every request this engine serves alone it serves batched (the hook for options it could not)."""
-        return True
 
     def add(self, stream: Stream) -> None:
         self.waiting.append(stream)
@@ -337,7 +332,6 @@ class BatchEngine:
                 self.backend.prompt_cache.finish(sequence.lease)
             except Exception as exc:
                 log_internal_error("prompt_cache_finish_failed", exc)
-        self.streams_served += 1
         stream.end(stats)
 
     def fail_all(self, exc: Exception) -> None:

@@ -19,8 +19,7 @@ import itertools
 import queue
 import threading
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Optional, Union
+from typing import Any, Callable, Iterable, Optional
 
 from mlxclaude.engine.backend import Backend
 from mlxclaude.engine.jobs import GenerationRequest, Stream, run_alone
@@ -33,19 +32,6 @@ class QueueFull(Exception):
     pass
 
 
-@dataclass
-class _Job:
-    """A generic job: `produce(backend, cancel)` run alone on the engine thread, its items posted in order."""
-
-    produce: Callable[[Backend, threading.Event], Iterator[Any]]
-    emit: Callable[[Iterable[Any]], None]
-    close: Callable[[], None]
-    cancel: threading.Event = field(default_factory=threading.Event)
-    tag: Any = None
-    running: bool = False
-
-
-Work = Union[_Job, Stream]
 
 
 class _Outbox:
@@ -83,16 +69,15 @@ class Worker:
         self._load_backend = load_backend
         # held for each step when several models share the process: one computes at a time, steps interleave
         self._engine_lock = engine_lock or threading.Lock()
-        self._jobs: queue.SimpleQueue[Optional[Work]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Optional[Stream]] = queue.SimpleQueue()
         self._max_queue = max_queue
         self.max_batch = max_batch
         self._thread = threading.Thread(target=self._run, name="mlxclaude-engine", daemon=True)
         self._lock = threading.Lock()
-        self._open: dict[int, Work] = {}  # submitted and not yet closed, by submission number
+        self._open: dict[int, Stream] = {}  # submitted and not yet closed, by submission number
         self._numbers = itertools.count()
         self._outbox = _Outbox()
-        self._alone: deque[Work] = deque()  # waiting to run with nothing else
-        self._running_alone: Optional[Work] = None
+        self._alone: deque[Stream] = deque()  # waiting to run with nothing else
         self.batcher: Any = None
         self.backend: Optional[Backend] = None
         self.state = "loading"
@@ -155,13 +140,6 @@ class Worker:
         stream = Stream(request=request, emit=emit, close=close, cancel=cancel, tag=tag)
         return self._enqueue(number, stream, results)
 
-    def submit(self, produce: Callable[[Backend, threading.Event], Iterator[Any]],
-               cancel: Optional[threading.Event] = None, *, tag: Any = None) -> "JobResults":
-        """Queue `produce(backend, cancel)` to run alone on the engine thread (QueueFull when the queue is full)."""
-        cancel = cancel or threading.Event()
-        number, results, emit, close = self._channel(cancel)
-        return self._enqueue(number, _Job(produce=produce, emit=emit, close=close, cancel=cancel, tag=tag), results)
-
     def _channel(self, cancel: threading.Event):
         if self.pending >= self._max_queue:
             raise QueueFull()
@@ -180,7 +158,7 @@ class Worker:
 
         return number, results, emit, close
 
-    def _enqueue(self, number: int, work: Work, results: asyncio.Queue) -> "JobResults":
+    def _enqueue(self, number: int, work: Stream, results: asyncio.Queue) -> "JobResults":
         with self._lock:
             self._open[number] = work
         self._jobs.put(work)
@@ -232,7 +210,7 @@ class Worker:
             if work is None:
                 return False
             block = False
-            if isinstance(work, Stream) and self.batcher is not None and self.batcher.accepts(work.request):
+            if self.batcher is not None:
                 self.batcher.add(work)
             else:
                 self._alone.append(work)
@@ -244,32 +222,18 @@ class Worker:
         elif self.batcher is not None and self.batcher.has_work:
             self.batcher.step(admit=not self._alone)  # drain the batch first for a request that must run alone
 
-    def _run_alone(self, work: Work) -> None:
-        self._running_alone = work
+    def _run_alone(self, work: Stream) -> None:
         flush = self._outbox.flush
         original = work.emit
         work.emit = lambda items: (original(items), flush())  # alone, every item goes out at once
         try:
             if work.cancel.is_set():  # its client went away while it waited
-                if isinstance(work, Stream):
-                    work.finished = True
+                work.finished = True
                 work.close()
-            elif isinstance(work, Stream):
-                run_alone(self.backend, work)
             else:
-                self._run_job(work)
+                run_alone(self.backend, work)
         finally:
             work.emit = original
-            self._running_alone = None
-
-    def _run_job(self, job: _Job) -> None:
-        job.running = True
-        try:
-            for item in job.produce(self.backend, job.cancel):
-                job.emit([item])
-        except Exception as exc:
-            job.emit([exc])
-        job.close()
 
     def _shut_down(self) -> None:
         for work in list(self._alone):

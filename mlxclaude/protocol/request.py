@@ -86,8 +86,6 @@ def to_chat_request(
     )
 
 
-to_chat_request_for_count = to_chat_request
-
 
 # --- top-level options ----------------------------------------------------------------------------------
 

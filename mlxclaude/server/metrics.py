@@ -39,7 +39,7 @@ OTHER_MODEL = "other"
 TTFT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 DECODE_TPS_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 500.0)
 
-CACHE_RESULTS = frozenset({"hit", "miss", "partial"})
+CACHE_RESULTS = frozenset({"hit", "miss"})
 
 METRIC_NAMES = frozenset({
     "mlxclaude_requests_total",
@@ -136,7 +136,7 @@ class Metrics:
             self.decode_tps.labels(backend).observe(decode_tps)
 
     def prompt_cache(self, result: str, tokens: int) -> None:
-        """Tokens reused from the prompt cache ("hit", "partial") or prefilled for want of it ("miss")."""
+        """Tokens reused from the prompt cache ("hit") or prefilled for want of it ("miss")."""
         if result not in CACHE_RESULTS:
             raise ValueError(f"prompt cache result {result!r} is not one of {sorted(CACHE_RESULTS)}")
         child = self.cache_tokens.labels(result)

@@ -5,9 +5,6 @@ from __future__ import annotations
 from mlxclaude.routing.config import BackendSpec
 from mlxclaude.upstream.engine import RemoteEngine
 
-REMOTE_KINDS = ("openai", "azure", "anthropic")
-
-
 def make_engine(spec: BackendSpec) -> RemoteEngine:
     if spec.kind == "anthropic":
         from mlxclaude.upstream.anthropic import AnthropicEngine

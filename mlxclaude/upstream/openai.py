@@ -2,12 +2,16 @@
 OpenAI: the Anthropic request is translated to Chat Completions, the reply back into our reply events.
 
 A parameter the backend rejects (400/422 naming it) is dropped and the request sent again; it stays
-dropped for this backend, logged once (LiteLLM's drop_params).
+dropped for this backend, logged once (LiteLLM's drop_params). Reasoning models (OpenAI's and Azure's o-series
+and GPT-5) take `max_completion_tokens` instead of `max_tokens` and only their default temperature: a known
+family is sent that from the start, another deployment learns it from its first rejection, which names
+`max_completion_tokens` (the limit is renamed, never lost).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, AsyncIterator, Optional, Union
 
 import httpx
@@ -26,6 +30,9 @@ from mlxclaude.upstream.openai_wire import (
 from mlxclaude.upstream.sse import broke_off
 
 MAX_DROPS_PER_REQUEST = 4
+# OpenAI's and Azure's reasoning models, by model or deployment name (LiteLLM maps the same families)
+REASONING_FAMILY = re.compile(r"^(?:.*/)?(?:o\d+(?:$|[-_.])|gpt-5)", re.IGNORECASE)
+FIXED_SAMPLING = ("temperature", "top_p")  # what reasoning models only take at its default
 
 
 class OpenAIEngine:
@@ -33,6 +40,10 @@ class OpenAIEngine:
         self.spec = spec
         self._client = http.make_client(spec)
         self._dropped: set[str] = set(spec.drop_params)
+        self._renamed: dict[str, str] = {}
+        if REASONING_FAMILY.match(spec.deployment or spec.model or ""):
+            self._renamed["max_tokens"] = "max_completion_tokens"
+            self._dropped.update(FIXED_SAMPLING)
 
     # --- where and how ---------------------------------------------------------------------------------
 
@@ -57,6 +68,9 @@ class OpenAIEngine:
         for _ in range(MAX_DROPS_PER_REQUEST + 1):
             body = to_openai_chat(request, model=self.model_for(request), stream=stream,
                                   drop=frozenset(self._dropped))
+            for old, new in self._renamed.items():
+                if old in body:
+                    body[new] = body.pop(old)
             try:
                 response = await http.start(self._client, self.spec, "POST", url, json_body=body,
                                             headers={"content-type": "application/json", **auth_headers(self.spec)},
@@ -73,10 +87,15 @@ class OpenAIEngine:
                               retryable=False)
 
     def _learn_rejection(self, failure: TargetFailure, body: dict) -> bool:
-        """Whether the failure named a parameter we sent and can do without (now dropped for good)."""
+        """Whether the failure named a parameter we sent and can do without or rename (learnt for good)."""
         name = getattr(failure.error, "rejected_param", None)
         if name is None or name not in body or name in self._dropped:
             return False
+        if name == "max_tokens" and "max_completion_tokens" in failure.error.message:
+            self._renamed[name] = "max_completion_tokens"
+            log_event("param_renamed", level="warning", backend=self.spec.name, param=name,
+                      to="max_completion_tokens", note="the backend asks for it; sent so from now on")
+            return True
         self._dropped.add(name)
         log_event("param_dropped", level="warning", backend=self.spec.name, param=name,
                   note="the backend rejects it; not sent to it again")

@@ -91,32 +91,35 @@ def test_a_prefill_a_token_short_of_the_end_is_not_shown_as_100_percent():
 
 
 def test_the_worker_lists_its_jobs_until_they_finish():
+    from mlxclaude.engine.turn import start_turn
+    from mlxclaude.protocol.chat import ChatRequest
+    from support.scripted_backend import ScriptedBackend
+
     release = threading.Event()
     started = threading.Event()
 
-    class Backend:
-        pass
+    def script(chat):
+        if chat.model == "first":
+            started.set()
+            release.wait(10)
+        return "done"
 
-    worker = Worker(lambda: Backend())
+    backend = ScriptedBackend(script)
+    worker = Worker(lambda: backend, max_batch=1)
     worker.start()
 
-    def blocking(backend, cancel):
-        started.set()
-        release.wait(10)
-        yield "done"
-
-    def quick(backend, cancel):
-        yield "ok"
+    def submit(tag: str):
+        chat = ChatRequest(model=tag, messages=[{"role": "user", "content": "hi"}])
+        prompt = backend.render(chat)
+        return start_turn(worker, chat, prompt, 16, backend.info, tag=tag)
 
     async def scenario():
-        first = worker.submit(blocking, tag="first")
-        second = worker.submit(quick, tag="second")
-        gone = worker.submit(quick, tag="gone")
+        first, second, gone = submit("first"), submit("second"), submit("gone")
         await asyncio.to_thread(started.wait, 10)
         await gone.aclose()  # its client went away while it waited: not listed
         listed = worker.in_flight()
         release.set()
-        results = [[item async for item in job] for job in (first, second, gone)]
+        results = [[type(item).__name__ async for item in job] for job in (first, second, gone)]
         return listed, results
 
     try:
@@ -124,7 +127,7 @@ def test_the_worker_lists_its_jobs_until_they_finish():
     finally:
         worker.stop()
     assert listed == [("first", True), ("second", False)]
-    assert results == [["done"], ["ok"], []] and worker.in_flight() == []
+    assert results[0][-1] == results[1][-1] == "TurnEnd" and results[2] == [] and worker.in_flight() == []
 
 
 def test_status_lines_fit_80_columns():
