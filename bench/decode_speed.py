@@ -46,8 +46,8 @@ def main() -> None:
     import anthropic
     from mlx_lm import load
 
-    from mlxclaude.daemon.serve import mlx_backend_loader
     from mlxclaude.config.registry import ServerSettings
+    from mlxclaude.daemon.serve import mlx_backend_loader
     from support.live_server import live_server
 
     model_dir = _support.bench_model(args.model, num_layers=4, hidden_size=256, num_heads=4)

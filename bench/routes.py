@@ -46,8 +46,9 @@ def main() -> None:
     import tempfile
     from pathlib import Path
 
-    from mlxclaude import logs
     from tiny_model import copy_without_eos
+
+    from mlxclaude import logs
 
     work = Path(tempfile.mkdtemp(prefix="mlxclaude-bench-routes-"))
     logs.configure(work / "server.jsonl", echo=False)

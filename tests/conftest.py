@@ -7,12 +7,13 @@ TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-from real_models import smollm2_model_dir  # noqa: E402,F401  (SmolLM2-135M fixture)
-from support import home  # noqa: E402
-
 # no example database and no constants cache in the checkout: the suite writes only under temporary directories
 import os  # noqa: E402
 import tempfile  # noqa: E402
+
+from real_models import smollm2_model_dir  # noqa: E402,F401  (SmolLM2-135M fixture)
+
+from support import home  # noqa: E402
 
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="mlxclaude-hypothesis-"))
 from hypothesis import settings as hypothesis_settings  # noqa: E402

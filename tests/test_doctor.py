@@ -9,15 +9,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from mlxclaude import doctor, paths
+from mlxclaude.config.registry import ServerSettings
+from mlxclaude.config.token import local_token
+from mlxclaude.daemon import state
+from mlxclaude.doctor import GIB, check_claude_settings, check_daemon, check_memory, check_model, check_python
+from mlxclaude.engine.memory import MemoryFacts
 from support.cli_app import run_cli
 from support.routes_toml import routes_toml
 from support.upstreams import Answer, recording_upstream
-from mlxclaude import doctor, paths
-from mlxclaude.daemon import state
-from mlxclaude.doctor import GIB, check_claude_settings, check_daemon, check_memory, check_model, check_python
-from mlxclaude.config.token import local_token
-from mlxclaude.config.registry import ServerSettings
-from mlxclaude.engine.memory import MemoryFacts
 
 NAMES = ["config", "python", "mlx", "memory", "model", "daemon", "claude", "claude settings"]
 

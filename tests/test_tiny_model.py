@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 import tiny_model
 
 mlx_lm = pytest.importorskip("mlx_lm")

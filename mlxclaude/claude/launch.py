@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import IO, Iterator, Mapping, Optional, Union
 
-from mlxclaude.atomic import atomic_write_bytes
 from mlxclaude import paths
+from mlxclaude.atomic import atomic_write_bytes
 from mlxclaude.claude.find import require_claude
 
 EXEC_ENV = "MLXCLAUDE_CLAUDE_EXEC"   # "0": run Claude Code as a child process instead of exec

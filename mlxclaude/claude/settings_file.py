@@ -22,8 +22,7 @@ from typing import Any, Optional
 
 from mlxclaude import paths
 from mlxclaude.claude.env import ENV_KEYS, redact
-from mlxclaude.claude.jsonfile import (atomic_write, dump, file_mode, parse_settings, read_bytes,
-                                       read_env_quietly, real_path, sha256)
+from mlxclaude.claude.jsonfile import atomic_write, dump, file_mode, parse_settings, read_bytes, read_env_quietly, real_path, sha256
 from mlxclaude.errors import MlxClaudeError
 
 RECORD_VERSION = 1

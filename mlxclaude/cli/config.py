@@ -31,9 +31,9 @@ def show(json_output: JsonOption = False,
     The source is the default, config.toml or an MLXCLAUDE_* environment variable. One line per setting,
     fitted to the terminal (long paths elided in the middle); --wide shows everything.
     """
-    from mlxclaude.config.token import token_file
     from mlxclaude.config.load import load_settings
     from mlxclaude.config.registry import SETTINGS
+    from mlxclaude.config.token import token_file
 
     resolved = load_settings()
     if json_output:
@@ -145,9 +145,9 @@ def get(key: KeyArg) -> None:
 
     Nothing when it is unset; auth_token prints the token in use.
     """
-    from mlxclaude.config.token import resolve_auth_token
     from mlxclaude.config.load import load_settings
     from mlxclaude.config.registry import lookup
+    from mlxclaude.config.token import resolve_auth_token
 
     setting = lookup(key)
     resolved = load_settings()

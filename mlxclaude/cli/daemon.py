@@ -12,7 +12,13 @@ import typer
 from mlxclaude.cli import _output
 from mlxclaude.cli._app import Command
 from mlxclaude.cli._options import (
-    ForceOption, HostOption, JsonOption, ModelOption, PortOption, RestartHostOption, RestartModelOption,
+    ForceOption,
+    HostOption,
+    JsonOption,
+    ModelOption,
+    PortOption,
+    RestartHostOption,
+    RestartModelOption,
     RestartPortOption,
 )
 

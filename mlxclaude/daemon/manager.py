@@ -25,11 +25,20 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 from mlxclaude import paths
 from mlxclaude.daemon import client
-from mlxclaude.daemon.state import (
-    DAEMON_MODULE, DaemonState, is_our_daemon, load_state_file, pid_alive, read_state, remove_state,
-)
 from mlxclaude.daemon.start_errors import (
-    died_error, last_logged_error, load_failed_error, stderr_log_file,
+    died_error,
+    last_logged_error,
+    load_failed_error,
+    stderr_log_file,
+)
+from mlxclaude.daemon.state import (
+    DAEMON_MODULE,
+    DaemonState,
+    is_our_daemon,
+    load_state_file,
+    pid_alive,
+    read_state,
+    remove_state,
 )
 from mlxclaude.errors import MlxClaudeError
 from mlxclaude.logs import open_private

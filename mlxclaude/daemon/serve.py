@@ -116,7 +116,8 @@ def mlx_backend_loader(settings: ServerSettings, *, name: Optional[str] = None,
                       hint=hint or f"`mlxclaude models check {settings.model}` says what is wrong with it")
             raise
         log_event("model_ready", backend=backend_name, model=backend.info.name,
-                  context_length=backend.info.context_length, tool_format=backend.info.tool_format.name if backend.info.tool_format else None)
+                  context_length=backend.info.context_length,
+                  tool_format=backend.info.tool_format.name if backend.info.tool_format else None)
         return backend
 
     return load

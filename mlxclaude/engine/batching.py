@@ -43,7 +43,6 @@ from mlxclaude.engine.sampling import make_mlx_sampler
 from mlxclaude.logs import log_internal_error
 from mlxclaude.protocol.chat import Sampling
 
-
 SHARED_CHUNK_DIVISOR = 8  # prefill chunks while the batch is shared: 2048 → 256 tokens
 MIN_SHARED_CHUNK = 64  # ... but never below this (smaller chunks only add steps)
 

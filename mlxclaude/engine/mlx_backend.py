@@ -10,13 +10,18 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from mlxclaude.engine.backend import (
-    DeviceMemory, GenerationCancelled, GenerationItem, GenerationProgress, GenerationStats, RenderedPrompt,
+    DeviceMemory,
+    GenerationCancelled,
+    GenerationItem,
+    GenerationProgress,
+    GenerationStats,
+    RenderedPrompt,
 )
 from mlxclaude.engine.batching import BatchEngine, unbatchable_reason
-from mlxclaude.engine.loader import load_model
 from mlxclaude.engine.cache.prompt_cache import PromptCache
 from mlxclaude.engine.constraints import constraint_processors, load_constraints
 from mlxclaude.engine.device import device_memory
+from mlxclaude.engine.loader import load_model
 from mlxclaude.engine.render import render_chat
 from mlxclaude.engine.sampling import make_mlx_sampler
 from mlxclaude.logs import log_event

@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from mlxclaude.engine.convert.gguf import (  # noqa: F401  (GgufImportError: what callers catch)
-    GgufImportError, Progress, architecture_of, check_options, open_gguf, write_gguf_model,
+    GgufImportError,
+    Progress,
+    architecture_of,
+    check_options,
+    open_gguf,
+    write_gguf_model,
 )
 from mlxclaude.models import lmstudio, ollama
 from mlxclaude.models.imported import IMPORT_RECORD, build_atomically, destination

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Iterable
 
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.protocol.limits import MAX_JSON_DEPTH
@@ -43,6 +43,7 @@ def check_structure(value: Any, *, max_depth: int, strings: bool) -> None:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(item, dict):
             children = item.values()
             if strings:

@@ -38,7 +38,7 @@ class StreamEncoder:
         return self._blocks.has_tool_use
 
     def start(self, usage: Usage) -> list[WireEvent]:
-        message = {
+        message: dict[str, Any] = {
             "id": self.message_id,
             "type": "message",
             "role": "assistant",

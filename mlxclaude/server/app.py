@@ -14,17 +14,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from mlxclaude.config.registry import ServerSettings
 from mlxclaude.engine.backend import Backend
 from mlxclaude.engine.worker import QueueFull, Worker
 from mlxclaude.logs import log_event, log_internal_error
 from mlxclaude.protocol.errors import ApiError
-from mlxclaude.server import admin, inflight, messages, meta
 from mlxclaude.routing.config import RoutingConfig, parse_routing
+from mlxclaude.server import admin, inflight, messages, meta
 from mlxclaude.server.auth import OPEN_PATHS, from_this_machine, is_authorized
 from mlxclaude.server.backends import Backends, LoaderFactory
 from mlxclaude.server.metrics import Metrics, metrics_route
 from mlxclaude.server.state import ServerState, new_request_id
-from mlxclaude.config.registry import ServerSettings
 
 
 def error_response(error: ApiError, request: Request) -> JSONResponse:

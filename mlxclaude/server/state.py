@@ -9,11 +9,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
+from mlxclaude.config.registry import ServerSettings
 from mlxclaude.engine.backend import ModelInfo
 from mlxclaude.engine.worker import Worker
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.server.inflight import PROGRESS_INTERVAL_S
-from mlxclaude.config.registry import ServerSettings
 
 if TYPE_CHECKING:
     from mlxclaude.server.backends import Backends

@@ -12,8 +12,8 @@ import httpx
 from mlxclaude.protocol.canon import canonical_wire_system
 from mlxclaude.protocol.errors import ApiError, error_type_for_status
 from mlxclaude.routing.config import BackendSpec
-from mlxclaude.upstream import http
 from mlxclaude.routing.failure import TargetFailure
+from mlxclaude.upstream import http
 from mlxclaude.upstream.engine import PassthroughReply, ReplyTiming
 
 ANTHROPIC_VERSION = "2023-06-01"

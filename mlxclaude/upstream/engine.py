@@ -19,7 +19,6 @@ from mlxclaude.protocol.errors import ApiError
 from mlxclaude.protocol.usage import Usage
 from mlxclaude.redaction import redact, redact_value
 from mlxclaude.routing.config import BackendSpec
-from mlxclaude.routing.failure import TargetFailure
 from mlxclaude.upstream.openai_wire import ReplyEnd
 from mlxclaude.upstream.sse import SSEEvent, SSEEvents, SSELineTooLong, broke_off, line_too_long
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from mlxclaude.routing.config import BackendSpec
 from mlxclaude.upstream.engine import RemoteEngine
 
+
 def make_engine(spec: BackendSpec) -> RemoteEngine:
     if spec.kind == "anthropic":
         from mlxclaude.upstream.anthropic import AnthropicEngine

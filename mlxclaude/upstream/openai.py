@@ -20,11 +20,16 @@ from mlxclaude.logs import log_event
 from mlxclaude.parsing.events import ReplyEvent
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.routing.config import AZURE_DEFAULT_API_VERSION, BackendSpec
-from mlxclaude.upstream import http
 from mlxclaude.routing.failure import TargetFailure
+from mlxclaude.upstream import http
 from mlxclaude.upstream.engine import EventReply, ReplyTiming
 from mlxclaude.upstream.openai_wire import (
-    OpenAIStreamReader, ReplyEnd, error_from_openai, error_from_stream_chunk, from_openai_completion, rejected_param,
+    OpenAIStreamReader,
+    ReplyEnd,
+    error_from_openai,
+    error_from_stream_chunk,
+    from_openai_completion,
+    rejected_param,
     to_openai_chat,
 )
 from mlxclaude.upstream.sse import broke_off

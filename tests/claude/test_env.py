@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlxclaude.claude import build_env, local_model_id
-from mlxclaude.claude.env import (AUTO_COMPACT_WINDOW_MIN, ENV_KEYS, OUTPUT_RESERVE_CAP, autocompact_pct,
-                                  compact_threshold, output_budget)
+from mlxclaude.claude.env import AUTO_COMPACT_WINDOW_MIN, ENV_KEYS, OUTPUT_RESERVE_CAP, autocompact_pct, compact_threshold, output_budget
 
 BASE = dict(base_url="http://127.0.0.1:8765", token="tok-123", model_id="claude-local-qwen3-4b")
 

@@ -10,13 +10,13 @@ from datetime import datetime, timezone
 import pytest
 from rich.console import Console
 
-from support.cli_app import run_cli
 from mlxclaude import paths
 from mlxclaude.cli import _logview as logview
-from mlxclaude.cli.logs import NO_LOGS
-from mlxclaude.errors import UsageError
 from mlxclaude.cli._logrows import LineRenderer
 from mlxclaude.cli._logview import Entry, LogFilter, follow_entries, parse_lines, parse_since, read_entries
+from mlxclaude.cli.logs import NO_LOGS
+from mlxclaude.errors import UsageError
+from support.cli_app import run_cli
 
 GREEN, RED = "\x1b[32m", "\x1b[31m"
 

@@ -8,9 +8,9 @@ import os
 import pytest
 
 from support.cli_app import run_cli
-from support.routes_toml import routes_toml
 from support.daemon_env import fake_daemon
 from support.live_server import free_port, live_server
+from support.routes_toml import routes_toml
 from support.scripted_backend import ScriptedBackend
 
 TOKEN = "cmds-token-1234"

@@ -10,14 +10,14 @@ import tomllib
 
 import pytest
 
-from support.cli_app import run_cli
 from mlxclaude import paths
-from mlxclaude.config.token import local_token
-from mlxclaude.config.toml import dumps_toml, read_config, write_config
-from mlxclaude.errors import MlxClaudeError, UsageError
 from mlxclaude.config.load import load_settings, set_config_value, unset_config_value
 from mlxclaude.config.registry import REGISTRY, SETTINGS, ServerSettings, lookup, settings_markdown
+from mlxclaude.config.token import local_token
+from mlxclaude.config.toml import dumps_toml, read_config, write_config
 from mlxclaude.config.units import parse_bytes
+from mlxclaude.errors import MlxClaudeError, UsageError
+from support.cli_app import run_cli
 
 
 @pytest.fixture(autouse=True)

@@ -7,10 +7,10 @@ import threading
 
 import httpx
 
+from mlxclaude.config.registry import ServerSettings
 from mlxclaude.daemon import client
 from mlxclaude.engine.backend import DeviceMemory
 from mlxclaude.server.app import create_app
-from mlxclaude.config.registry import ServerSettings
 from support.live_server import LiveServer, free_port, live_server
 from support.scripted_backend import ScriptedBackend
 

@@ -13,11 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from support.daemon_env import Env, daemon_pids_under, wait_gone
 from support.live_server import free_port
 
 pytestmark = pytest.mark.mlx
-
-from support.daemon_env import Env, daemon_pids_under, wait_gone
 
 
 @pytest.fixture
@@ -161,9 +160,9 @@ def test_no_model_and_bad_model(env):
 
 
 def test_a_daemon_that_dies_early_is_reported_with_its_last_lines(tmp_path, monkeypatch, tiny_model_dir):
+    from mlxclaude.config.registry import ServerSettings
     from mlxclaude.daemon import manager
     from mlxclaude.errors import MlxClaudeError
-    from mlxclaude.config.registry import ServerSettings
 
     monkeypatch.setenv("MLXCLAUDE_HOME", str(tmp_path))
     settings = ServerSettings(model=str(tiny_model_dir), port=free_port())

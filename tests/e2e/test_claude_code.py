@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-
 import pytest
 
-from mlxclaude.daemon.serve import mlx_backend_loader
 from mlxclaude.config.registry import ServerSettings
+from mlxclaude.daemon.serve import mlx_backend_loader
 from support.claude_code import claude_env, require_claude, run_claude
 from support.live_server import live_server
 from support.scripted_backend import ScriptedBackend

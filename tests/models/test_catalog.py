@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from mlxclaude import paths
-from mlxclaude.errors import MlxClaudeError, ModelNotFound
 from mlxclaude.engine import memory
 from mlxclaude.engine.memory import MemoryFacts
+from mlxclaude.errors import MlxClaudeError, ModelNotFound
 from mlxclaude.models.catalog import AmbiguousModelName, list_models, remove_model
 from mlxclaude.models.hub import pull_model
 from mlxclaude.models.resolve import ResolvedModel, resolve

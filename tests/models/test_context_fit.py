@@ -10,7 +10,13 @@ import pytest
 
 from mlxclaude.models import context_fit as fit_module
 from mlxclaude.models.context_fit import (
-    CONVERSATION_ROOM, REPLY_ROOM, ContextFit, ContextUnknown, claude_code_chat, context_fit, fit_without_loading,
+    CONVERSATION_ROOM,
+    REPLY_ROOM,
+    ContextFit,
+    ContextUnknown,
+    claude_code_chat,
+    context_fit,
+    fit_without_loading,
 )
 
 

@@ -14,10 +14,10 @@ from mlx.utils import tree_flatten
 from real_models import require_smollm2_gguf
 
 from mlxclaude import paths
-from mlxclaude.errors import MlxClaudeError, UsageError
 from mlxclaude.engine.convert.gguf import unpermute_rows, write_gguf_model
 from mlxclaude.engine.convert.gguf_arch import ARCHES, llama3_rope_scaling
 from mlxclaude.engine.convert.gguf_tokenizer import bytes_to_unicode
+from mlxclaude.errors import MlxClaudeError, UsageError
 from mlxclaude.models.gguf_import import GgufImportError, import_gguf
 
 CAPITAL_PROMPT = "What is the capital of France?"

@@ -10,13 +10,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support.cli_app import run_cli
-from support.gguf_files import write_tiny_gguf
 
 from mlxclaude import paths
 from mlxclaude.models.gguf_import import import_gguf, resolve_source
 from mlxclaude.models.lmstudio import LmStudioError
 from mlxclaude.models.ollama import OllamaError, find_model, split_ref
+from support.cli_app import run_cli
+from support.gguf_files import write_tiny_gguf
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
-from support.gguf_files import ALL_TYPES, gguf_name, write_tiny_gguf
 
 from mlxclaude.engine.convert import gguf_reader
 from mlxclaude.engine.convert.gguf import GgufFile, write_gguf_model
 from mlxclaude.engine.convert.gguf_quant import is_exact
 from mlxclaude.engine.convert.gguf_verify import gguf_text, verify_import
+from support.gguf_files import ALL_TYPES, gguf_name, write_tiny_gguf
 
 # type -> (bits, group size) of its matrices by default (None: float), and the largest import/GGUF size ratio
 EXPECTED = {
@@ -216,11 +216,12 @@ def test_rows_are_dequantized_a_slice_at_a_time(built, tmp_path, monkeypatch):
 def test_llama_rows_unpermuted_in_quantized_form(tmp_path, type_name):
     """llama.cpp permutes llama's Q/K rows; the import undoes it on the packed weights, scales and biases."""
     import gguf
+    from engine.convert.test_gguf_verify import spm_metadata
     from mlx.utils import tree_flatten
     from mlx_lm import load
     from mlx_lm.gguf import permute_weights
     from mlx_lm.models import llama
-    from engine.convert.test_gguf_verify import spm_metadata
+
     from support.gguf_files import encode
 
     config = dict(model_type="llama", hidden_size=256, num_hidden_layers=1, intermediate_size=512,

@@ -4,8 +4,8 @@ import pytest
 
 from mlxclaude.parsing.events import ReplyEvent, TextPiece, ThinkingPiece, ToolCall
 from mlxclaude.parsing.reply import ReplyParser
-from support.streaming import coalesce, every_chunking, parse_chunks
 from mlxclaude.parsing.tools import HERMES
+from support.streaming import coalesce, every_chunking, parse_chunks
 
 WEATHER = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
 WEATHER_CALL = ToolCall("get_weather", {"city": "Paris"})

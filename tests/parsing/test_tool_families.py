@@ -6,7 +6,6 @@ import pytest
 
 from mlxclaude.parsing.events import ReplyEvent, TextPiece, ThinkingPiece, ToolCall
 from mlxclaude.parsing.reply import ReplyParser
-from support.streaming import coalesce, every_chunking, parse_chunks
 from mlxclaude.parsing.tools import (
     GEMMA,
     GENERIC,
@@ -18,6 +17,7 @@ from mlxclaude.parsing.tools import (
     QWEN3_CODER,
     ToolFormat,
 )
+from support.streaming import coalesce, every_chunking, parse_chunks
 
 TOOLS = [
     {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city", "parameters": {

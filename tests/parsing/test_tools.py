@@ -59,7 +59,8 @@ QWEN3_CODER_TEMPLATE = (
     "{%- if tools %}<tools>{%- endif %}{%- for tool_call in message.tool_calls %}"
     "{{- '\\n<tool_call>\\n<function=' + tool_call.name + '>\\n' }}{{- '<parameter=' + args_name + '>\\n' }}{%- endfor %}"
 )
-GLM45 = "[gMASK]<sop>{% if tools %}<tools>{% endif %}{% for tc in m.tool_calls %}<tool_call>{{ tc.name }}<arg_key>{{ k }}</arg_key>{% endfor %}"
+GLM45 = ("[gMASK]<sop>{% if tools %}<tools>{% endif %}{% for tc in m.tool_calls %}<tool_call>{{ tc.name }}"
+         "<arg_key>{{ k }}</arg_key>{% endfor %}")
 MISTRAL_V3 = "{%- if tools %}[AVAILABLE_TOOLS]{%- endif %}{%- if message.tool_calls %}[TOOL_CALLS] [{%- endif %}"
 LLAMA31 = ("<|start_header_id|>system<|end_header_id|>{%- if tools %}{%- endif %}{%- if 'tool_calls' in message %}"
            "<|python_tag|>{%- endif %}{%- if message.role == 'ipython' %}{%- endif %}")

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mlxclaude.daemon.serve import mlx_backend_loader
 from mlxclaude.config.registry import ServerSettings
+from mlxclaude.daemon.serve import mlx_backend_loader
 from support.live_server import live_server
 from support.scripted_backend import ScriptedBackend
 

@@ -320,4 +320,5 @@ def test_batched_streams_show_their_own_progress_and_log_it(tiny_model_dir, tmp_
                 and record["request_kind"] == "main"]
     assert len(progress) >= 2
     done = [record["prefill_done"] for record in progress]
-    assert done == sorted(done) and all(0 < record["percent"] < 100 for record in progress), [(r["percent"], r["prefill_done"], r["prefill_total"], r["request_id"][-4:]) for r in progress]
+    assert done == sorted(done) and all(0 < record["percent"] < 100 for record in progress), \
+        [(r["percent"], r["prefill_done"], r["prefill_total"], r["request_id"][-4:]) for r in progress]

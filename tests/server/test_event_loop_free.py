@@ -10,9 +10,9 @@ import time
 import httpx
 import pytest
 
-from mlxclaude.protocol.limits import MAX_STOP_SEQUENCE_CHARS, MAX_STOP_SEQUENCES
-from mlxclaude.daemon.serve import mlx_backend_loader
 from mlxclaude.config.registry import ServerSettings
+from mlxclaude.daemon.serve import mlx_backend_loader
+from mlxclaude.protocol.limits import MAX_STOP_SEQUENCE_CHARS, MAX_STOP_SEQUENCES
 from support.live_server import live_server
 
 pytestmark = pytest.mark.mlx

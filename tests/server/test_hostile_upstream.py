@@ -11,11 +11,17 @@ import tomllib
 import anthropic
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mlxclaude.routing.config import parse_routing
 from support.hostile_upstream import (
-    Reply, anthropic_text_stream, hostile_upstream, openai_chunk, openai_text_stream, sse,
+    Reply,
+    anthropic_text_stream,
+    hostile_upstream,
+    openai_chunk,
+    openai_text_stream,
+    sse,
 )
 from support.live_server import live_server
 from support.scripted_backend import ScriptedBackend

@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from mlxclaude import logs
+from mlxclaude.config.registry import ServerSettings
+from mlxclaude.server.app import create_app
 from support.live_server import LiveServer, free_port
 from support.scripted_backend import ScriptedBackend
-from mlxclaude.server.app import create_app
-from mlxclaude.config.registry import ServerSettings
 
 
 def start_unready(load):

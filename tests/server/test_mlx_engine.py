@@ -5,8 +5,8 @@ from __future__ import annotations
 import anthropic
 import pytest
 
-from mlxclaude.daemon.serve import mlx_backend_loader
 from mlxclaude.config.registry import ServerSettings
+from mlxclaude.daemon.serve import mlx_backend_loader
 from support.live_server import live_server
 
 pytestmark = pytest.mark.mlx

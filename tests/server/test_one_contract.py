@@ -3,7 +3,6 @@ model's (finite JSON, repeats), and a remote turn in flight shows in the status 
 
 from __future__ import annotations
 
-import json
 import tomllib
 
 import anthropic

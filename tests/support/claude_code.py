@@ -14,7 +14,8 @@ LOCAL_NPM = REPO / ".cache" / "npm"  # where .ci/run installs @anthropic-ai/clau
 
 def find_claude() -> Path | None:
     """MLXCLAUDE_CLAUDE_BIN, then the repo's own npm install, then wherever the product would look."""
-    from mlxclaude.claude.find import find_claude as product_find_claude, prefer_native
+    from mlxclaude.claude.find import find_claude as product_find_claude
+    from mlxclaude.claude.find import prefer_native
 
     local = LOCAL_NPM / "node_modules" / ".bin" / "claude"
     if not os.environ.get("MLXCLAUDE_CLAUDE_BIN") and local.exists():

@@ -348,7 +348,8 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 
 HERMES_TEMPLATE = (
     "{%- for message in messages %}<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>\n{%- endfor %}"
-    "{%- if tools %}<tools>{{ tools | tojson }}</tools> Return calls as <tool_call>{\"name\": ..., \"arguments\": ...}</tool_call>{%- endif %}"
+    "{%- if tools %}<tools>{{ tools | tojson }}</tools> Return calls as "
+    "<tool_call>{\"name\": ..., \"arguments\": ...}</tool_call>{%- endif %}"
     "{%- if add_generation_prompt %}<|im_start|>assistant\n{%- endif %}"
 )
 THINKING_TEMPLATE = HERMES_TEMPLATE + "{%- if enable_thinking %}<think>\n{%- endif %}"

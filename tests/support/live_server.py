@@ -11,10 +11,10 @@ from typing import Callable, Iterator
 import httpx
 import uvicorn
 
+from mlxclaude.config.registry import ServerSettings
 from mlxclaude.daemon.serve import uvicorn_config
 from mlxclaude.engine.backend import Backend
 from mlxclaude.server.app import create_app
-from mlxclaude.config.registry import ServerSettings
 
 
 def free_port() -> int:

@@ -12,7 +12,12 @@ import time
 from typing import Callable, Iterator, Optional
 
 from mlxclaude.engine.backend import (
-    DeviceMemory, GenerationItem, GenerationProgress, GenerationStats, ModelInfo, RenderedPrompt,
+    DeviceMemory,
+    GenerationItem,
+    GenerationProgress,
+    GenerationStats,
+    ModelInfo,
+    RenderedPrompt,
 )
 from mlxclaude.parsing.tools import HERMES
 from mlxclaude.protocol.chat import ChatRequest

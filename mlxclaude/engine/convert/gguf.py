@@ -33,7 +33,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-
 from mlxclaude.engine.convert.gguf_arch import (
     ARCHES,
     ConfigError,
@@ -43,7 +42,12 @@ from mlxclaude.engine.convert.gguf_arch import (
     supported_architectures,
 )
 from mlxclaude.engine.convert.gguf_quant import (
-    FLOAT_TYPES, Target, float_dtype_of, is_exact, quantize_affine, size_class,
+    FLOAT_TYPES,
+    Target,
+    float_dtype_of,
+    is_exact,
+    quantize_affine,
+    size_class,
 )
 from mlxclaude.engine.convert.gguf_reader import GgufFile, GgufImportError
 from mlxclaude.errors import UsageError

@@ -19,7 +19,11 @@ from typing import Any
 
 from mlxclaude.engine.convert.gguf_reader import GgufImportError
 from mlxclaude.engine.convert.gguf_tokenizer import (
-    BYTE, CONTROL, SPIECE_UNDERLINE, UNKNOWN, bytes_to_unicode,
+    BYTE,
+    CONTROL,
+    SPIECE_UNDERLINE,
+    UNKNOWN,
+    bytes_to_unicode,
 )
 
 VERIFY_QUESTION = "What is the capital of France?"

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from mlxclaude.parsing.tools.format import BodyParser, CallMarker, ToolFormat
-from mlxclaude.parsing.tools.generic import GENERIC, generic_tool_system_prompt
 from mlxclaude.parsing.tools.gemma import GEMMA, gemma_tool_system_prompt
+from mlxclaude.parsing.tools.generic import GENERIC, generic_tool_system_prompt
 from mlxclaude.parsing.tools.glm import GLM
 from mlxclaude.parsing.tools.harmony import HARMONY
 from mlxclaude.parsing.tools.hermes import HERMES, parse_hermes

@@ -13,7 +13,7 @@ def tool_name_and_schema(tool: Any) -> tuple[str, dict[str, Any]] | None:
     """(name, parameters schema) of a tool in HF/OpenAI function form or Anthropic form."""
     if not isinstance(tool, dict):
         return None
-    function = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+    function: dict[str, Any] = tool["function"] if isinstance(tool.get("function"), dict) else tool
     name = function.get("name")
     if not isinstance(name, str) or not name:
         return None

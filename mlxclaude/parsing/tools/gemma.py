@@ -36,7 +36,7 @@ def render_gemma_result(content: str, name: str | None = None) -> str:
 
 def gemma_tool_system_prompt(tools: list[dict]) -> str:
     """The tools section for Gemma's system text (its template folds it into the first user turn)."""
-    from mlxclaude.parsing.tools.generic import tool_listing, example_arguments
+    from mlxclaude.parsing.tools.generic import example_arguments, tool_listing
 
     example_name, example_args = example_arguments(tools)
     example = render_gemma(ToolCall(example_name, example_args))

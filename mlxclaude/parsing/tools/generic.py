@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 from mlxclaude.parsing.events import ToolCall
-
 from mlxclaude.parsing.tools.catalog import tool_name_and_schema
 from mlxclaude.parsing.tools.format import ToolFormat
 from mlxclaude.parsing.tools.hermes import parse_tool_call_tag
@@ -53,15 +52,16 @@ def example_arguments(tools: list[dict]) -> tuple[str, dict[str, Any]]:
         if entry is None:
             continue
         name, schema = entry
-        properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        properties: dict[str, Any] = schema["properties"] if isinstance(schema.get("properties"), dict) else {}
         required = [key for key in schema.get("required") or [] if key in properties] or list(properties)[:1]
         arguments: dict[str, Any] = {}
         for key in required:
-            prop = properties.get(key) if isinstance(properties.get(key), dict) else {}
+            prop: dict[str, Any] = properties[key] if isinstance(properties.get(key), dict) else {}
             kind = prop.get("type")
             kind = kind[0] if isinstance(kind, list) and kind else kind
             enum = prop.get("enum")
-            arguments[key] = enum[0] if isinstance(enum, list) and enum else _PLACEHOLDERS.get(kind, "...")
+            placeholder = _PLACEHOLDERS.get(kind, "...") if isinstance(kind, str) else "..."
+            arguments[key] = enum[0] if isinstance(enum, list) and enum else placeholder
         return name, arguments
     return "tool_name", {"argument": "value"}
 

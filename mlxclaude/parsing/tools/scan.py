@@ -79,7 +79,7 @@ class CloseScanner:
                 self._consume(end + len(self._region_close))
                 self._region_close = None
                 continue
-            candidates = [(window.find(self.close), self.close, None)]
+            candidates: list[tuple[int, str, str | None]] = [(window.find(self.close), self.close, None)]
             candidates += [(window.find(open_), open_, close_) for open_, close_ in VALUE_REGIONS]
             found = [c for c in candidates if c[0] >= 0]
             if not found:

@@ -26,9 +26,9 @@ import pytest
 if __name__ == "__main__":  # run as a script: put the repo and tests/ on the path as pytest does
     sys.path[:0] = [str(Path(__file__).resolve().parents[3]), str(Path(__file__).resolve().parents[2])]
 
+from mlxclaude.config.registry import ServerSettings
 from mlxclaude.engine.render import render_chat
 from mlxclaude.server.app import create_app
-from mlxclaude.config.registry import ServerSettings
 from support.claude_code import claude_env, find_claude, require_claude, run_claude
 from support.live_server import LiveServer, free_port
 from support.scripted_backend import ScriptedBackend

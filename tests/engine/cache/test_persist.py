@@ -8,11 +8,11 @@ import stat
 
 import pytest
 
-from support.chats import conversation, run
 from mlxclaude.engine.cache import persist, prompt_cache
 from mlxclaude.engine.cache.persist import DiskPrefixes, model_stamp, read_metadata
 from mlxclaude.engine.cache.prompt_cache import PromptCache
 from mlxclaude.engine.cache.store import Tier
+from support.chats import conversation, run
 
 pytestmark = pytest.mark.mlx
 

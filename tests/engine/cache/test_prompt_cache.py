@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
-from support.chats import ChatRequest, call, chat, conversation, result, run, user
 from mlxclaude.engine.cache import kv
 from mlxclaude.engine.cache.prompt_cache import PromptCache
 from mlxclaude.engine.cache.store import Tier
 from mlxclaude.engine.render import render_chat
+from support.chats import ChatRequest, call, chat, conversation, result, run, user
 
 pytestmark = pytest.mark.mlx
 

@@ -13,10 +13,10 @@ import threading
 
 import pytest
 
-from support.chats import call, result, user
 from mlxclaude.engine.backend import RenderedPrompt
 from mlxclaude.engine.cache.prompt_cache import PromptCache
 from mlxclaude.protocol.chat import ChatRequest
+from support.chats import call, result, user
 
 pytestmark = pytest.mark.mlx
 

@@ -12,8 +12,8 @@ import anthropic
 import jsonschema
 import pytest
 
-from mlxclaude.daemon.serve import mlx_backend_loader
 from mlxclaude.config.registry import ServerSettings
+from mlxclaude.daemon.serve import mlx_backend_loader
 from support.live_server import live_server
 
 pytestmark = pytest.mark.mlx

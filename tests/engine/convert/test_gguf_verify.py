@@ -4,10 +4,10 @@ rebuilt from it, for byte-level BPE and SentencePiece (with and without the spac
 from __future__ import annotations
 
 import pytest
-from support.gguf_files import tokenizer_metadata
 
 from mlxclaude.engine.convert.gguf_tokenizer import SPIECE_UNDERLINE, build_tokenizer
 from mlxclaude.engine.convert.gguf_verify import gguf_text
+from support.gguf_files import tokenizer_metadata
 
 U = SPIECE_UNDERLINE
 PIECES = [U, "h", "e", "l", "o", "w", "r", "d", f"{U}h", f"{U}he", "ll", "llo", f"{U}hello", f"{U}w", f"{U}wo",
