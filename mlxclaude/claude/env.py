@@ -43,7 +43,7 @@ ENV_KEYS = (
 SECRET_KEYS = frozenset({"ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY"})
 
 
-def build_env(*, base_url: str, token: Optional[str], model_id: str, context_length: Optional[int],
+def build_env(*, base_url: str, token: Optional[str], model_id: Optional[str], context_length: Optional[int],
               max_output_tokens: Optional[int] = None, keep_tiers: bool = False,
               haiku_model: Optional[str] = None) -> dict[str, str]:
     """Claude Code's environment for one local model. `context_length=None` (unknown) leaves the
@@ -53,7 +53,7 @@ def build_env(*, base_url: str, token: Optional[str], model_id: str, context_len
     claude-sonnet-…), which the daemon's routes match, so neither ANTHROPIC_MODEL nor the opus, sonnet
     and subagent overrides are set; only the haiku tier is, to `haiku_model` when given (an id the haiku
     route matches)."""
-    if not model_id:
+    if not model_id and not keep_tiers:
         raise ValueError("model_id is empty")
     if context_length is not None and context_length <= 0:
         raise ValueError(f"context_length must be positive, got {context_length}")

@@ -37,6 +37,17 @@ def auth_token(settings: Any) -> Optional[str]:
     return resolve_auth_token(settings)
 
 
+def served_model(health: Optional[dict[str, Any]], model_name: Optional[str], context_limit: Optional[int], *,
+                 keep_tiers: bool) -> tuple[Optional[str], Optional[int]]:
+    """The model id Claude Code is given and the context, from the daemon's /health, else the configuration.
+    None for the id when the routes keep Claude Code's own ids and there is no local model to name."""
+    model_id = health.get("model_id") if health else None
+    context = (health.get("context_length") if health else None) or context_limit
+    if model_id is None and (model_name or not keep_tiers):
+        model_id = fallback_model_id(model_name)
+    return model_id, context
+
+
 def fallback_model_id(name: Optional[str]) -> str:
     """The model id Claude Code is given when the daemon cannot say: from the configured name or directory."""
     from mlxclaude.claude import local_model_id

@@ -17,9 +17,12 @@ def with_default_model(settings):
     if settings.model:
         return settings
     from mlxclaude.daemon import manager
+    from mlxclaude.daemon.routes import needs_local_model
 
     if manager.status() is not None:
         return settings  # the running daemon already serves one
+    if not needs_local_model(None):
+        return settings  # every route goes to a remote backend: nothing local to load
     from mlxclaude.models.default import default_model_choice
 
     choice = default_model_choice()

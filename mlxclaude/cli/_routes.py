@@ -21,14 +21,11 @@ class TierChoice:
 def tier_choice(local_model: Optional[str], document: Optional[dict] = None) -> TierChoice:
     """From config.toml (`document`: read_config()'s, read here when None); raises UsageError for bad routes."""
     from mlxclaude.claude.env import CLAUDE_HAIKU_ID
-    from mlxclaude.routing.config import DEFAULT_ROUTE, parse_routing
+    from mlxclaude.daemon.routes import load_routing
+    from mlxclaude.routing.config import DEFAULT_ROUTE
     from mlxclaude.routing.router import Router
 
-    if document is None:
-        from mlxclaude.config.toml import read_config
-
-        document = read_config()
-    config = parse_routing(document, local_model=local_model)
+    config = load_routing(local_model, document)
     if not config.configured:
         return TierChoice()
     route = Router(config).route(CLAUDE_HAIKU_ID)

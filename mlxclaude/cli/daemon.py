@@ -123,8 +123,11 @@ def _start_with_spinner(call):
 def _print_started(state: Any) -> None:
     out = _output.stdout_console(soft_wrap=True)
     out.print(f"[bold]{state.url}[/bold]")
-    out.print(f"model  {state.model}")
+    out.print(f"model  {state.model or REMOTE_ONLY}")
     out.print(f"pid    {state.pid}")
+
+
+REMOTE_ONLY = "none (every route goes to a remote backend)"
 
 
 def _render_status(info: dict) -> None:
@@ -137,7 +140,7 @@ def _render_status(info: dict) -> None:
     rows = [
         ("state", info.get("state")),
         ("url", info.get("url")),
-        ("model", info.get("model")),
+        ("model", info.get("model") or (REMOTE_ONLY if not info.get("model_path") and info.get("backends") else None)),
         ("path", info.get("model_path")),
         ("context", info.get("context_length")),
         ("pid", info.get("pid")),

@@ -28,7 +28,7 @@ def run(
     anything starts, unless --force.
     """
     from mlxclaude.claude import build_env, launch_claude, require_claude
-    from mlxclaude.cli._endpoint import auth_token, fallback_model_id, fetch_health, warn_small_context
+    from mlxclaude.cli._endpoint import auth_token, fetch_health, served_model, warn_small_context
     from mlxclaude.cli._model_choice import prepare_model, with_default_model
     from mlxclaude.cli._routes import tier_choice
     from mlxclaude.config.registry import ServerSettings
@@ -40,9 +40,8 @@ def run(
     fit = prepare_model(settings, explicit=model is not None, force=force, command="mlxclaude run")
     state = manager.start(settings, on_progress=_output.note, explicit_model=model is not None)
     token = getattr(state, "token", None) or auth_token(settings)
-    health = fetch_health(state.url) or {}
-    model_id = health.get("model_id") or fallback_model_id(state.model or settings.model)
-    context = health.get("context_length") or settings.context_limit
+    model_id, context = served_model(fetch_health(state.url), state.model or settings.model, settings.context_limit,
+                                     keep_tiers=tiers.keep_tiers)
     env = build_env(base_url=state.url, token=token, model_id=model_id, context_length=context,
                     max_output_tokens=settings.max_output_tokens, keep_tiers=tiers.keep_tiers,
                     haiku_model=tiers.haiku_model)

@@ -84,7 +84,7 @@ def wire_env() -> tuple[dict[str, str], str]:
     """The env for settings.json: the running daemon's address and token (else the configured ones);
     model id and context from its /health, else from the configuration."""
     from mlxclaude.claude import build_env
-    from mlxclaude.cli._endpoint import daemon_endpoint, fallback_model_id, fetch_health, warn_small_context
+    from mlxclaude.cli._endpoint import daemon_endpoint, fetch_health, served_model, warn_small_context
     from mlxclaude.cli._routes import tier_choice
     from mlxclaude.config.registry import ServerSettings
 
@@ -93,15 +93,16 @@ def wire_env() -> tuple[dict[str, str], str]:
     url, token = daemon_endpoint(settings)
     health = fetch_health(url)
     note = ""
-    if health:
-        model_id, context = health.get("model_id"), health.get("context_length")
-    else:
-        if not settings.model:
+    if not health:
+        from mlxclaude.daemon.routes import needs_local_model
+
+        if not settings.model and needs_local_model(None):
             raise MlxClaudeError("no model: the daemon is not running and none is configured",
                                  hint="mlxclaude up --model MODEL, or mlxclaude config set model MODEL")
-        model_id, context = fallback_model_id(settings.model), settings.context_limit
-        if context is None:
+        if settings.context_limit is None:
             note = "; context unknown while the daemon is down, so compaction uses Claude Code's defaults"
+    model_id, context = served_model(health, None if health else settings.model, settings.context_limit,
+                                     keep_tiers=tiers.keep_tiers)
     env = build_env(base_url=url, token=token, model_id=model_id, context_length=context,
                     max_output_tokens=settings.max_output_tokens, keep_tiers=tiers.keep_tiers,
                     haiku_model=tiers.haiku_model)

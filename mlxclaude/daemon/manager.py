@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 from mlxclaude import paths
 from mlxclaude.daemon import client
+from mlxclaude.daemon.routes import needs_local_model
 from mlxclaude.daemon.start_errors import (
     died_error,
     last_logged_error,
@@ -67,7 +68,8 @@ def resolve_model(name: Optional[str]) -> ResolvedModel:
     without a path, and _start pulls it before spawning the daemon)."""
     if not name:
         raise MlxClaudeError("no model configured",
-                             hint="mlxclaude up --model PATH_OR_NAME, or see `mlxclaude models list`")
+                             hint="mlxclaude up --model PATH_OR_NAME, see `mlxclaude models list`, or route every "
+                                  "model to a remote backend in config.toml (README: Routes and remote engines)")
     from mlxclaude.models.resolve import resolve
 
     return resolve(name, pull=False)
@@ -157,8 +159,9 @@ def child_env(settings: ServerSettings) -> dict[str, str]:
 
 
 def daemon_command(settings: ServerSettings, model_name: Optional[str]) -> list[str]:
-    command = [sys.executable, "-m", DAEMON_MODULE, "--model", str(settings.model),
-               "--host", settings.host, "--port", str(settings.port)]
+    command = [sys.executable, "-m", DAEMON_MODULE, "--host", settings.host, "--port", str(settings.port)]
+    if settings.model:  # none: every route goes to a remote backend
+        command += ["--model", str(settings.model)]
     if model_name:
         command += ["--model-name", model_name]
     return command
@@ -249,11 +252,14 @@ def _start(settings: ServerSettings, requested: Optional["ResolvedModel"], *, fo
                                      hint=f"mlxclaude restart --model {requested.argument}")
             state = wait_ready(running.pid, timeout, progress)
             return replace(state, already_running=True)
-        if requested is None:
+        model_name = None
+        if requested is not None:
+            requested = _downloaded(requested, progress)
+            model_name = requested.name
+            settings = replace(settings, model=requested.target)
+        elif needs_local_model(None):
             resolve_model(None)  # raises "no model configured"
-        requested = _downloaded(requested, progress)
-        model_name = requested.name
-        settings = replace(settings, model=requested.target, auth_token=auth_token(settings))
+        settings = replace(settings, auth_token=auth_token(settings))
         check_settings(settings)
         check_port_free(settings.host, settings.port)
         if foreground:

@@ -45,13 +45,17 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
 
 def check_settings(settings: ServerSettings) -> None:
     """What must hold before anything binds: a model that resolves (a repo id not downloaded yet is
-    fine, the loader pulls it) and a token for any address beyond loopback."""
+    fine, the loader pulls it) unless every route goes to another backend, and a token for any address
+    beyond loopback."""
+    routing = load_routing(settings)
     if not settings.model:
-        raise UsageError("no model given", hint="pass --model PATH (an mlx-lm model directory)")
-    from mlxclaude.models.resolve import resolve
+        if routing.uses_local:
+            raise UsageError("no model given", hint="pass --model PATH (an mlx-lm model directory), or route "
+                                                    "every model to a remote backend in config.toml")
+    else:
+        from mlxclaude.models.resolve import resolve
 
-    resolve(settings.model, pull=False)
-    load_routing(settings)
+        resolve(settings.model, pull=False)
     if not settings.is_loopback and not settings.auth_token:
         raise UsageError(f"refusing to bind {settings.host} without a token",
                          hint="set --auth-token or MLXCLAUDE_AUTH_TOKEN, or bind 127.0.0.1")
@@ -59,10 +63,9 @@ def check_settings(settings: ServerSettings) -> None:
 
 def load_routing(settings: ServerSettings) -> "RoutingConfig":
     """config.toml's backends, routes and fallbacks (only `local`, the settings' model, when it has none)."""
-    from mlxclaude.config.toml import read_config
-    from mlxclaude.routing.config import parse_routing
+    from mlxclaude.daemon import routes
 
-    return parse_routing(read_config(), local_model=settings.model)
+    return routes.load_routing(settings.model)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -170,8 +173,8 @@ def serve(settings: ServerSettings, *, model_name: Optional[str] = None, daemon:
     check_settings(settings)
     sock = listen(settings)
     settings = replace(settings, port=sock.getsockname()[1])
-    app = create_app(settings, mlx_backend_loader(settings, name=model_name), routing=load_routing(settings),
-                     load=other_model_loader(settings))
+    loader = mlx_backend_loader(settings, name=model_name) if settings.model else None
+    app = create_app(settings, loader, routing=load_routing(settings), load=other_model_loader(settings))
     server = uvicorn_server(app, settings)
     url = url_for(settings.host, settings.port)
     local = os.path.expanduser(settings.model or "")

@@ -176,6 +176,14 @@ def check_model(model: Optional[str], total_memory: Optional[int] = None, *,
     """The configured model: its files, whether Claude Code's prompt fits its context (the verdict `models
     check`, `run` and `up` give: models/context_fit.py, from the tokenizer alone), and its size."""
     if not model:
+        from mlxclaude.daemon.routes import needs_local_model
+
+        try:
+            remote_only = not needs_local_model(None)
+        except MlxClaudeError:
+            remote_only = False  # the routes check says what is wrong with the tables
+        if remote_only:
+            return Check("model", "ok", "none: every route goes to a remote backend (see the routes check)")
         return Check("model", "warn", "no model configured",
                      "mlxclaude config set model ORG/NAME (a local mlx-lm directory works too)")
     directory = local_model_dir(model)

@@ -22,10 +22,11 @@ def backend_checks(settings: Any, environ: Mapping[str, str], document: Optional
         document = read_config()
     if "backends" not in document and "routes" not in document:
         return []
-    from mlxclaude.routing.config import LOCAL, parse_routing
+    from mlxclaude.daemon.routes import load_routing
+    from mlxclaude.routing.config import LOCAL
 
     try:
-        config = parse_routing(document, local_model=getattr(settings, "model", None))
+        config = load_routing(getattr(settings, "model", None), document)
     except MlxClaudeError as exc:
         return [Check("routes", "fail", exc.message, exc.hint or f"fix the tables in {paths.config_file()}")]
     routes = ", ".join(f"{pattern} → {backend}" for pattern, backend in config.routes)

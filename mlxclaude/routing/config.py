@@ -60,6 +60,13 @@ class RoutingConfig:
     declared: bool = False                       # config.toml has a [routes] or [backends] table
 
     @property
+    def uses_local(self) -> bool:
+        """Whether a route or a fallback can reach `local`, the top-level model. Without one, and with routes
+        that send everything elsewhere, the daemon runs with no local model at all."""
+        return any(backend == LOCAL for _, backend in self.routes) or any(
+            name == LOCAL or LOCAL in chain for name, chain in self.fallbacks.items())
+
+    @property
     def configured(self) -> bool:
         """Whether config.toml declares routing ([routes] or [backends]), or this config routes beyond `local`."""
         return self.declared or len(self.backends) > 1 or self.routes != ((DEFAULT_ROUTE, LOCAL),)

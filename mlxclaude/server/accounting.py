@@ -87,6 +87,7 @@ class RequestAccount:
         fields.update({key: value for key, value in stats.extra.items()
                        if key not in fields and key not in ("kind", "level")})
         log_event("request_finish", kind="perf", **fields)
+        self.state.requests_served += 1
         self._count_finish(stats, "cancelled" if stats.finish_reason == "cancelled" else "ok")
 
     def _count(self, status: str) -> None:

@@ -68,18 +68,18 @@ def status_body(request: Request) -> dict[str, Any]:
         "uptime_s": round(time.time() - state.started_at, 1),
         "host": settings.host,
         "port": settings.port,
-        "state": worker.state,
+        "state": worker.state if worker is not None else "ready",
         "model_path": settings.model,  # what it was asked to load; the model's own facts once it is ready
-        "requests_served": worker.requests_served,
-        "busy": worker.busy,
+        "requests_served": state.requests_served,
+        "busy": bool(worker is not None and worker.busy) or bool(state.backends and state.backends.in_flight()),
         # in_flight: each request queued or running (kind, tokens, phase, prefill % or decode tok/s, age);
         # queued: how many of them wait for the engine
         **status_facts(state.backends.in_flight() if state.backends is not None else []),
     }
-    if worker.error:
+    if worker is not None and worker.error:
         body["error"] = worker.error
     memory: dict[str, Any] = {"rss_mb": resident_memory_mb(), "peak_rss_mb": peak_resident_memory_mb()}
-    if worker.state == "ready" and worker.backend is not None:
+    if worker is not None and worker.state == "ready" and worker.backend is not None:
         info = worker.backend.info
         body.update({
             "model": info.name,
@@ -93,7 +93,8 @@ def status_body(request: Request) -> dict[str, Any]:
             body["cache"] = cache_facts
     if state.backends is not None:
         body.update(state.backends.facts())  # backends (each with its state), routes, fallbacks
-    body["batch"] = worker.batch_facts()  # batched or one at a time, how many streams; each one is in in_flight
+    if worker is not None:
+        body["batch"] = worker.batch_facts()  # batched or one at a time, how many streams; each is in in_flight
     body["memory"] = {key: value for key, value in memory.items() if value is not None}
     return body
 

@@ -160,17 +160,20 @@ def install_routes(app: FastAPI) -> None:
     admin.install(app)
 
 
-def create_app(settings: ServerSettings, load_backend: Callable[[], Backend], *,
+def create_app(settings: ServerSettings, load_backend: Optional[Callable[[], Backend]], *,
                routing: Optional[RoutingConfig] = None, load: Optional[LoaderFactory] = None) -> FastAPI:
     """`load_backend` loads the default model (`local`); `routing` (config.toml's backends, routes and
-    fallbacks) adds others, `load(spec)` giving the loader of each other local model."""
+    fallbacks) adds others, `load(spec)` giving the loader of each other local model. With routes that never
+    reach `local`, no default model is loaded (`load_backend` may be None)."""
     engine_lock = threading.Lock()
 
     def new_worker(loader: Callable[[], Backend], lock: threading.Lock) -> Worker:
         return Worker(loader, max_queue=settings.max_queue, max_batch=settings.max_batch, engine_lock=lock)
 
-    worker = new_worker(load_backend, engine_lock)
     routing = routing or parse_routing({}, local_model=settings.model)
+    if routing.uses_local and load_backend is None:
+        raise ValueError("the routes reach `local`, and this server was given no model to load for it")
+    worker = new_worker(load_backend, engine_lock) if routing.uses_local and load_backend is not None else None
     state = ServerState(settings=settings, worker=worker)
     backends = Backends(routing, state, worker, load=load, new_worker=new_worker, engine_lock=engine_lock)
     state.backends = backends
@@ -179,7 +182,8 @@ def create_app(settings: ServerSettings, load_backend: Callable[[], Backend], *,
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         state.loop = asyncio.get_running_loop()
-        worker.start()
+        if worker is not None:
+            worker.start()
         progress = asyncio.ensure_future(inflight.log_prefill_progress(backends.in_flight,
                                                                        lambda: state.progress_interval))
         keep_alive = asyncio.ensure_future(backends.keep_alive_loop())
@@ -189,9 +193,10 @@ def create_app(settings: ServerSettings, load_backend: Callable[[], Backend], *,
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await backends.close()
-        stopped = await asyncio.to_thread(worker.stop)
-        if stopped and worker.backend is not None:
-            worker.backend.close()  # e.g. finishes the prompt cache's background writes to disk
+        if worker is not None:
+            stopped = await asyncio.to_thread(worker.stop)
+            if stopped and worker.backend is not None:
+                worker.backend.close()  # e.g. finishes the prompt cache's background writes to disk
 
     app = FastAPI(title="mlxclaude", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.mlxclaude = state

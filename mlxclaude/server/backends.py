@@ -33,7 +33,7 @@ IDLE_CHECK_S = 5.0
 
 
 class Backends:
-    def __init__(self, config: RoutingConfig, state: ServerState, default_worker: Worker, *,
+    def __init__(self, config: RoutingConfig, state: ServerState, default_worker: Optional[Worker], *,
                  load: Optional[LoaderFactory] = None,
                  new_worker: Optional[Callable[[Callable[[], Backend], threading.Lock], Worker]] = None,
                  engine_lock: Optional[threading.Lock] = None, clock: Callable[[], float] = time.monotonic) -> None:
@@ -45,6 +45,8 @@ class Backends:
         self.local_models: list[LocalTarget] = []
         for name, spec in config.backends.items():
             if name == LOCAL:
+                if default_worker is None:
+                    continue  # no route reaches it: no default model
                 local = LocalTarget(spec, lambda: default_worker, state, worker=default_worker, default=True)
             elif spec.kind == "mlx":
                 if load is None or new_worker is None:

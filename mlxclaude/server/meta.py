@@ -34,12 +34,16 @@ def model_object(info: ModelInfo, model_id: str | None = None) -> dict:
 async def root(request: Request) -> Response:
     if request.method == "HEAD":
         return Response(status_code=200)
-    return JSONResponse({"name": "mlxclaude", "status": request.app.state.mlxclaude.worker.state})
+    worker = request.app.state.mlxclaude.worker
+    return JSONResponse({"name": "mlxclaude", "status": worker.state if worker is not None else "ready"})
 
 
 async def health(request: Request) -> JSONResponse:
     state: ServerState = request.app.state.mlxclaude
     worker = state.worker
+    if worker is None:  # no default model: the remote backends serve every route
+        backends = state.backends.facts()["backends"] if state.backends is not None else []
+        return JSONResponse({"status": "ok", "model": None, "backends": [backend["name"] for backend in backends]})
     if worker.state != "ready" or worker.backend is None:
         body = {"status": worker.state}
         if worker.error:
@@ -60,12 +64,18 @@ async def health(request: Request) -> JSONResponse:
 
 async def list_models(request: Request) -> JSONResponse:
     info = request.app.state.mlxclaude.ready_info()
+    if info is None:  # no default model: Claude Code's own ids go to the routes
+        return JSONResponse({"data": [], "has_more": False, "first_id": None, "last_id": None})
     model = model_object(info)
     return JSONResponse({"data": [model], "has_more": False, "first_id": model["id"], "last_id": model["id"]})
 
 
 async def retrieve_model(request: Request, model_id: str) -> JSONResponse:
     info = request.app.state.mlxclaude.ready_info()
-    if model_id.startswith("claude") or model_id in (info.name, model_alias(info)):
+    if info is None:
+        if model_id.startswith("claude"):
+            return JSONResponse({"type": "model", "id": model_id, "display_name": f"{model_id} (routed)",
+                                 "created_at": EPOCH})
+    elif model_id.startswith("claude") or model_id in (info.name, model_alias(info)):
         return JSONResponse(model_object(info, model_id))
     raise ApiError.not_found(f"model: {model_id}")

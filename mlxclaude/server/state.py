@@ -30,7 +30,7 @@ def new_message_id() -> str:
 @dataclass
 class ServerState:
     settings: ServerSettings
-    worker: Worker
+    worker: Optional[Worker]  # the default model's; None when every route goes to another backend
     started_at: float = field(default_factory=time.time)
     counter: itertools.count = field(default_factory=itertools.count)
     # set when the server begins to shut down: open streams end with an error event instead of a cut body
@@ -39,14 +39,18 @@ class ServerState:
     progress_interval: float = PROGRESS_INTERVAL_S  # seconds between prefill_progress lines of a long prompt
     backends: Optional["Backends"] = None  # the routes' backends: `local` (this worker's model) and the others
     metrics: Any = None  # server/metrics.py Metrics: GET /metrics
+    requests_served: int = 0  # replies finished, on every backend
 
     def begin_shutdown(self) -> None:
         """Safe from any thread or a signal handler: ends the open streams with an error event."""
         if self.loop is not None and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.closing.set)
 
-    def ready_info(self) -> ModelInfo:
-        """The loaded model's facts, or the error a client should see while it is not there."""
+    def ready_info(self) -> Optional[ModelInfo]:
+        """The loaded model's facts (None: there is no default model), or the error a client should see while
+        it is not there."""
+        if self.worker is None:
+            return None
         if self.worker.state == "ready" and self.worker.backend is not None:
             return self.worker.backend.info
         if self.worker.state == "failed":

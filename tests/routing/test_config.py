@@ -202,3 +202,13 @@ def test_env_var_names_are_accepted():
     for name in ("GPU_API_KEY", "key", "_K1"):
         spec = parse(f'[backends.g]\nkind = "openai"\nurl = "https://h"\napi_key_env = "{name}"\n').backends["g"]
         assert spec.api_key_env == name
+
+
+def test_uses_local_says_whether_any_route_or_fallback_reaches_the_top_level_model():
+    import tomllib
+
+    remote = '[backends.gpu]\nkind = "openai"\nurl = "http://gpu:8000/v1"\n[routes]\n"*" = "gpu"\n'
+    assert not parse_routing(tomllib.loads(remote), local_model=None).uses_local
+    assert parse_routing(tomllib.loads(remote + '[fallbacks]\ngpu = ["local"]\n'), local_model=None).uses_local
+    assert parse_routing(tomllib.loads(remote.replace('"*" = "gpu"', '"*haiku*" = "gpu"')), local_model=None).uses_local
+    assert parse_routing({}, local_model=None).uses_local  # no routes: everything goes to `local`

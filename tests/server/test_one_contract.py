@@ -69,3 +69,17 @@ def test_a_remote_turn_in_flight_shows_in_the_status():
         assert gpu["in_flight"] == 1
         wait_for(lambda: not httpx.get(f"{server.url}/mlxclaude/status").json()["in_flight"],
                  what="the remote turn gone from the status once the client left")
+
+
+def test_a_server_with_no_local_model_answers_health_models_and_counts():
+    toml = '[backends.gpu]\nkind = "openai"\nurl = "http://127.0.0.1:9/v1"\n[routes]\n"*" = "gpu"\n'
+    routing = parse_routing(tomllib.loads(toml), local_model=None)
+    with live_server(None, routing=routing) as server:
+        health = httpx.get(f"{server.url}/health")
+        assert health.status_code == 200 and health.json() == {"status": "ok", "model": None, "backends": ["gpu"]}
+        assert httpx.get(f"{server.url}/v1/models").json()["data"] == []
+        counted = httpx.post(f"{server.url}/v1/messages/count_tokens", json={
+            "model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "x" * 400}]})
+        assert counted.status_code == 200 and counted.json()["input_tokens"] > 50  # estimated: no tokenizer here
+        status = httpx.get(f"{server.url}/mlxclaude/status").json()
+        assert status["state"] == "ready" and "batch" not in status and status["model_path"] is None
