@@ -124,7 +124,7 @@ class BatchEngine:
     def close(self) -> None:
         for stream in self.waiting:
             stream.cancel.set()
-            stream.end(GenerationStats(prompt_tokens=stream.prompt_tokens, finish_reason="cancelled"))
+            stream.end_cancelled()
         self.waiting.clear()
         for sequence in list(self.active.values()):
             sequence.stream.cancel.set()
@@ -179,7 +179,7 @@ class BatchEngine:
             return
         for stream in [stream for stream in self.waiting if stream.cancel.is_set()]:
             self.waiting.remove(stream)
-            stream.end(GenerationStats(prompt_tokens=stream.prompt_tokens, finish_reason="cancelled"))
+            stream.end_cancelled()
 
     # --- admission -----------------------------------------------------------------------------------
 
@@ -235,7 +235,7 @@ class BatchEngine:
                 start = end
         boundaries = deque((end, tiers.get(end)) for end in ends if end > lease.offset)
         segments.append(tokens[limit:])
-        sampler = self._greedy if chat.sampling.temperature <= 0 else make_mlx_sampler(chat.sampling,
+        sampler = self._greedy if chat.sampling.effective_temperature <= 0 else make_mlx_sampler(chat.sampling,
                                                                                       self.backend.vocab_size)
         processors = constraint_processors(self.backend.constraints, chat, prompt, request.max_tokens)
         (uid,) = self._generator.insert_segments(

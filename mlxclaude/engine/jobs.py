@@ -99,25 +99,31 @@ class Stream:
 
     def end(self, stats: GenerationStats) -> None:
         """Hand the sink its end and close the stream (once)."""
-        if self.finished:
-            return
-        self.finished = True
-        self.progress.phase = "done"
-        try:
-            items = list(self.request.sink.end(stats))
-        except Exception as exc:
-            items = [exc]
-        if items:
-            self.emit(items)
-        self.close()
+        if self._finishing():
+            try:
+                items = list(self.request.sink.end(stats))
+            except Exception as exc:
+                items = [exc]
+            if items:
+                self.emit(items)
+            self.close()
+
+    def end_cancelled(self) -> None:
+        """Its client went away: the sink's end with what there is (nothing generated)."""
+        self.end(GenerationStats(prompt_tokens=self.prompt_tokens, finish_reason="cancelled"))
 
     def fail(self, exc: BaseException) -> None:
+        if self._finishing():
+            self.emit([exc])
+            self.close()
+
+    def _finishing(self) -> bool:
+        """True the first time only: the stream is done from now on."""
         if self.finished:
-            return
+            return False
         self.finished = True
         self.progress.phase = "done"
-        self.emit([exc])
-        self.close()
+        return True
 
 
 def run_alone(backend: Any, stream: Stream) -> None:

@@ -11,7 +11,7 @@ def make_mlx_sampler(sampling: Sampling, vocab_size: int):
 
     top_k = int(sampling.top_k) if sampling.top_k else 0
     return make_sampler(
-        temp=max(0.0, float(sampling.temperature)),
+        temp=max(0.0, float(sampling.effective_temperature)),
         top_p=float(sampling.top_p) if sampling.top_p is not None and 0 < sampling.top_p < 1 else 0.0,
         top_k=top_k if 0 < top_k < vocab_size else 0,
     )

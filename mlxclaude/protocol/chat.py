@@ -26,9 +26,28 @@ class ToolChoice:
 
 @dataclass(frozen=True)
 class Sampling:
-    temperature: float = 1.0
+    temperature: Optional[float] = None  # None: not given (Anthropic's default, 1.0)
     top_p: Optional[float] = None
     top_k: Optional[int] = None
+
+    @property
+    def effective_temperature(self) -> float:
+        return 1.0 if self.temperature is None else self.temperature
+
+
+class _WithoutImageData(json.JSONEncoder):
+    def iterencode(self, o: Any, _one_shot: bool = False):
+        return super().iterencode(_strip_image_data(o), _one_shot)
+
+
+def _strip_image_data(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get("type") == "image":
+            return {"type": "image"}
+        return {key: _strip_image_data(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_strip_image_data(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -38,6 +57,8 @@ class ChatRequest:
     tools: list[dict[str, Any]] = field(default_factory=list)
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     thinking: ThinkingMode = "default"
+    thinking_budget: Optional[int] = None  # thinking.budget_tokens
+    effort: Optional[str] = None  # output_config.effort
     omit_thinking: bool = False  # thinking.display "omitted": thinking blocks come back empty, signed
     max_tokens: int = 4096
     stop_sequences: tuple[str, ...] = ()
@@ -47,8 +68,11 @@ class ChatRequest:
     json_schema: Optional[dict[str, Any]] = None
     assistant_prefill: str = ""
     session_id: Optional[str] = None
+    user_id: Optional[str] = None  # metadata.user_id
     kind: str = "main"
 
     def text_size(self) -> int:
-        """Characters of everything the template will render (messages and tools, as JSON)."""
-        return len(json.dumps([self.messages, self.tools, self.json_schema], ensure_ascii=False, default=str))
+        """Characters of everything the template will render as text (messages and tools, as JSON; an image
+        counts as its part's few characters, not its data)."""
+        return len(json.dumps([self.messages, self.tools, self.json_schema], ensure_ascii=False, default=str,
+                              cls=_WithoutImageData))

@@ -34,6 +34,7 @@ from mlxclaude.protocol.wire import (
 )
 
 Message = dict[str, Any]
+Part = dict[str, Any]  # {"type": "text", "text"} or {"type": "image", "media_type", "data"} / {"type": "image", "url"}
 
 TEXT_SEPARATOR = "\n\n"
 SYSTEM_BLOCK_SEPARATOR = "\n"
@@ -64,6 +65,8 @@ def to_chat_request(
         tools=_tools(params.tools),
         tool_choice=_tool_choice(params.tool_choice),
         thinking=_thinking_mode(params.thinking),
+        thinking_budget=params.thinking.budget_tokens if params.thinking is not None else None,
+        effort=params.output_config.effort if params.output_config is not None else None,
         has_images=conversation.has_images,
         json_schema=output_format.json_schema if output_format is not None else None,
         assistant_prefill=prefill,
@@ -76,12 +79,9 @@ def to_chat_request(
         **prompt_fields,
         max_tokens=params.max_tokens,
         stop_sequences=tuple(params.stop_sequences or ()),
-        sampling=Sampling(
-            temperature=1.0 if params.temperature is None else params.temperature,
-            top_p=params.top_p,
-            top_k=params.top_k,
-        ),
+        sampling=Sampling(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k),
         stream=bool(params.stream),
+        user_id=params.metadata.user_id if params.metadata is not None else None,
         omit_thinking=params.thinking is not None and params.thinking.display == "omitted",
     )
 
@@ -143,7 +143,8 @@ def _as_blocks(content: StrOrContentBlocks) -> list[ContentBlockParam]:
     return [TextBlockParam(text=content)] if isinstance(content, str) else list(content)
 
 
-def _as_system_reminder(text: str) -> str:
+def as_system_reminder(text: str) -> str:
+    """System text placed among the messages, wrapped as Claude Code wraps its own reminders (once)."""
     stripped = text.strip()
     if stripped.startswith(REMINDER_OPEN) and stripped.endswith(REMINDER_CLOSE):
         return stripped
@@ -170,6 +171,7 @@ class _Conversation:
         self.messages: list[Message] = []
         self.has_images = False
         self._tool_names: dict[str, str] = {}
+        self._moved_images: list[Part] = []  # images in tool results: they go in the user message after them
         # System text that arrived right after an assistant tool call: it waits until after the tool messages.
         self._pending_reminders: list[str] = []
 
@@ -185,38 +187,40 @@ class _Conversation:
         """The messages and the assistant prefill (text of a final assistant turn, removed from the messages)."""
         self._flush_pending_reminders()
         prefill = ""
-        if self.messages and self.messages[-1]["role"] == "assistant":
-            prefill = self.messages.pop()["content"]
+        last = self.messages[-1] if self.messages else None
+        if last is not None and last["role"] == "assistant" and not last.get("tool_calls"):
+            prefill = self.messages.pop()["content"]  # the reply continues it; a turn of calls stays a turn
         return self.messages, prefill
 
     # user turns
 
     def _add_user(self, content: StrOrContentBlocks) -> None:
         tool_messages: list[Message] = []
-        texts = list(self._pending_reminders)
+        items: list[str | Part] = list(self._pending_reminders)
         self._pending_reminders.clear()
         for block in _as_blocks(content):
             if isinstance(block, ToolResultBlockParam):
                 tool_messages.append(self._tool_message(block))
             elif isinstance(block, MidConversationSystemBlockParam):
                 if text := _system_section_text(block.content):
-                    texts.append(_as_system_reminder(text))
+                    items.append(as_system_reminder(text))
             else:
-                texts.append(self._user_block_text(block))
-
+                items.append(self._user_block(block))
+        items, self._moved_images = [*self._moved_images, *items], []
+        user = _user_content(items)
         if tool_messages:
             self.messages.extend(tool_messages)
-            if any(texts):
-                self.messages.append({"role": "user", "content": _join(texts)})
+            if user:
+                self.messages.append({"role": "user", "content": user})
         else:
-            self._append_user_text(_join(texts))
+            self._append_user(user)
 
-    def _append_user_text(self, text: str) -> None:
+    def _append_user(self, content: str | list[Part]) -> None:
         last = self.messages[-1] if self.messages else None
         if last is not None and last["role"] == "user":
-            last["content"] = _join([last["content"], text])
+            last["content"] = _merge_user_content(last["content"], content)
         else:
-            self.messages.append({"role": "user", "content": text})
+            self.messages.append({"role": "user", "content": content})
 
     def _tool_message(self, block: ToolResultBlockParam) -> Message:
         text = self._blocks_text(block.content)
@@ -228,19 +232,27 @@ class _Conversation:
         return message
 
     def _blocks_text(self, content: StrOrContentBlocks | None) -> str:
+        """The text of nested blocks; their images move to the user message that follows."""
         if content is None:
             return ""
         if isinstance(content, str):
             return content
-        return _join([self._user_block_text(block) for block in content])
+        texts: list[str] = []
+        for block in content:
+            item = self._user_block(block)
+            if isinstance(item, str):
+                texts.append(item)
+            else:
+                self._moved_images.append(item)
+        return _join(texts)
 
-    def _user_block_text(self, block: ContentBlockParam) -> str:
-        """Text a user-side block contributes; images only flag the request (they are not rendered)."""
+    def _user_block(self, block: ContentBlockParam) -> str | Part:
+        """What a user-side block contributes: its text, or an image part."""
         if isinstance(block, TextBlockParam):
             return block.text
         if isinstance(block, ImageBlockParam):
             self.has_images = True
-            return ""
+            return _image_part(block)
         if isinstance(block, DocumentBlockParam):
             return self._document_text(block)
         if isinstance(block, SearchResultBlockParam):
@@ -295,14 +307,51 @@ class _Conversation:
         text = _system_section_text(content)
         if not text:
             return
-        reminder = _as_system_reminder(text)
+        reminder = as_system_reminder(text)
         last = self.messages[-1] if self.messages else None
         if last is not None and last["role"] == "assistant" and last.get("tool_calls"):
             self._pending_reminders.append(reminder)
         else:
-            self._append_user_text(reminder)
+            self._append_user(reminder)
 
     def _flush_pending_reminders(self) -> None:
         if self._pending_reminders:
             self.messages.append({"role": "user", "content": _join(self._pending_reminders)})
             self._pending_reminders.clear()
+
+
+def _image_part(block: ImageBlockParam) -> Part:
+    source = block.source if isinstance(block.source, dict) else {}
+    if source.get("type") == "base64" and source.get("data"):
+        return {"type": "image", "media_type": source.get("media_type") or "image/png", "data": source["data"]}
+    if source.get("type") == "url" and source.get("url"):
+        return {"type": "image", "url": source["url"]}
+    return {"type": "image"}  # a file id names a file on Anthropic's side
+
+
+def _user_content(items: list[str | Part]) -> str | list[Part]:
+    """A string when there is text only; else text and image parts in order (adjacent texts joined)."""
+    if all(isinstance(item, str) for item in items):
+        return _join([item for item in items if isinstance(item, str)])
+    parts: list[Part] = []
+    pending: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            pending.append(item)
+            continue
+        if text := _join(pending):
+            parts.append({"type": "text", "text": text})
+        pending = []
+        parts.append(item)
+    if text := _join(pending):
+        parts.append({"type": "text", "text": text})
+    return parts
+
+
+def _merge_user_content(first: str | list[Part], second: str | list[Part]) -> str | list[Part]:
+    def items(content: str | list[Part]) -> list[str | Part]:
+        if isinstance(content, str):
+            return [content]
+        return [part["text"] if part["type"] == "text" else part for part in content]
+
+    return _user_content([*items(first), *items(second)])

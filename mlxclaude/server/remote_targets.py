@@ -61,18 +61,25 @@ class RemoteTarget:
     async def close(self) -> None:
         await self.engine.aclose()
 
+    async def open(self, request: TurnRequest, account: RequestAccount) -> Turn:
+        chat = request.chat
+        reply = await self.engine.open(chat, request.document, request.headers, stream=chat.stream)
+        account.started(max_tokens=chat.max_tokens)
+        record = self._record(request)
+        return self._turn(reply, request, account, record, on_close=lambda: self._forget(record))
+
+    def _turn(self, reply: Any, request: TurnRequest, account: RequestAccount, record: InFlight, *,
+              on_close) -> Turn:
+        raise NotImplementedError
+
 
 class EventEngineTarget(RemoteTarget):
     """OpenAI-compatible engines and Azure OpenAI."""
 
-    async def open(self, request: TurnRequest, account: RequestAccount) -> Turn:
-        chat = request.chat
-        reply = await self.engine.open(request.document, request.headers, stream=chat.stream)
+    def _turn(self, reply: Any, request: TurnRequest, account: RequestAccount, record: InFlight, *,
+              on_close) -> Turn:
         assert isinstance(reply, EventReply)
-        account.started(max_tokens=chat.max_tokens)
-        record = self._record(request)
-        items = RemoteEvents(reply, ReplyRules(chat), record, streamed=chat.stream,
-                             on_close=lambda: self._forget(record))
+        items = RemoteEvents(reply, ReplyRules(request.chat), record, streamed=request.chat.stream, on_close=on_close)
         return EventTurn(items, state=self.state, account=account, record=record, start_usage=Usage())
 
 
@@ -131,13 +138,10 @@ class RemoteEvents:
 class PassthroughTarget(RemoteTarget):
     """Anthropic-compatible engines (vLLM's or llama.cpp's /v1/messages, or Anthropic itself)."""
 
-    async def open(self, request: TurnRequest, account: RequestAccount) -> Turn:
-        chat = request.chat
-        reply = await self.engine.open(request.document, request.headers, stream=chat.stream)
+    def _turn(self, reply: Any, request: TurnRequest, account: RequestAccount, record: InFlight, *,
+              on_close) -> Turn:
         assert isinstance(reply, PassthroughReply)
-        account.started(max_tokens=chat.max_tokens)
-        record = self._record(request)
-        return PassthroughTurn(reply, account, record, on_close=lambda: self._forget(record))
+        return PassthroughTurn(reply, account, record, on_close=on_close)
 
 
 class PassthroughTurn:

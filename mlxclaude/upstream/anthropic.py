@@ -10,6 +10,7 @@ from typing import Any, Optional
 import httpx
 
 from mlxclaude.protocol.canon import canonical_wire_system
+from mlxclaude.protocol.chat import ChatRequest
 from mlxclaude.protocol.errors import ApiError, error_type_for_status
 from mlxclaude.routing.config import BackendSpec
 from mlxclaude.routing.failure import TargetFailure
@@ -64,7 +65,8 @@ class AnthropicEngine:
             body["stream"] = stream
         return body
 
-    async def open(self, request: dict, headers: dict[str, str], *, stream: bool) -> PassthroughReply:
+    async def open(self, chat: ChatRequest, request: dict, headers: dict[str, str], *,
+                   stream: bool) -> PassthroughReply:
         timing = ReplyTiming()
         response = await http.start(self._client, self.spec, "POST", self.url("messages"),
                                     json_body=self.body(request, stream=stream), headers=self.headers(headers),

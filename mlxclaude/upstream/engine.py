@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional, Protocol, Union
 
 from mlxclaude.parsing.events import ReplyEvent
+from mlxclaude.protocol.chat import ChatRequest
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.protocol.usage import Usage
 from mlxclaude.redaction import redact, redact_value
@@ -160,8 +161,9 @@ RemoteReply = Union[EventReply, PassthroughReply]
 class RemoteEngine(Protocol):
     spec: BackendSpec
 
-    async def open(self, request: dict, headers: dict[str, str], *, stream: bool) -> RemoteReply:
-        """Send the Anthropic request; return once the reply has started, or raise TargetFailure."""
+    async def open(self, chat: ChatRequest, document: dict, headers: dict[str, str], *, stream: bool) -> RemoteReply:
+        """Send the request — `chat` typed, `document` as the client sent it (an Anthropic-compatible engine
+        passes that on) — and return once the reply has started, or raise TargetFailure."""
         ...
 
     async def count_tokens(self, request: dict, headers: dict[str, str]) -> Optional[int]:

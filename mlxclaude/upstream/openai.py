@@ -18,6 +18,7 @@ import httpx
 
 from mlxclaude.logs import log_event
 from mlxclaude.parsing.events import ReplyEvent
+from mlxclaude.protocol.chat import ChatRequest
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.routing.config import AZURE_DEFAULT_API_VERSION, BackendSpec
 from mlxclaude.routing.failure import TargetFailure
@@ -60,19 +61,18 @@ class OpenAIEngine:
         return f"{base}/chat/completions", None
 
 
-    def model_for(self, request: dict) -> str:
+    def model_for(self, chat: ChatRequest) -> str:
         if self.spec.kind == "azure":
-            return self.spec.deployment or str(request.get("model", ""))
-        return self.spec.model or str(request.get("model", ""))
+            return self.spec.deployment or chat.model
+        return self.spec.model or chat.model
 
     # --- the request -----------------------------------------------------------------------------------
 
-    async def open(self, request: dict, headers: dict[str, str], *, stream: bool) -> EventReply:
+    async def open(self, chat: ChatRequest, document: dict, headers: dict[str, str], *, stream: bool) -> EventReply:
         url, params = self.endpoint()
         timing = ReplyTiming()
         for _ in range(MAX_DROPS_PER_REQUEST + 1):
-            body = to_openai_chat(request, model=self.model_for(request), stream=stream,
-                                  drop=frozenset(self._dropped))
+            body = to_openai_chat(chat, model=self.model_for(chat), stream=stream, drop=frozenset(self._dropped))
             for old, new in self._renamed.items():
                 if old in body:
                     body[new] = body.pop(old)
@@ -86,7 +86,7 @@ class OpenAIEngine:
                 continue
             # read as what came: some servers answer a streaming request with one JSON body
             streamed = http.is_event_stream(response)
-            items = self._stream_items(response, request) if streamed else self._whole_items(response, request)
+            items = self._stream_items(response, chat) if streamed else self._whole_items(response, chat)
             return EventReply(items, timing, response.aclose)
         raise TargetFailure(ApiError.invalid_request(f"{self.spec.name}: too many parameters rejected"),
                               retryable=False)
@@ -107,9 +107,8 @@ class OpenAIEngine:
         return True
 
     async def _stream_items(self, response: httpx.Response,
-                            request: dict) -> AsyncIterator[Union[ReplyEvent, ReplyEnd]]:
-        reader = OpenAIStreamReader(tools=request.get("tools") or [],
-                                    stop_sequences=tuple(request.get("stop_sequences") or ()))
+                            chat: ChatRequest) -> AsyncIterator[Union[ReplyEvent, ReplyEnd]]:
+        reader = OpenAIStreamReader(tools=chat.tools, stop_sequences=chat.stop_sequences)
         done = False
         try:
             async for data in http.sse_data(response, self.spec):
@@ -133,7 +132,7 @@ class OpenAIEngine:
         yield end
 
     async def _whole_items(self, response: httpx.Response,
-                           request: dict) -> AsyncIterator[Union[ReplyEvent, ReplyEnd]]:
+                           chat: ChatRequest) -> AsyncIterator[Union[ReplyEvent, ReplyEnd]]:
         try:
             body: Any = json.loads(await http.read_body(response, self.spec))
         except (ValueError, httpx.HTTPError) as exc:
@@ -144,13 +143,12 @@ class OpenAIEngine:
             if isinstance(body, dict) and ("error" in body or body.get("object") == "error"):
                 raise error_from_stream_chunk(body)
             raise ApiError.api_error(f"{self.spec.name}: the reply is not a chat completion")
-        events, end = from_openai_completion(body, tools=request.get("tools") or [],
-                                             stop_sequences=tuple(request.get("stop_sequences") or ()))
+        events, end = from_openai_completion(body, tools=chat.tools, stop_sequences=chat.stop_sequences)
         for event in events:
             yield event
         yield end
 
-    async def count_tokens(self, request: dict, headers: dict[str, str]) -> Optional[int]:
+    async def count_tokens(self, document: dict, headers: dict[str, str]) -> Optional[int]:
         return None  # Chat Completions has no counting endpoint
 
     async def aclose(self) -> None:

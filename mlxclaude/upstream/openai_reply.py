@@ -22,7 +22,6 @@ from mlxclaude.parsing.tools.catalog import ToolCatalog
 from mlxclaude.parsing.tools.coerce import coerce_arguments
 from mlxclaude.parsing.tools.repair import repair_call_body
 from mlxclaude.protocol.usage import Usage
-from mlxclaude.upstream.openai_request import custom_tools
 from mlxclaude.upstream.upstream_errors import error_from_stream_chunk
 
 _FINISH_REASONS = {
@@ -39,6 +38,14 @@ class ReplyEnd:
     stop_reason: str            # end_turn | max_tokens | stop_sequence | tool_use
     stop_sequence: str | None
     usage: Usage                # input_tokens excludes cached; cache_read_input_tokens = cached prompt tokens
+
+
+def custom_tools(tools: Any) -> list[dict[str, Any]]:
+    """The tools the client runs, in the typed request's function form or Anthropic's; server tools (a `type`
+    such as web_search_…) run nowhere upstream."""
+    return [tool for tool in tools or () if isinstance(tool, dict)
+            and (tool.get("type") == "function" or (isinstance(tool.get("name"), str)
+                                                    and tool.get("type") in (None, "custom")))]
 
 
 def _catalog(tools: Any) -> ToolCatalog:

@@ -1,6 +1,6 @@
 """Anthropic Messages ⇄ OpenAI Chat Completions, pure translation: the one import for the HTTP engines.
 
-- openai_request.py: to_openai_chat (Anthropic request dict → Chat Completions body);
+- protocol/openai_chat.py: to_openai_chat (the typed request → a Chat Completions body);
 - openai_reply.py: from_openai_completion, OpenAIStreamReader, checked_call (replies → parsing events);
 - upstream_errors.py: error_from_openai, rejected_param (upstream errors → ApiError / a key to drop).
 """
@@ -8,14 +8,15 @@
 from __future__ import annotations
 
 from mlxclaude.parsing.events import ReplyEvent, TextPiece, ThinkingPiece, ToolCall
+from mlxclaude.protocol.openai_chat import to_openai_chat
 from mlxclaude.upstream.openai_reply import (
     OpenAIStreamReader,
     ReplyEnd,
     checked_call,
+    custom_tools,
     from_openai_completion,
     usage_from_openai,
 )
-from mlxclaude.upstream.openai_request import custom_tools, to_openai_chat
 from mlxclaude.upstream.upstream_errors import (
     DROPPABLE,
     error_from_openai,

@@ -81,8 +81,12 @@ CLAUDE_CODE_MESSAGES = [
     {"role": "system", "content": "You are Claude Code.\nBe concise."},
     {
         "role": "user",
-        "content": "list files\n\nand explain\n\n"
-        "<system-reminder>\nAvailable agent types: general-purpose\n</system-reminder>",
+        "content": [  # the image kept in its place: the typed request is lossless
+            {"type": "text", "text": "list files"},
+            {"type": "image", "media_type": "image/png", "data": "AA=="},
+            {"type": "text", "text": "and explain\n\n"
+                                     "<system-reminder>\nAvailable agent types: general-purpose\n</system-reminder>"},
+        ],
     },
     {
         "role": "assistant",
@@ -122,9 +126,11 @@ def test_claude_code_request() -> None:
         thinking="default",
         max_tokens=64000,
         stop_sequences=(),
-        sampling=Sampling(temperature=1.0),
+        sampling=Sampling(temperature=1.0),  # Claude Code sends it
         stream=True,
         has_images=True,
+        effort="high",
+        user_id=json.dumps({"device_id": "d1", "account_uuid": "", "session_id": "s1"}),
         json_schema=None,
         assistant_prefill="",
         session_id="s1",
@@ -404,9 +410,9 @@ def test_tool_choice(tool_choice: Any, expected: ToolChoice) -> None:
 @pytest.mark.parametrize(
     ("overrides", "sampling"),
     [
-        ({}, Sampling(1.0, None, None)),
+        ({}, Sampling(None, None, None)),  # not given: the engine samples at Anthropic's default, 1.0
         ({"temperature": 0.2, "top_p": 0.9, "top_k": 20}, Sampling(0.2, 0.9, 20)),
-        ({"temperature": None}, Sampling(1.0, None, None)),
+        ({"temperature": None}, Sampling(None, None, None)),
     ],
 )
 def test_sampling(overrides: dict, sampling: Sampling) -> None:

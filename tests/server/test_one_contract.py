@@ -83,3 +83,31 @@ def test_a_server_with_no_local_model_answers_health_models_and_counts():
         assert counted.status_code == 200 and counted.json()["input_tokens"] > 50  # estimated: no tokenizer here
         status = httpx.get(f"{server.url}/mlxclaude/status").json()
         assert status["state"] == "ready" and "batch" not in status and status["model_path"] is None
+
+
+def test_an_image_reaches_an_openai_engine_through_the_typed_request():
+    """A screenshot in a tool result and one in the user's text: the typed request keeps them, and the one
+    translation sends them as image parts in the user message after the tool results."""
+    from support.upstreams import Answer, chat_completion, recording_upstream
+
+    png = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+    messages = [
+        {"role": "user", "content": "what is on screen?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "set_value", "input": {}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": [
+                {"type": "text", "text": "captured"}, {"type": "image", "source": png}]},
+            {"type": "text", "text": "and this one"},
+            {"type": "image", "source": {"type": "url", "url": "https://example.com/b.png"}}]},
+    ]
+    with recording_upstream(lambda request: Answer(body=chat_completion({"content": "a login form"}))) as upstream, \
+            routed(upstream.url, "local") as server:
+        client = anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0)
+        reply = client.messages.create(model="remote", max_tokens=50, tools=[TOOL], messages=messages)
+    assert reply.content[0].text == "a login form"
+    sent = upstream.posts()[0].body["messages"]
+    assert sent[-2] == {"role": "tool", "tool_call_id": "toolu_1", "content": "captured"}
+    assert sent[-1] == {"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+        {"type": "text", "text": "and this one"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/b.png"}}]}

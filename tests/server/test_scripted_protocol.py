@@ -192,9 +192,10 @@ def test_invalid_json_and_unknown_route(serve):
     assert response.status_code == 404 and response.json()["error"]["type"] == "not_found_error"
 
 
-def test_images_are_refused_without_vision(serve):
-    _, _, client = serve(fixed("ok"))
-    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+@pytest.mark.parametrize("data", ["iVBORw0KGgo=", "A" * 2_000_000])  # a big screenshot is no "prompt too long"
+def test_images_are_refused_without_vision(serve, data):
+    _, _, client = serve(fixed("ok"), context_length=4096)
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
     with pytest.raises(anthropic.BadRequestError) as caught:
         client.messages.create(**ask(client, messages=[{"role": "user", "content": [image]}]))
     assert "vision" in caught.value.body["error"]["message"]

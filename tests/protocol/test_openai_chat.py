@@ -1,4 +1,5 @@
-"""to_openai_chat: Anthropic Messages request dicts → OpenAI Chat Completions bodies."""
+"""to_openai_chat: the typed request (parsed from Anthropic Messages bodies, as the server parses them) → OpenAI
+Chat Completions bodies."""
 
 from __future__ import annotations
 
@@ -6,17 +7,19 @@ import json
 
 import pytest
 
-from mlxclaude.upstream.openai_wire import to_openai_chat
+from mlxclaude.protocol.openai_chat import to_openai_chat
+from mlxclaude.protocol.request import to_chat_request
+from mlxclaude.protocol.wire import parse_create_params
 
 WEATHER = {"name": "get_weather", "description": "Weather for a city",
            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
 
 
-def convert(**request):
+def convert(*, stream: bool = False, drop: frozenset[str] = frozenset(), **request):
     request.setdefault("model", "claude-sonnet")
     request.setdefault("max_tokens", 1024)
     request.setdefault("messages", [{"role": "user", "content": "hi"}])
-    return to_openai_chat(request, model="qwen3", stream=False)
+    return to_openai_chat(to_chat_request(parse_create_params(request)), model="qwen3", stream=stream, drop=drop)
 
 
 def test_minimal_request():
@@ -181,7 +184,7 @@ def test_parallel_tool_use_off():
 
 
 def test_tool_choice_without_tools_is_not_sent():
-    body = convert(tool_choice={"type": "any", "disable_parallel_tool_use": True})
+    body = convert(tool_choice={"type": "auto", "disable_parallel_tool_use": True})
     assert "tool_choice" not in body and "parallel_tool_calls" not in body and "tools" not in body
 
 
@@ -218,24 +221,21 @@ def test_json_schema_output(request_part):
     ({"thinking": {"type": "adaptive"}}, None),
 ])
 def test_reasoning_effort(request_part, effort):
-    assert convert(**request_part).get("reasoning_effort") == effort
+    assert convert(max_tokens=32000, **request_part).get("reasoning_effort") == effort
 
 
 def test_stream_asks_for_usage():
-    body = to_openai_chat({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}, model="m", stream=True)
+    body = convert(stream=True)
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
 
 
 def test_drop_removes_rejected_keys():
-    request = {"max_tokens": 5, "top_k": 20, "thinking": {"type": "enabled", "budget_tokens": 2048},
-               "messages": [{"role": "user", "content": "hi"}]}
-    body = to_openai_chat(request, model="m", stream=True, drop=frozenset({"top_k", "reasoning_effort",
-                                                                           "stream_options", "absent"}))
-    assert body == {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "stream": True}
+    body = convert(max_tokens=4096, top_k=20, thinking={"type": "enabled", "budget_tokens": 2048}, stream=True,
+                   drop=frozenset({"top_k", "reasoning_effort", "stream_options", "absent"}))
+    assert body == {"model": "qwen3", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4096,
+                    "stream": True}
 
 
-def test_the_request_is_not_modified():
-    request = {"max_tokens": 5, "messages": tool_turns("21C"), "tools": [WEATHER]}
-    before = json.dumps(request)
-    to_openai_chat(request, model="m", stream=False)
-    assert json.dumps(request) == before
+def test_a_final_assistant_turn_is_the_prefill_sent_last():
+    messages = [{"role": "user", "content": "write a poem"}, {"role": "assistant", "content": "Roses"}]
+    assert convert(messages=messages)["messages"][-1] == {"role": "assistant", "content": "Roses"}
