@@ -48,7 +48,7 @@ LAYERS: dict[str, Layer] = {
     # PURE: translation and parsing only; no mlx, no web framework, no HTTP client, no terminal UI, no files
     "parsing": layer(),
     "protocol": layer("parsing redaction", external="pydantic"),
-    "routing": layer("protocol config.units"),
+    "routing": layer("protocol config.units config.registry"),
     # the only place mlx and mlx_lm are imported
     "engine": layer("parsing protocol atomic logs",
                     external="mlx mlx_lm numpy llguidance tokenizers gguf"),

@@ -8,6 +8,7 @@ import typer
 from mlxclaude.cli import _output
 from mlxclaude.cli._app import Command, new_app
 from mlxclaude.cli._options import JsonOption
+from mlxclaude.errors import MlxClaudeError
 
 config_app = new_app(
     name="config",
@@ -32,7 +33,7 @@ def show(json_output: JsonOption = False,
     fitted to the terminal (long paths elided in the middle); --wide shows everything.
     """
     from mlxclaude.config.load import load_settings
-    from mlxclaude.config.registry import SETTINGS
+    from mlxclaude.config.registry import BACKEND_KEY_REGISTRY, SETTINGS
     from mlxclaude.config.token import token_file
 
     resolved = load_settings()
@@ -48,6 +49,9 @@ def show(json_output: JsonOption = False,
                 "env": setting.env,
                 "description": setting.description,
             }
+        data["backends"] = {name: {key: {"value": value, "source": source, "description": description}
+                                   for key, value, source, description in keys}
+                            for name, keys in _backend_keys(resolved.config_path)}
         _output.print_json(data)
         return
 
@@ -58,12 +62,38 @@ def show(json_output: JsonOption = False,
         if setting.name == "auth_token" and source == "default" and token_file().exists():
             shown = f"(generated: {token_file()})"
         rows.append((setting.name, shown, source, setting.env if source == "env" else source, setting.description))
+    for name, keys in _backend_keys(resolved.config_path):
+        for key, value, source, description in keys:
+            shown = BACKEND_KEY_REGISTRY[key].display(value)
+            rows.append((f"backends.{name}.{key}", shown, source, source, description))
     console = _output.stdout_console()
     elided = _print_wide(console, rows) if wide else _print_compact(console, rows)
     exists = "" if resolved.config_path.exists() else " (not created yet)"
     _output.note(f"config file: {resolved.config_path}{exists}")
     if elided:
         _output.note("(shortened to fit the terminal: --wide shows everything)")
+
+
+def _backend_keys(config_path) -> list[tuple[str, list[tuple[str, Any, str, str]]]]:
+    """Each [backends.NAME] of config.toml: (key, value, "config" or "default", description) for every key its
+    kind takes that is set or has a default (config/registry.py's BACKEND_KEYS)."""
+    from mlxclaude.config.registry import BACKEND_KEYS
+    from mlxclaude.config.toml import read_config
+
+    try:
+        tables = read_config(config_path).get("backends")
+    except MlxClaudeError:
+        return []  # the settings above already said what is wrong with the file
+    found = []
+    for name, table in (tables.items() if isinstance(tables, dict) else ()):
+        if not isinstance(table, dict):
+            continue
+        keys = [(key.name, table[key.name] if key.name in table else key.default,
+                 "config" if key.name in table else "default", key.description)
+                for key in BACKEND_KEYS if key.applies_to(str(table.get("kind")))
+                and (key.name in table or key.default is not None)]
+        found.append((name, keys))
+    return found
 
 
 _SOURCE_STYLES = {"default": "dim", "config": "cyan", "env": "magenta", "flag": "green"}

@@ -184,6 +184,58 @@ SETTINGS: tuple[Setting, ...] = (
 )
 REGISTRY: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
 
+# --- config.toml's [backends.NAME] tables --------------------------------------------------------------
+
+BACKEND_KINDS: tuple[str, ...] = ("mlx", "openai", "azure", "anthropic")
+REMOTE = ("openai", "azure", "anthropic")
+BackendKeyType = Literal["kind", "text", "url", "env_name", "duration", "names", "count"]
+
+
+@dataclass(frozen=True)
+class BackendKey:
+    """One key of a [backends.NAME] table: the kinds that take it, what it holds, its default. routing/config.py
+    checks a table against these; `config show` lists each backend's keys from them."""
+
+    name: str
+    type: BackendKeyType
+    kinds: tuple[str, ...]
+    description: str
+    default: Any = None
+    required_for: tuple[str, ...] = ()
+    example: str = ""
+
+    def applies_to(self, kind: str) -> bool:
+        return kind in self.kinds
+
+    def display(self, value: Any) -> str:
+        if value is None:
+            return "(none)"
+        if self.type == "duration" and isinstance(value, (int, float)):
+            return f"{value:g}s"
+        if isinstance(value, (list, tuple)):
+            return ", ".join(value) or "(none)"
+        return str(value)
+
+
+BACKEND_KEYS: tuple[BackendKey, ...] = (
+    BackendKey("url", "url", REMOTE, "the engine's address", required_for=REMOTE, example="http://HOST:8000/v1"),
+    BackendKey("model", "text", ("mlx", "openai", "anthropic"),
+               "mlx: the model (a directory, a `models list` name or a repo id); openai: the id sent upstream "
+               "(unset: Claude Code's); anthropic: an override", required_for=("mlx",), example="mlx-community/…"),
+    BackendKey("deployment", "text", ("azure",), "the Azure deployment", required_for=("azure",), example="gpt-4o"),
+    BackendKey("api_version", "text", ("azure",), "the Azure api-version", default="2024-10-21"),
+    BackendKey("api_key_env", "env_name", REMOTE, "the NAME of the environment variable holding the key"),
+    BackendKey("keep_alive", "duration", ("mlx",), "unloaded after this long idle", default=600.0),
+    BackendKey("kind", "kind", BACKEND_KINDS, "what serves the requests: mlx, openai, azure or anthropic",
+               required_for=BACKEND_KINDS),
+    BackendKey("timeout", "duration", BACKEND_KINDS, "longest wait for the first byte and between bytes",
+               default=600.0),
+    BackendKey("drop_params", "names", BACKEND_KINDS, "request parameters never sent to it", default=()),
+    BackendKey("cooldown", "duration", BACKEND_KINDS, "how long it is skipped after failing", default=30.0),
+    BackendKey("cooldown_after", "count", BACKEND_KINDS, "consecutive failures that start a cooldown", default=2),
+)
+BACKEND_KEY_REGISTRY: dict[str, BackendKey] = {key.name: key for key in BACKEND_KEYS}
+
 # Variables that are not settings (no config.toml key), documented alongside them.
 ENV_ONLY: tuple[tuple[str, str], ...] = (
     ("MLXCLAUDE_HOME", "Keep config, state, logs and data under this one directory (tests use it)."),

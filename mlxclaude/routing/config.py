@@ -12,25 +12,22 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal, Mapping, get_args
 
+from mlxclaude.config.registry import BACKEND_KEY_REGISTRY, BACKEND_KEYS, BACKEND_KINDS
 from mlxclaude.config.units import DURATION_EXAMPLES, parse_duration
 from mlxclaude.errors import UsageError
 
 BackendKind = Literal["mlx", "openai", "azure", "anthropic"]
 KINDS: tuple[str, ...] = get_args(BackendKind)
+assert KINDS == BACKEND_KINDS
 LOCAL = "local"
 DEFAULT_ROUTE = "*"
-AZURE_DEFAULT_API_VERSION = "2024-10-21"
-DEFAULT_KEEP_ALIVE_S = 600.0
+AZURE_DEFAULT_API_VERSION = BACKEND_KEY_REGISTRY["api_version"].default
+DEFAULT_KEEP_ALIVE_S = BACKEND_KEY_REGISTRY["keep_alive"].default
 
-# the keys a [backends.NAME] table may hold, for each kind
-_COMMON = ("kind", "timeout", "drop_params", "cooldown", "cooldown_after")
-_KEYS: dict[str, tuple[str, ...]] = {
-    "mlx": ("model", "keep_alive", *_COMMON),
-    "openai": ("url", "model", "api_key_env", *_COMMON),
-    "azure": ("url", "deployment", "api_version", "api_key_env", *_COMMON),
-    "anthropic": ("url", "model", "api_key_env", *_COMMON),
-}
-_ALL_KEYS = tuple(dict.fromkeys(key for keys in _KEYS.values() for key in keys))
+# the keys a [backends.NAME] table may hold, for each kind (declared in config/registry.py)
+_KEYS: dict[str, tuple[str, ...]] = {kind: tuple(key.name for key in BACKEND_KEYS if key.applies_to(kind))
+                                     for kind in KINDS}
+_ALL_KEYS = tuple(key.name for key in BACKEND_KEYS)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEY_PREFIXES = ("sk-", "sk_", "key-", "ghp_", "hf_", "xai-", "gsk_", "pk-", "Bearer ")
 
@@ -46,10 +43,10 @@ class BackendSpec:
     deployment: str | None = None     # azure
     api_version: str | None = None    # azure
     keep_alive_s: float | None = None  # mlx: unloaded after this long idle; None (local): never unloaded
-    timeout_s: float = 600.0          # the longest wait for the first byte and between bytes
+    timeout_s: float = BACKEND_KEY_REGISTRY["timeout"].default
     drop_params: tuple[str, ...] = ()  # request params never sent to this backend
-    cooldown_s: float = 30.0
-    cooldown_after: int = 2           # consecutive failures that start a cooldown
+    cooldown_s: float = BACKEND_KEY_REGISTRY["cooldown"].default
+    cooldown_after: int = BACKEND_KEY_REGISTRY["cooldown_after"].default
 
 
 @dataclass(frozen=True)
@@ -155,6 +152,10 @@ def _backend(name: str, table: Mapping[str, Any]) -> BackendSpec:
         if value is None:
             raise UsageError(f"{where}: {key} is required for kind \"{kind}\"", hint=f'add {key} = "{example}"')
         return value
+
+    for declared in BACKEND_KEYS:
+        if kind in declared.required_for and declared.type != "url":
+            required(declared.name, declared.example)
 
     def duration(key: str, default: float, *, positive: bool) -> float:
         if key not in table:

@@ -19,8 +19,8 @@ from mlxclaude.server.inflight import InFlight
 from mlxclaude.server.sse import close_shielded
 from mlxclaude.server.state import ServerState
 from mlxclaude.server.target import Turn, TurnRequest
-from mlxclaude.upstream.engine import EventReply, PassthroughReply, RemoteEngine, ReplyTiming
 from mlxclaude.upstream.openai_wire import ReplyEnd
+from mlxclaude.upstream.remote_engine import EventReply, PassthroughReply, RemoteEngine, ReplyTiming
 
 
 class RemoteTarget:

@@ -15,7 +15,7 @@ from mlxclaude.protocol.errors import ApiError, error_type_for_status
 from mlxclaude.routing.config import BackendSpec
 from mlxclaude.routing.failure import TargetFailure
 from mlxclaude.upstream import http
-from mlxclaude.upstream.engine import PassthroughReply, ReplyTiming
+from mlxclaude.upstream.remote_engine import PassthroughReply, ReplyTiming
 
 ANTHROPIC_VERSION = "2023-06-01"
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlxclaude.routing.config import BackendSpec
-from mlxclaude.upstream.engine import RemoteEngine
+from mlxclaude.upstream.remote_engine import RemoteEngine
 
 
 def make_engine(spec: BackendSpec) -> RemoteEngine:

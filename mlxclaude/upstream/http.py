@@ -13,7 +13,7 @@ from mlxclaude.protocol.errors import ApiError
 from mlxclaude.redaction import redact, register_secret
 from mlxclaude.routing.config import BackendSpec
 from mlxclaude.routing.failure import TargetFailure
-from mlxclaude.upstream.engine import RETRYABLE_STATUSES
+from mlxclaude.upstream.remote_engine import RETRYABLE_STATUSES
 from mlxclaude.upstream.sse import SSELines, SSELineTooLong, broke_off, line_too_long, sse_lines
 
 CONNECT_TIMEOUT_S = 10.0

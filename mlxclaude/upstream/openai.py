@@ -23,7 +23,6 @@ from mlxclaude.protocol.errors import ApiError
 from mlxclaude.routing.config import AZURE_DEFAULT_API_VERSION, BackendSpec
 from mlxclaude.routing.failure import TargetFailure
 from mlxclaude.upstream import http
-from mlxclaude.upstream.engine import EventReply, ReplyTiming
 from mlxclaude.upstream.openai_wire import (
     OpenAIStreamReader,
     ReplyEnd,
@@ -33,6 +32,7 @@ from mlxclaude.upstream.openai_wire import (
     rejected_param,
     to_openai_chat,
 )
+from mlxclaude.upstream.remote_engine import EventReply, ReplyTiming
 from mlxclaude.upstream.sse import broke_off
 
 MAX_DROPS_PER_REQUEST = 4

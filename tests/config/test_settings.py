@@ -336,3 +336,21 @@ def test_get_auth_token_uses_the_generated_token(cli):
     token = cli("config", "get", "auth_token").out.strip()
     assert token and token == local_token()
     assert ServerSettings.from_env({}).auth_token is None  # serve on loopback stays open unless configured
+
+
+def test_show_lists_each_backends_keys_from_the_registry(cli, monkeypatch):
+    from mlxclaude.config.registry import BACKEND_KEYS
+
+    paths.config_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file().write_text('[backends.gpu]\nkind = "openai"\nurl = "http://gpu:8000/v1"\n'
+                                   'timeout = "2m"\n[routes]\n"*" = "gpu"\n')
+    data = json.loads(cli("config", "show", "--json").out)
+    gpu = data["backends"]["gpu"]
+    assert gpu["url"] == {**gpu["url"], "value": "http://gpu:8000/v1", "source": "config"}
+    assert gpu["timeout"]["value"] == "2m" and gpu["cooldown_after"] == {**gpu["cooldown_after"], "value": 2,
+                                                                          "source": "default"}
+    assert "keep_alive" not in gpu and "deployment" not in gpu  # keys of other kinds
+    assert set(gpu) <= {key.name for key in BACKEND_KEYS}
+    monkeypatch.setenv("COLUMNS", "200")
+    table = cli("config", "show").out
+    assert "backends.gpu.url" in table and "backends.gpu.cooldown" in table and "30s" in table
