@@ -47,7 +47,7 @@ LAYERS: dict[str, Layer] = {
     "config": layer("atomic paths protocol.limits"),
     # PURE: translation and parsing only; no mlx, no web framework, no HTTP client, no terminal UI, no files
     "parsing": layer(),
-    "protocol": layer("parsing redaction", external="pydantic"),
+    "protocol": layer("parsing redaction", external="pydantic pypdf"),
     "routing": layer("protocol config.units config.registry"),
     # the only place mlx and mlx_lm are imported
     "engine": layer("parsing protocol atomic logs",

@@ -65,11 +65,19 @@ class ChatRequest:
     sampling: Sampling = field(default_factory=Sampling)
     stream: bool = False
     has_images: bool = False
+    unreadable: tuple[str, ...] = ()  # documents that could not be read as text, and why (a 400 where text is needed)
     json_schema: Optional[dict[str, Any]] = None
     assistant_prefill: str = ""
     session_id: Optional[str] = None
     user_id: Optional[str] = None  # metadata.user_id
     kind: str = "main"
+
+    def require_readable(self) -> None:
+        """For a target that reads documents as text: a 400 naming the first one it cannot read."""
+        if self.unreadable:
+            from mlxclaude.protocol.errors import ApiError
+
+            raise ApiError.invalid_request(self.unreadable[0])
 
     def text_size(self) -> int:
         """Characters of everything the template will render as text (messages and tools, as JSON; an image

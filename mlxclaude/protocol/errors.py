@@ -90,13 +90,6 @@ class ApiError(Exception):
             "decrease input length or `max_tokens` and try again"
         )
 
-    @classmethod
-    def images_unsupported(cls, model: str) -> ApiError:
-        return cls.invalid_request(
-            f"the loaded model {model!r} has no vision support: image content is not supported; "
-            "remove the image blocks or load a vision-capable model"
-        )
-
 
 invalid_request = ApiError.invalid_request
 authentication_failed = ApiError.authentication_failed
@@ -106,4 +99,3 @@ api_error = ApiError.api_error
 overloaded = ApiError.overloaded
 prompt_too_long = ApiError.prompt_too_long
 context_exceeded = ApiError.context_exceeded
-images_unsupported = ApiError.images_unsupported

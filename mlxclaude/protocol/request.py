@@ -10,10 +10,13 @@ Placement rules that matter for tool-calling templates and prefix caching:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from mlxclaude.protocol.canon import canonical_system_text, drop_billing_header
 from mlxclaude.protocol.chat import ChatRequest, Sampling, ThinkingMode, ToolChoice
+from mlxclaude.protocol.documents import pdf_text
+from mlxclaude.protocol.errors import ApiError
 from mlxclaude.protocol.wire import (
     ContentBlockParam,
     DocumentBlockParam,
@@ -68,6 +71,7 @@ def to_chat_request(
         thinking_budget=params.thinking.budget_tokens if params.thinking is not None else None,
         effort=params.output_config.effort if params.output_config is not None else None,
         has_images=conversation.has_images,
+        unreadable=tuple(conversation.unreadable),
         json_schema=output_format.json_schema if output_format is not None else None,
         assistant_prefill=prefill,
         session_id=session_id,
@@ -170,6 +174,7 @@ class _Conversation:
     def __init__(self) -> None:
         self.messages: list[Message] = []
         self.has_images = False
+        self.unreadable: list[str] = []  # documents that could not be turned into text, and why
         self._tool_names: dict[str, str] = {}
         self._moved_images: list[Part] = []  # images in tool results: they go in the user message after them
         # System text that arrived right after an assistant tool call: it waits until after the tool messages.
@@ -261,12 +266,20 @@ class _Conversation:
 
     def _document_text(self, block: DocumentBlockParam) -> str:
         source = block.source
+        name = f"document {block.title!r}" if block.title else "document"
+        body = ""
         if source.type == "text":
             body = source.data or ""
         elif source.type == "content":
             body = self._blocks_text(source.content)
-        else:  # base64/url/file sources are PDFs this server can't read
-            body = ""
+        elif source.type == "base64":
+            try:
+                body = pdf_text(source.data or "", where=name)
+            except ApiError as error:  # an Anthropic-compatible backend may still read it: the others refuse
+                self.unreadable.append(error.message)
+        else:
+            self.unreadable.append(f"{name}: a PDF by {source.type} cannot be fetched here; send its data as "
+                                   "base64 (as Claude Code's Read tool does)")
         return _join([block.title or "", block.context or "", body], "\n") if body else ""
 
     # assistant turns
@@ -355,3 +368,29 @@ def _merge_user_content(first: str | list[Part], second: str | list[Part]) -> st
         return [part["text"] if part["type"] == "text" else part for part in content]
 
     return _user_content([*items(first), *items(second)])
+
+
+IMAGE_PLACEHOLDER = "[image omitted: this model cannot see images]"
+
+
+def without_images(chat: ChatRequest, placeholder: str = IMAGE_PLACEHOLDER) -> tuple[ChatRequest, int]:
+    """`chat` for a model that cannot see: each image becomes `placeholder` text in its place. Returns the
+    request and how many images were replaced."""
+    replaced = 0
+
+    def text_only(content: Any) -> Any:
+        nonlocal replaced
+        if isinstance(content, str):
+            return content
+        items: list[str | Part] = []
+        for part in content:
+            if part["type"] == "image":
+                replaced += 1
+                items.append(placeholder)
+            else:
+                items.append(part["text"] if part["type"] == "text" else part)
+        return _user_content(items)
+
+    messages = [{**message, "content": text_only(message["content"])} if "content" in message else message
+                for message in chat.messages]
+    return replace(chat, messages=messages, has_images=False), replaced

@@ -15,6 +15,7 @@ from mlxclaude.logs import log_event
 from mlxclaude.protocol import limits
 from mlxclaude.protocol.chat import ChatRequest
 from mlxclaude.protocol.errors import ApiError
+from mlxclaude.protocol.request import without_images
 from mlxclaude.protocol.usage import Usage
 from mlxclaude.routing.config import BackendSpec
 from mlxclaude.routing.failure import TargetFailure
@@ -69,7 +70,9 @@ class LocalTarget:
 
     async def open(self, request: TurnRequest, account: RequestAccount) -> EventTurn:
         chat = request.chat
+        chat.require_readable()
         worker, info = await self.ready()
+        chat = seen_by(info, chat, request.request_id)
         check_size(chat, info.context_length)
         prompt = await render_prompt(worker, info, chat)
         settings = self._state.settings
@@ -87,8 +90,9 @@ class LocalTarget:
                          start_usage=Usage(input_tokens=len(prompt.tokens)))
 
     async def count_tokens(self, request: TurnRequest) -> Optional[int]:
+        request.chat.require_readable()
         worker, info = await self.ready()
-        return len((await render_prompt(worker, info, request.chat)).tokens)
+        return len((await render_prompt(worker, info, seen_by(info, request.chat))).tokens)
 
     def loaded(self) -> Optional[tuple[Worker, ModelInfo]]:
         """The worker and model facts when the model is loaded now (nothing is started)."""
@@ -146,9 +150,19 @@ def check_size(chat: ChatRequest, context_length: int) -> None:
         raise ApiError.prompt_too_long(size // limits.TYPICAL_CHARS_PER_TOKEN, context_length)
 
 
+def seen_by(info: ModelInfo, chat: ChatRequest, request_id: str | None = None) -> ChatRequest:
+    """`chat` as this model can take it: for a model that cannot see, each image is a short text placeholder
+    (the session carries on; logged once per request)."""
+    if not chat.has_images or info.supports_vision:
+        return chat
+    chat, replaced = without_images(chat)
+    if request_id is not None:
+        log_event("images_omitted", level="warning", request_id=request_id, model=info.name, images=replaced,
+                  note="the model cannot see images: each is a text placeholder")
+    return chat
+
+
 async def render_prompt(worker: Worker, info: ModelInfo, chat: ChatRequest) -> RenderedPrompt:
-    if chat.has_images and not info.supports_vision:
-        raise ApiError.images_unsupported(info.name)
     try:
         assert worker.backend is not None
         return await asyncio.to_thread(worker.backend.render, chat)

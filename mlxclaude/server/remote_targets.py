@@ -76,6 +76,10 @@ class RemoteTarget:
 class EventEngineTarget(RemoteTarget):
     """OpenAI-compatible engines and Azure OpenAI."""
 
+    async def open(self, request: TurnRequest, account: RequestAccount) -> Turn:
+        request.chat.require_readable()  # the engine reads documents as the text they were turned into
+        return await super().open(request, account)
+
     def _turn(self, reply: Any, request: TurnRequest, account: RequestAccount, record: InFlight, *,
               on_close) -> Turn:
         assert isinstance(reply, EventReply)

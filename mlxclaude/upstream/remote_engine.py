@@ -113,8 +113,9 @@ class PassthroughReply:
 
     async def aclose(self) -> None:
         try:
-            with contextlib.suppress(RuntimeError):
-                await self._chunks.aclose()  # type: ignore[union-attr]
+            if self._chunks is not None:
+                with contextlib.suppress(RuntimeError):
+                    await self._chunks.aclose()  # type: ignore[attr-defined]
         finally:
             await self._close()
 

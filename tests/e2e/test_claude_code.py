@@ -145,3 +145,33 @@ def test_claude_is_routed_by_tier_and_falls_back_when_the_upstream_dies(claude, 
             assert "served by the local model" in fallen.stdout
     finally:
         upstream.kill()
+
+
+def test_claude_reads_a_pdf_and_its_text_reaches_the_model(claude, tmp_path):
+    """Claude Code's Read tool on a .pdf sends the file as a base64 document block: its text, with page markers,
+    is what the model reads next."""
+    from support.pdf_files import text_pdf
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "report.pdf").write_bytes(text_pdf("The code word is TANGERINE-17", "page two"))
+
+    def script(chat):
+        if chat.json_schema is not None:
+            return '{"title": "Read a PDF"}'
+        if "TANGERINE-17" in str(chat.messages):
+            return "The code word is TANGERINE-17."
+        if any(message["role"] == "tool" for message in chat.messages):
+            return "The PDF did not reach me."
+        return (f'<tool_call>{{"name": "Read", "arguments": {{"file_path": "{workdir / "report.pdf"}"}}}}'
+                '</tool_call>')
+
+    backend = ScriptedBackend(script)
+    with live_server(lambda: backend, auth_token=TOKEN) as server:
+        result = run_claude(claude, ["-p", "what is the code word in report.pdf?", "--tools", "Read",
+                                     "--allowedTools", "Read", "--system-prompt", "You are terse."],
+                            claude_env(server.url, TOKEN, tmp_path / "cfg"), cwd=workdir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "TANGERINE-17" in result.stdout, result.stdout[-2000:]
+    seen = str(backend.requests[-1].messages)
+    assert "[page 1 of 2]" in seen and "[page 2 of 2]" in seen

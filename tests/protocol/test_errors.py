@@ -35,13 +35,6 @@ def test_constructors(error: ApiError, status: int, error_type: str, message: st
     assert str(error) == message
 
 
-def test_images_unsupported_names_the_model_and_vision() -> None:
-    error = errors.images_unsupported("qwen3-coder")
-    assert (error.status, error.error_type) == (400, "invalid_request_error")
-    assert "qwen3-coder" in error.message
-    assert "vision" in error.message
-
-
 @pytest.mark.parametrize(
     ("request_id", "expected"),
     [

@@ -193,12 +193,16 @@ def test_invalid_json_and_unknown_route(serve):
 
 
 @pytest.mark.parametrize("data", ["iVBORw0KGgo=", "A" * 2_000_000])  # a big screenshot is no "prompt too long"
-def test_images_are_refused_without_vision(serve, data):
-    _, _, client = serve(fixed("ok"), context_length=4096)
+def test_an_image_on_a_text_model_is_a_placeholder_and_the_reply_carries_on(serve, data, capfd):
+    backend, _, client = serve(fixed("ok"), context_length=4096)
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
-    with pytest.raises(anthropic.BadRequestError) as caught:
-        client.messages.create(**ask(client, messages=[{"role": "user", "content": [image]}]))
-    assert "vision" in caught.value.body["error"]["message"]
+    reply = client.messages.create(**ask(client, messages=[{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"}, image]}]))
+    assert reply.content[0].text == "ok"
+    assert backend.requests[-1].messages[-1]["content"] == \
+        "what is this?\n\n[image omitted: this model cannot see images]"
+    logged = [line for line in capfd.readouterr().err.splitlines() if '"images_omitted"' in line]
+    assert len(logged) == 1 and '"images":1' in logged[0]
 
 
 def test_prompt_too_long_uses_the_wording_claude_code_compacts_on(serve):
