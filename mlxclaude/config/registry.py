@@ -177,6 +177,9 @@ SETTINGS: tuple[Setting, ...] = (
                         "while other requests share the batch, so their tokens keep coming."),
     Setting("cache_max_bytes", "bytes", None, nullable=True, minimum=0, unset_label="(auto)",
             description="Byte cap for the prompt (KV) cache, e.g. 8GiB. Unset: sized from available memory."),
+    Setting("image_backend", "str", None, nullable=True, unset_label="(placeholders)",
+            description="The backend ([backends.NAME]) that serves a request carrying images when the routed "
+                        "one cannot see them. Unset: each image becomes a short text placeholder."),
     Setting("tool_constraints", "bool", True,
             description="Constrain decoding so tool calls are valid for their schemas and tool_choice is "
                         "honoured (and JSON replies match output_config.format). false: free decoding, "
@@ -261,6 +264,7 @@ class ServerSettings:
     body_timeout: float = 120.0
     prefill_step_size: int = 2048
     cache_max_bytes: Optional[int] = None
+    image_backend: Optional[str] = None
     tool_constraints: bool = True
 
     @classmethod

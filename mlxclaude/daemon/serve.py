@@ -48,6 +48,10 @@ def check_settings(settings: ServerSettings) -> None:
     fine, the loader pulls it) unless every route goes to another backend, and a token for any address
     beyond loopback."""
     routing = load_routing(settings)
+    if settings.image_backend and settings.image_backend not in routing.backends:
+        raise UsageError(f"image_backend: no backend named {settings.image_backend!r}",
+                         hint="name one of config.toml's [backends.NAME] tables, or unset it: "
+                              "mlxclaude config unset image_backend")
     if not settings.model:
         if routing.uses_local:
             raise UsageError("no model given", hint="pass --model PATH (an mlx-lm model directory), or route "

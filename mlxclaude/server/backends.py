@@ -66,11 +66,17 @@ class Backends:
         """The default local model, when there is one."""
         return next((model for model in self.local_models if model.default), None)
 
-    def plan(self, model_id: str) -> tuple[Route, list[Target]]:
+    def plan(self, model_id: str, *, images: bool = False, image_backend: Optional[str] = None
+             ) -> tuple[Route, list[Target]]:
         """The route for Claude Code's model id, and the targets to try in order (its fallbacks after it,
-        backends cooling down left out unless nothing else is left)."""
+        backends cooling down left out unless nothing else is left). A request carrying images goes first to
+        `image_backend` when the routed target cannot see them."""
         route = self.router.route(model_id)
-        return route, [self.by_name[name] for name in self.health.order(self.router.chain(model_id))]
+        chain = [self.by_name[name] for name in self.health.order(self.router.chain(model_id))]
+        if images and image_backend in self.by_name and not chain[0].sees_images():
+            seeing = self.by_name[image_backend]
+            chain = [seeing, *(target for target in chain if target is not seeing)]
+        return route, chain
 
     async def count_tokens(self, chain: list[Target], request: TurnRequest) -> int:
         """The routed target's count; where it has none, a loaded local model's tokenizer, else about four

@@ -116,6 +116,10 @@ class LocalTarget:
     def up(self) -> bool:
         return self.state != "failed"
 
+    def sees_images(self) -> bool:
+        loaded = self.loaded()
+        return loaded is not None and loaded[1].supports_vision
+
     def in_flight(self) -> list[tuple[InFlight, bool]]:
         return records(self.worker) if self.worker is not None else []
 

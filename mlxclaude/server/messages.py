@@ -58,7 +58,7 @@ async def count_tokens(request: Request) -> JSONResponse:
 async def create_message(request: Request):
     state: ServerState = request.app.state.mlxclaude
     document, model, chat = await asyncio.to_thread(prepare_create, await request.body(), request.headers)
-    route, chain = state.backends.plan(model)
+    route, chain = state.backends.plan(model, images=chat.has_images, image_backend=state.settings.image_backend)
     turn_request = TurnRequest(request.state.request_id, document, chat, dict(request.headers))
     account = RequestAccount(state, request.state.request_id, chat, model, route.pattern)
     for position, target in enumerate(chain):

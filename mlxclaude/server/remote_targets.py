@@ -55,6 +55,9 @@ class RemoteTarget:
     def up(self) -> bool:
         return not self.health.cooling(self.spec.name)
 
+    def sees_images(self) -> bool:
+        return True  # the translation carries them; the engine says if it cannot
+
     def in_flight(self) -> list[tuple[InFlight, bool]]:
         return [(record, True) for record in list(self._open.values())]
 

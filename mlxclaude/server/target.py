@@ -49,6 +49,10 @@ class Target(Protocol):
         """The prompt's tokens as this target counts them; None where it cannot (the server estimates)."""
         ...
 
+    def sees_images(self) -> bool:
+        """Whether images reach it as images (else a local model reads a placeholder)."""
+        ...
+
     def facts(self) -> dict[str, Any]:
         """This backend's entry in GET /mlxclaude/status."""
         ...

@@ -111,3 +111,22 @@ def test_an_image_reaches_an_openai_engine_through_the_typed_request():
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
         {"type": "text", "text": "and this one"},
         {"type": "image_url", "image_url": {"url": "https://example.com/b.png"}}]}
+
+
+def test_image_backend_serves_requests_with_images_the_routed_model_cannot_see():
+    from support.upstreams import Answer, chat_completion, recording_upstream
+
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+    with recording_upstream(lambda request: Answer(body=chat_completion({"content": "a cat"}))) as upstream:
+        toml = f'[backends.eyes]\nkind = "openai"\nurl = "{upstream.url}/v1"\n[routes]\n"*" = "local"\n'
+        routing = parse_routing(tomllib.loads(toml), local_model="/models/local")
+        with live_server(lambda: ScriptedBackend(lambda chat: "text only"), routing=routing,
+                         image_backend="eyes") as server:
+            client = anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0)
+            seen = client.messages.create(model="claude-sonnet-4-5", max_tokens=20, messages=[
+                {"role": "user", "content": [image, {"type": "text", "text": "what is it?"}]}])
+            plain = client.messages.create(model="claude-sonnet-4-5", max_tokens=20,
+                                           messages=[{"role": "user", "content": "hi"}])
+    assert seen.content[0].text == "a cat" and plain.content[0].text == "text only"
+    (post,) = upstream.posts()
+    assert post.body["messages"][0]["content"][0]["type"] == "image_url"
