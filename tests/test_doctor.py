@@ -19,7 +19,7 @@ from support.cli_app import run_cli
 from support.routes_toml import routes_toml
 from support.upstreams import Answer, recording_upstream
 
-NAMES = ["config", "python", "mlx", "memory", "model", "daemon", "claude", "claude settings"]
+NAMES = ["config", "python", "mlx", "memory", "model", "web search", "daemon", "claude", "claude settings"]
 
 
 @pytest.fixture(autouse=True)
@@ -311,7 +311,7 @@ def test_backends_each_checked_after_the_routes(isolated, models_server, monkeyp
     write_config(routed_config(isolated, models_server.url, small=str(small)))
     checks = by_name(doctor.run_checks())
     names = [check.name for check in doctor.run_checks()]
-    assert names[names.index("model") + 1:names.index("daemon")] == ["routes", "backend small", "backend gpu"]
+    assert names[names.index("model") + 1:names.index("web search")] == ["routes", "backend small", "backend gpu"]
     assert checks["routes"].status == "ok"
     assert checks["routes"].detail == "*haiku* → small, *opus* → gpu, * → local"
     assert checks["backend small"].status == "ok" and str(small) in checks["backend small"].detail
@@ -364,3 +364,18 @@ def test_bad_routes_are_a_failed_check_with_the_hint(isolated, cli, models_serve
 def test_no_routing_tables_no_routing_checks(isolated):
     write_config(f'model = "{make_model(isolated / "main-model")}"\n')
     assert [check.name for check in doctor.run_checks()] == NAMES
+
+
+def test_web_search_check_runs_a_search_on_the_provider():
+    from mlxclaude.doctor.web_search import check_web_search
+    from support.upstreams import Answer, recording_upstream
+
+    assert check_web_search({}).status == "warn"
+    assert check_web_search({"web_search": {"provider": "bing"}}).status == "fail"
+    with recording_upstream(lambda request: Answer(body={"results": [{"url": "https://a.example", "title": "a"}]})) \
+            as upstream:
+        ok = check_web_search({"web_search": {"provider": "searxng", "url": upstream.url}})
+    assert ok.status == "ok" and "found 1 results" in ok.detail and upstream.requests[0].query["q"] == ["mlxclaude"]
+    with recording_upstream(lambda request: Answer(status=503, body={})) as upstream:
+        down = check_web_search({"web_search": {"provider": "searxng", "url": upstream.url}})
+    assert down.status == "fail" and "unavailable" in down.detail

@@ -56,16 +56,18 @@ LAYERS: dict[str, Layer] = {
     "engine.memory": layer(),
     # remote serving engines over HTTP
     "upstream": layer("parsing protocol routing config logs redaction", external="httpx"),
+    # web search for the web_search server tool: its config (pure) and providers over HTTP
+    "websearch": layer("protocol config logs redaction", external="httpx"),
     # the HTTP server: never models/ (the loader is passed in), never the CLI or the daemon
-    "server": layer("engine protocol parsing routing upstream config logs redaction",
+    "server": layer("engine protocol parsing routing upstream config logs redaction websearch",
                     external="fastapi starlette anyio prometheus_client"),
     # the model store: catalog, pull, import front-ends, check, recommend (through engine/ APIs: no mlx)
     "models": layer("engine parsing protocol config paths daemon.state", external="huggingface_hub tqdm"),
     "claude": layer("atomic paths"),
     # state file, admin client (a loopback call needs no HTTP library), start/stop, the one serve path
     # (which hands models/' loader to server/)
-    "daemon": layer("server engine models config routing atomic paths logs", external="uvicorn h11"),
-    "doctor": layer("claude config daemon engine models paths routing upstream"),
+    "daemon": layer("server engine models config routing atomic paths logs websearch", external="uvicorn h11"),
+    "doctor": layer("claude config daemon engine models paths routing upstream websearch"),
     # thin commands; the only place that draws on the terminal
     "cli": layer("claude config daemon doctor models paths routing", external="typer rich"),
 }

@@ -48,6 +48,7 @@ def check_settings(settings: ServerSettings) -> None:
     fine, the loader pulls it) unless every route goes to another backend, and a token for any address
     beyond loopback."""
     routing = load_routing(settings)
+    load_web_search()
     if settings.image_backend and settings.image_backend not in routing.backends:
         raise UsageError(f"image_backend: no backend named {settings.image_backend!r}",
                          hint="name one of config.toml's [backends.NAME] tables, or unset it: "
@@ -63,6 +64,14 @@ def check_settings(settings: ServerSettings) -> None:
     if not settings.is_loopback and not settings.auth_token:
         raise UsageError(f"refusing to bind {settings.host} without a token",
                          hint="set --auth-token or MLXCLAUDE_AUTH_TOKEN, or bind 127.0.0.1")
+
+
+def load_web_search():
+    """config.toml's [web_search] (None without one); raises UsageError for a bad table."""
+    from mlxclaude.config.toml import read_config
+    from mlxclaude.websearch.config import parse_web_search
+
+    return parse_web_search(read_config())
 
 
 def load_routing(settings: ServerSettings) -> "RoutingConfig":
@@ -178,7 +187,8 @@ def serve(settings: ServerSettings, *, model_name: Optional[str] = None, daemon:
     sock = listen(settings)
     settings = replace(settings, port=sock.getsockname()[1])
     loader = mlx_backend_loader(settings, name=model_name) if settings.model else None
-    app = create_app(settings, loader, routing=load_routing(settings), load=other_model_loader(settings))
+    app = create_app(settings, loader, routing=load_routing(settings), load=other_model_loader(settings),
+                     web_search=load_web_search())
     server = uvicorn_server(app, settings)
     url = url_for(settings.host, settings.port)
     local = os.path.expanduser(settings.model or "")

@@ -42,6 +42,7 @@ class Check:
 def run_checks(environ: Optional[Mapping[str, str]] = None) -> list[Check]:
     """Every check, in the order a user fixes things. One check failing never stops the others."""
     from mlxclaude.doctor import routes
+    from mlxclaude.doctor.web_search import check_web_search
 
     environ = os.environ if environ is None else environ
     settings, config_check = _load_settings(environ)
@@ -53,6 +54,7 @@ def run_checks(environ: Optional[Mapping[str, str]] = None) -> list[Check]:
         _guard("model", lambda: check_model(settings.model, context_limit=settings.context_limit) if settings else
                Check("model", "warn", "not checked: config.toml is invalid", config_check.fix)),
         *_guard_all("routes", lambda: routes.backend_checks(settings, environ)),
+        _guard("web search", check_web_search),
         _guard("daemon", check_daemon),
         _guard("claude", lambda: check_claude(environ)),
         _guard("claude settings", lambda: check_claude_settings(settings)),

@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from mlxclaude.parsing.events import ReplyEvent, TextPiece, ThinkingPiece, ToolCall
+from mlxclaude.protocol.server_tools import ServerToolUse, WebSearchResult
 
 WireEvent = tuple[str, dict[str, Any]]
 
@@ -69,7 +70,14 @@ class BlockAssembler:
     def has_tool_use(self) -> bool:
         return any(block["type"] == "tool_use" for block in self.content)
 
-    def feed(self, event: ReplyEvent) -> list[WireEvent]:
+    def feed(self, event: "ReplyEvent | ServerToolUse | WebSearchResult") -> list[WireEvent]:
+        if isinstance(event, ServerToolUse):
+            return self._server_tool_use(event)
+        if isinstance(event, WebSearchResult):
+            events = self.close()
+            events.append(self._start(event.block()))
+            events.append(("content_block_stop", {"type": "content_block_stop", "index": len(self.content) - 1}))
+            return events
         if isinstance(event, TextPiece):
             return self._extend("text", event.text)
         if isinstance(event, ThinkingPiece):
@@ -106,6 +114,16 @@ class BlockAssembler:
         self._open[kind] += text
         delta_type = "text_delta" if kind == "text" else "thinking_delta"
         events.append(_delta(len(self.content) - 1, {"type": delta_type, kind: text}))
+        return events
+
+    def _server_tool_use(self, use: ServerToolUse) -> list[WireEvent]:
+        events = self.close()
+        events.append(self._start({"type": "server_tool_use", "id": use.id, "name": use.name, "input": {}}))
+        index = len(self.content) - 1
+        for fragment in json_fragments(use.input):
+            events.append(_delta(index, {"type": "input_json_delta", "partial_json": fragment}))
+        self.content[-1]["input"] = use.input
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
         return events
 
     def _tool_use(self, call: ToolCall) -> list[WireEvent]:

@@ -25,6 +25,15 @@ class ToolChoice:
 
 
 @dataclass(frozen=True)
+class WebSearchTool:
+    """The request's `web_search_…` server tool: the server runs the searches the model asks for."""
+    name: str = "web_search"
+    max_uses: Optional[int] = None
+    allowed_domains: tuple[str, ...] = ()
+    blocked_domains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Sampling:
     temperature: Optional[float] = None  # None: not given (Anthropic's default, 1.0)
     top_p: Optional[float] = None
@@ -56,6 +65,7 @@ class ChatRequest:
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] = field(default_factory=list)
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
+    web_search: Optional[WebSearchTool] = None
     thinking: ThinkingMode = "default"
     thinking_budget: Optional[int] = None  # thinking.budget_tokens
     effort: Optional[str] = None  # output_config.effort

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from mlxclaude.protocol.canon import canonical_system_text, drop_billing_header
-from mlxclaude.protocol.chat import ChatRequest, Sampling, ThinkingMode, ToolChoice
+from mlxclaude.protocol.chat import ChatRequest, Sampling, ThinkingMode, ToolChoice, WebSearchTool
 from mlxclaude.protocol.documents import pdf_text
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.protocol.wire import (
@@ -34,6 +34,7 @@ from mlxclaude.protocol.wire import (
     ToolParam,
     ToolResultBlockParam,
     ToolUseBlockParam,
+    UnknownBlockParam,
 )
 
 Message = dict[str, Any]
@@ -66,6 +67,7 @@ def to_chat_request(
         model=params.model,
         messages=messages,
         tools=_tools(params.tools),
+        web_search=_web_search(params.tools),
         tool_choice=_tool_choice(params.tool_choice),
         thinking=_thinking_mode(params.thinking),
         thinking_budget=params.thinking.budget_tokens if params.thinking is not None else None,
@@ -116,6 +118,15 @@ def _tools(tools: list[ToolParam] | None) -> list[dict[str, Any]]:
         for tool in tools or ()
         if tool.is_custom
     ]
+
+
+def _web_search(tools: list[ToolParam] | None) -> WebSearchTool | None:
+    for tool in tools or ():
+        if tool.is_web_search:
+            return WebSearchTool(name=tool.name, max_uses=tool.max_uses,
+                                 allowed_domains=tuple(tool.allowed_domains or ()),
+                                 blocked_domains=tuple(tool.blocked_domains or ()))
+    return None
 
 
 def _tool_choice(choice: ToolChoiceParam | None) -> ToolChoice:
@@ -299,6 +310,8 @@ class _Conversation:
                 tool_calls.append(
                     {"type": "function", "id": block.id, "function": {"name": block.name, "arguments": block.input}}
                 )
+            elif isinstance(block, UnknownBlockParam) and (text := server_tool_text(block.model_dump())):
+                texts.append(text)  # a search the server ran in an earlier turn, as text the model can read
 
         last = self.messages[-1] if self.messages else None
         if last is not None and last["role"] == "assistant":
@@ -394,3 +407,18 @@ def without_images(chat: ChatRequest, placeholder: str = IMAGE_PLACEHOLDER) -> t
     messages = [{**message, "content": text_only(message["content"])} if "content" in message else message
                 for message in chat.messages]
     return replace(chat, messages=messages, has_images=False), replaced
+
+
+def server_tool_text(block: dict[str, Any]) -> str:
+    """An earlier turn's `server_tool_use` (web search) or `web_search_tool_result` block, as text."""
+    if block.get("type") == "server_tool_use" and block.get("name") == "web_search":
+        query = (block.get("input") or {}).get("query", "") if isinstance(block.get("input"), dict) else ""
+        return f"[searched the web for: {query}]"
+    if block.get("type") != "web_search_tool_result":
+        return ""
+    content = block.get("content")
+    if isinstance(content, dict):
+        return f"[web search failed: {content.get('error_code', 'unavailable')}]"
+    lines = [f"- {item.get('title') or item.get('url')} ({item.get('url')})" for item in content or ()
+             if isinstance(item, dict) and item.get("url")]
+    return "Web search results:\n" + "\n".join(lines) if lines else "[web search: no results]"

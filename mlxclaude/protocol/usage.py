@@ -12,6 +12,7 @@ class Usage:
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+    web_search_requests: int = 0
 
     def to_wire(self) -> dict[str, Any]:
         """The API's usage object; the newer optional fields are there, null where they do not apply."""
@@ -22,7 +23,8 @@ class Usage:
             "cache_creation_input_tokens": self.cache_creation_input_tokens,
             "cache_creation": {"ephemeral_5m_input_tokens": self.cache_creation_input_tokens,
                                "ephemeral_1h_input_tokens": 0},
-            "server_tool_use": None,
+            "server_tool_use": ({"web_search_requests": self.web_search_requests, "web_fetch_requests": 0}
+                                if self.web_search_requests else None),
             "output_tokens_details": None,
             "service_tier": "standard",
         }

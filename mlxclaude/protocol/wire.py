@@ -186,10 +186,17 @@ class ToolParam(WireModel):
     type: str | None = None
     description: str | None = None
     input_schema: dict[str, Any] | None = None
+    max_uses: int | None = Field(default=None, strict=True, ge=1)  # web_search_…
+    allowed_domains: list[StrictStr] | None = None
+    blocked_domains: list[StrictStr] | None = None
 
     @property
     def is_custom(self) -> bool:
         return self.type in (None, "custom")
+
+    @property
+    def is_web_search(self) -> bool:
+        return (self.type or "").startswith("web_search_")
 
 
 class ToolChoiceParam(WireModel):

@@ -25,6 +25,7 @@ from mlxclaude.server.auth import OPEN_PATHS, from_this_machine, is_authorized
 from mlxclaude.server.backends import Backends, LoaderFactory
 from mlxclaude.server.metrics import Metrics, metrics_route
 from mlxclaude.server.state import ServerState, new_request_id
+from mlxclaude.websearch.config import WebSearchConfig
 
 
 def error_response(error: ApiError, request: Request) -> JSONResponse:
@@ -161,7 +162,8 @@ def install_routes(app: FastAPI) -> None:
 
 
 def create_app(settings: ServerSettings, load_backend: Optional[Callable[[], Backend]], *,
-               routing: Optional[RoutingConfig] = None, load: Optional[LoaderFactory] = None) -> FastAPI:
+               routing: Optional[RoutingConfig] = None, load: Optional[LoaderFactory] = None,
+               web_search: Optional[WebSearchConfig] = None) -> FastAPI:
     """`load_backend` loads the default model (`local`); `routing` (config.toml's backends, routes and
     fallbacks) adds others, `load(spec)` giving the loader of each other local model. With routes that never
     reach `local`, no default model is loaded (`load_backend` may be None)."""
@@ -174,7 +176,7 @@ def create_app(settings: ServerSettings, load_backend: Optional[Callable[[], Bac
     if routing.uses_local and load_backend is None:
         raise ValueError("the routes reach `local`, and this server was given no model to load for it")
     worker = new_worker(load_backend, engine_lock) if routing.uses_local and load_backend is not None else None
-    state = ServerState(settings=settings, worker=worker)
+    state = ServerState(settings=settings, worker=worker, web_search=web_search)
     backends = Backends(routing, state, worker, load=load, new_worker=new_worker, engine_lock=engine_lock)
     state.backends = backends
     state.metrics = Metrics(queue_depth=backends.queue_depth, backend_up=backends.up)

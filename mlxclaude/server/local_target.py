@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional
 from mlxclaude.engine.backend import ModelInfo, RenderedPrompt
 from mlxclaude.engine.render import RenderError
 from mlxclaude.engine.turn import output_budget, start_turn
-from mlxclaude.engine.worker import QueueFull, Worker
+from mlxclaude.engine.worker import JobResults, QueueFull, Worker
 from mlxclaude.logs import log_event
 from mlxclaude.protocol import limits
 from mlxclaude.protocol.chat import ChatRequest
@@ -20,10 +20,11 @@ from mlxclaude.protocol.usage import Usage
 from mlxclaude.routing.config import BackendSpec
 from mlxclaude.routing.failure import TargetFailure
 from mlxclaude.server.accounting import RequestAccount
-from mlxclaude.server.event_turn import EventTurn
+from mlxclaude.server.event_turn import EventTurn, TurnItems
 from mlxclaude.server.inflight import InFlight, records
 from mlxclaude.server.state import ServerState
 from mlxclaude.server.target import TurnRequest
+from mlxclaude.server.web_search_turn import SearchingItems, not_configured_items, with_search_tool
 
 
 class LocalTarget:
@@ -73,21 +74,37 @@ class LocalTarget:
         chat.require_readable()
         worker, info = await self.ready()
         chat = seen_by(info, chat, request.request_id)
-        check_size(chat, info.context_length)
-        prompt = await render_prompt(worker, info, chat)
-        settings = self._state.settings
-        max_tokens = output_budget(len(prompt.tokens), chat.max_tokens, info,
-                                   cap=settings.max_output_tokens, policy=settings.max_tokens_policy)
         record = InFlight(request_id=request.request_id, kind=chat.kind, session=chat.session_id,
-                          prompt_tokens=len(prompt.tokens), max_tokens=max_tokens, stream=chat.stream,
-                          backend=self.spec.name)
-        try:  # queued now: a full queue is a 529 before any response starts
-            job = start_turn(worker, chat, prompt, max_tokens, info, record.progress, tag=record)
-        except QueueFull:
-            raise TargetFailure(ApiError.overloaded(), retryable=True, counts_against_health=False) from None
-        account.started(prompt_tokens=len(prompt.tokens), max_tokens=max_tokens, queued=worker.pending - 1)
-        return EventTurn(job, state=self._state, account=account, record=record,
-                         start_usage=Usage(input_tokens=len(prompt.tokens)))
+                          prompt_tokens=0, max_tokens=chat.max_tokens, stream=chat.stream, backend=self.spec.name)
+        search = self._state.web_search
+        if chat.web_search is not None and search is None:
+            account.started(web_search="not configured")
+            return EventTurn(not_configured_items(), state=self._state, account=account, record=record,
+                             start_usage=Usage())
+        if chat.web_search is not None:
+            chat = with_search_tool(chat)
+
+        async def queue(chat: ChatRequest, *, first: bool = False) -> JobResults:
+            check_size(chat, info.context_length)
+            prompt = await render_prompt(worker, info, chat)
+            settings = self._state.settings
+            record.prompt_tokens = len(prompt.tokens)
+            record.max_tokens = output_budget(len(prompt.tokens), chat.max_tokens, info,
+                                              cap=settings.max_output_tokens, policy=settings.max_tokens_policy)
+            try:  # queued now: a full queue is a 529 before any response starts
+                return start_turn(worker, chat, prompt, record.max_tokens, info, record.progress, tag=record)
+            except QueueFull:
+                if first:
+                    raise TargetFailure(ApiError.overloaded(), retryable=True, counts_against_health=False) from None
+                raise ApiError.overloaded() from None
+
+        job = await queue(chat, first=True)
+        account.started(prompt_tokens=record.prompt_tokens, max_tokens=record.max_tokens, queued=worker.pending - 1)
+        items: TurnItems = job
+        if chat.web_search is not None and search is not None:
+            items = SearchingItems(chat, job, queue, search, request.request_id)
+        return EventTurn(items, state=self._state, account=account, record=record,
+                         start_usage=Usage(input_tokens=record.prompt_tokens))
 
     async def count_tokens(self, request: TurnRequest) -> Optional[int]:
         request.chat.require_readable()

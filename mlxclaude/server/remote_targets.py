@@ -4,21 +4,24 @@ engine's reply is passed through as it came, read on the way for its usage and i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, AsyncIterator, Optional
 
 from mlxclaude.engine.backend import GenerationStats
 from mlxclaude.engine.turn import TurnEnd, TurnItem
+from mlxclaude.protocol.chat import ChatRequest
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.protocol.reply_rules import ReplyRules
 from mlxclaude.protocol.usage import Usage
 from mlxclaude.routing.config import BackendSpec
 from mlxclaude.routing.health import BackendHealth
 from mlxclaude.server.accounting import RequestAccount
-from mlxclaude.server.event_turn import EventTurn
+from mlxclaude.server.event_turn import EventTurn, TurnItems
 from mlxclaude.server.inflight import InFlight
 from mlxclaude.server.sse import close_shielded
 from mlxclaude.server.state import ServerState
 from mlxclaude.server.target import Turn, TurnRequest
+from mlxclaude.server.web_search_turn import SearchingItems, not_configured_items, with_search_tool
 from mlxclaude.upstream.openai_wire import ReplyEnd
 from mlxclaude.upstream.remote_engine import EventReply, PassthroughReply, RemoteEngine, ReplyTiming
 
@@ -80,13 +83,31 @@ class EventEngineTarget(RemoteTarget):
     """OpenAI-compatible engines and Azure OpenAI."""
 
     async def open(self, request: TurnRequest, account: RequestAccount) -> Turn:
-        request.chat.require_readable()  # the engine reads documents as the text they were turned into
+        chat = request.chat
+        chat.require_readable()  # the engine reads documents as the text they were turned into
+        if chat.web_search is not None:  # the server runs the searches: the engine sees a function tool
+            if self.state.web_search is None:
+                account.started(web_search="not configured")
+                record = self._record(request)
+                self._forget(record)
+                return EventTurn(not_configured_items(), state=self.state, account=account, record=record,
+                                 start_usage=Usage())
+            request = replace(request, chat=with_search_tool(chat))
         return await super().open(request, account)
 
     def _turn(self, reply: Any, request: TurnRequest, account: RequestAccount, record: InFlight, *,
               on_close) -> Turn:
         assert isinstance(reply, EventReply)
-        items = RemoteEvents(reply, ReplyRules(request.chat), record, streamed=request.chat.stream, on_close=on_close)
+        chat = request.chat
+        items: TurnItems = RemoteEvents(reply, ReplyRules(chat), record, streamed=chat.stream, on_close=on_close)
+        if chat.web_search is not None and self.state.web_search is not None:
+            async def reopen(next_chat: ChatRequest) -> TurnItems:
+                again = await self.engine.open(next_chat, request.document, request.headers, stream=chat.stream)
+                assert isinstance(again, EventReply)
+                self._open[id(record)] = record  # still in flight: closing the last round forgot it
+                return RemoteEvents(again, ReplyRules(next_chat), record, streamed=chat.stream, on_close=on_close)
+
+            items = SearchingItems(chat, items, reopen, self.state.web_search, request.request_id)
         return EventTurn(items, state=self.state, account=account, record=record, start_usage=Usage())
 
 

@@ -40,6 +40,7 @@ class ServerState:
     backends: Optional["Backends"] = None  # the routes' backends: `local` (this worker's model) and the others
     metrics: Any = None  # server/metrics.py Metrics: GET /metrics
     requests_served: int = 0  # replies finished, on every backend
+    web_search: Any = None  # websearch.config.WebSearchConfig: [web_search] in config.toml
 
     def begin_shutdown(self) -> None:
         """Safe from any thread or a signal handler: ends the open streams with an error event."""
