@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mlxclaude.config.registry import ServerSettings
@@ -175,3 +177,40 @@ def test_claude_reads_a_pdf_and_its_text_reaches_the_model(claude, tmp_path):
     assert "TANGERINE-17" in result.stdout, result.stdout[-2000:]
     seen = str(backend.requests[-1].messages)
     assert "[page 1 of 2]" in seen and "[page 2 of 2]" in seen
+
+
+def test_claude_searches_the_web_through_the_server(claude, tmp_path):
+    """Claude Code's WebSearch tool asks the model with the web_search server tool; the server runs the search on
+    a SearXNG-shaped loopback server and Claude Code gets the results."""
+    from mlxclaude.websearch.config import parse_web_search
+    from support.upstreams import Answer, recording_upstream
+
+    hits = {"results": [{"url": "https://ml-explore.github.io/mlx/", "title": "MLX docs", "content": "arrays"}]}
+
+    def script(chat):
+        if chat.json_schema is not None:
+            return '{"title": "Search the web"}'
+        tool_results = [message["content"] for message in chat.messages if message["role"] == "tool"]
+        if chat.web_search is not None:  # Claude Code's search request
+            if tool_results:
+                return "MLX docs are at https://ml-explore.github.io/mlx/"
+            return '<tool_call>{"name": "web_search", "arguments": {"query": "mlx docs"}}</tool_call>'
+        if tool_results:
+            return "The search found the MLX docs."
+        return '<tool_call>{"name": "WebSearch", "arguments": {"query": "mlx docs"}}</tool_call>'
+
+    backend = ScriptedBackend(script)
+    with recording_upstream(lambda request: Answer(body=hits)) as searxng:
+        config = parse_web_search({"web_search": {"provider": "searxng", "url": searxng.url}})
+        with live_server(lambda: backend, auth_token=TOKEN, web_search=config) as server:
+            result = run_claude(claude, ["-p", "search the web for mlx docs", "--tools", "WebSearch",
+                                         "--allowedTools", "WebSearch", "--system-prompt", "You are terse.",
+                                         "--output-format", "json"],
+                                claude_env(server.url, TOKEN, tmp_path / "cfg"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [request.query.get("q") for request in searxng.requests] == [["mlx docs"]]
+    assert any(chat.web_search is not None for chat in backend.requests)
+    final = json.loads(result.stdout)
+    assert final["result"] == "The search found the MLX docs."
+    # Claude Code counts the searches it was told of (what `Did 1 search` shows)
+    assert sum(usage.get("webSearchRequests", 0) for usage in final["modelUsage"].values()) == 1, final
