@@ -1,18 +1,21 @@
-"""Work that grows with a request never blocks the event loop: /health answers within a second while a
-huge body is parsed or a huge stop list is matched, on the real MLX engine (tiny model)."""
+"""Work that grows with a request never blocks the event loop, on the real MLX engine (tiny model): parsing a
+huge body and matching a huge stop list run on other threads than the server's event loop, and /health keeps
+answering meanwhile. A property, not a time limit: on a loaded machine a time limit fails for the wrong reason
+(bench/ measures the latency)."""
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 
 import httpx
 import pytest
 
 from mlxclaude.config.registry import ServerSettings
 from mlxclaude.daemon.serve import mlx_backend_loader
+from mlxclaude.parsing.stops import StopMatcher
 from mlxclaude.protocol.limits import MAX_STOP_SEQUENCE_CHARS, MAX_STOP_SEQUENCES
+from mlxclaude.server import messages
 from support.live_server import live_server
 
 pytestmark = pytest.mark.mlx
@@ -26,43 +29,58 @@ def server(tiny_model_dir):
         yield live
 
 
-def slowest_health_while(server, send) -> tuple[float, httpx.Response]:
-    """Send one request in a thread; meanwhile poll /health. The slowest /health and the request's response."""
+def threads_of(monkeypatch, owner, name: str) -> list[threading.Thread]:
+    """Record the thread of every call of `owner.name`."""
+    seen: list[threading.Thread] = []
+    original = getattr(owner, name)
+
+    def recording(*args, **kwargs):
+        seen.append(threading.current_thread())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, recording)
+    return seen
+
+
+def healthy_while(server, send) -> tuple[int, httpx.Response]:
+    """Send one request in a thread; meanwhile poll /health. How many /health answers came, and the response."""
     result: dict = {}
     thread = threading.Thread(target=lambda: result.setdefault("response", send()))
-    slowest = 0.0
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    answered = 0
+    with httpx.Client(base_url=server.url, timeout=60) as http:
         thread.start()
         while thread.is_alive():
-            started = time.perf_counter()
             assert http.get("/health").status_code == 200
-            slowest = max(slowest, time.perf_counter() - started)
-            time.sleep(0.02)
+            answered += 1
     thread.join()
-    return slowest, result["response"]
+    return answered, result["response"]
 
 
-def test_health_answers_while_a_30_mb_body_is_handled(server):
+def test_a_30_mb_body_is_parsed_off_the_event_loop(server, monkeypatch):
+    parsed_on = threads_of(monkeypatch, messages, "prepare_create")
     content = "lorem ipsum dolor sit amet " * (30 * 1024 * 1024 // 27)
     body = json.dumps({"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": content}]}).encode()
 
     def send():
-        return httpx.post(f"{server.url}/v1/messages", content=body, timeout=120,
+        return httpx.post(f"{server.url}/v1/messages", content=body, timeout=300,
                           headers={"content-type": "application/json"})
 
-    slowest, response = slowest_health_while(server, send)
+    answered, response = healthy_while(server, send)
     assert response.status_code == 400 and "prompt is too long" in response.json()["error"]["message"]
-    assert slowest < 1.0, f"/health took {slowest:.2f} s"
+    assert parsed_on and server.event_loop_thread not in parsed_on
+    assert answered >= 1
 
 
-def test_health_answers_while_the_largest_stop_list_is_matched(server):
+def test_the_largest_stop_list_is_matched_off_the_event_loop(server, monkeypatch):
+    matched_on = threads_of(monkeypatch, StopMatcher, "feed")
     stops = [f"{i:05d}" + "q" * (MAX_STOP_SEQUENCE_CHARS - 5) for i in range(MAX_STOP_SEQUENCES)]
     body = {"model": "m", "max_tokens": 64, "stream": True, "stop_sequences": stops,
             "messages": [{"role": "user", "content": "Write a long story."}]}
 
     def send():
-        return httpx.post(f"{server.url}/v1/messages", json=body, timeout=120)
+        return httpx.post(f"{server.url}/v1/messages", json=body, timeout=300)
 
-    slowest, response = slowest_health_while(server, send)
+    answered, response = healthy_while(server, send)
     assert response.status_code == 200 and "event: message_stop" in response.text
-    assert slowest < 1.0, f"/health took {slowest:.2f} s"
+    assert matched_on and server.event_loop_thread not in matched_on
+    assert answered >= 1

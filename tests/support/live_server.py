@@ -32,6 +32,11 @@ class LiveServer:
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     @property
+    def event_loop_thread(self) -> threading.Thread:
+        """The thread that runs the server's event loop."""
+        return self._thread
+
+    @property
     def worker(self):
         return self.app.state.mlxclaude.worker
 
