@@ -10,11 +10,10 @@ from mlxclaude.cli._options import ForceOption, ModelOption
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run", cls=Command, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(run)
+    app.command("run", cls=Command)(run)  # claude's own options come after `--`: a mistake before it is run's
 
 
 def run(
-    ctx: typer.Context,
     model: ModelOption = None,
     force: ForceOption = False,
     claude_args: Annotated[Optional[list[str]], typer.Argument(
@@ -51,5 +50,5 @@ def run(
         _output.warning(fit.detail())
     else:
         warn_small_context(context)
-    code = launch_claude(claude, [*(claude_args or []), *ctx.args], env)
+    code = launch_claude(claude, list(claude_args or []), env)
     raise SystemExit(code)

@@ -56,6 +56,9 @@ POLL = 0.1
 Progress = Callable[[str], None]
 
 
+PORT_HINT = "stop what is using it, or pick another port: mlxclaude config set port N (or up --port N)"
+
+
 def lock_file() -> Path:
     return paths.state_dir() / "daemon.lock"
 
@@ -101,10 +104,10 @@ def check_port_free(host: str, port: int) -> None:
             sock.bind((host, port))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise MlxClaudeError(f"port {port} is already in use on {host}; "
-                                 "use --port N or stop what is using it") from None
+            raise MlxClaudeError(f"port {port} is already in use on {host}",
+                                 hint=PORT_HINT) from None
         raise MlxClaudeError(f"cannot bind {host}:{port}: {exc.strerror or exc}",
-                             hint="use --host 127.0.0.1 or another --port") from None
+                             hint="mlxclaude config set host 127.0.0.1, or " + PORT_HINT) from None
 
 
 # -- the start lock ------------------------------------------------------------------------

@@ -100,7 +100,8 @@ def listen(settings: ServerSettings) -> socket.socket:
         return bind_socket(settings.host, settings.port)
     except OSError as exc:
         raise MlxClaudeError(f"cannot bind {settings.host}:{settings.port}: {exc.strerror or exc}",
-                             hint="use --port N or stop what is using it") from exc
+                             hint="stop what is using it, or pick another port: mlxclaude config set port N "
+                                  "(or --port N)") from exc
 
 
 def mlx_backend_loader(settings: ServerSettings, *, name: Optional[str] = None,

@@ -143,3 +143,14 @@ def test_run_keeps_claude_codes_ids_when_routes_are_configured(tmp_path, monkeyp
     else:
         assert "routes configured" not in result.err
         assert env["ANTHROPIC_MODEL"] == env["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "claude-local-org-configured"
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--port", "28767", "--", "-p", "hi"], "No such option: --port"),
+    (["--modle", "tiny"], "No such option: --modle (Possible options: --model)"),
+    (["-p", "hi"], "No such option: -p"),
+])
+def test_runs_own_mistakes_are_its_usage_errors_not_claudes(args, says):
+    """Only what follows `--` goes to claude: a mistake before it is a usage error here, before anything starts."""
+    result = run_cli("run", *args)
+    assert result.code == 2 and says in result.err

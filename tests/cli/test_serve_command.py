@@ -44,7 +44,8 @@ def test_a_busy_port_fails_before_the_model_loads(tmp_path, monkeypatch):
         code, out, err = run_cli("serve", "--model", str(tmp_path), "--port", str(port))
     assert code == 1 and out == ""
     assert err.splitlines() == [f"error: cannot bind 127.0.0.1:{port}: Address already in use",
-                                "hint: use --port N or stop what is using it"]
+                                "hint: stop what is using it, or pick another port: mlxclaude config set port N "
+                                "(or --port N)"]
 
 
 def test_serves_on_the_socket_it_bound(tmp_path, isolated_home):

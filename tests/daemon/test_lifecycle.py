@@ -141,7 +141,8 @@ def test_busy_port_is_one_line_naming_the_port(env):
         result = env.cli("up", "--model", str(env.model), "--port", str(port))
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"error: port {port} is already in use on 127.0.0.1; use --port N or stop what is using it"]
+        f"error: port {port} is already in use on 127.0.0.1",
+        "hint: stop what is using it, or pick another port: mlxclaude config set port N (or up --port N)"]
     assert not env.state_file.exists() and not (env.home / "log" / "daemon.stderr.log").exists()
 
 
