@@ -245,7 +245,9 @@ def _cache(facts: Optional[dict]) -> Optional[str]:
     corrupt = disk.get("corrupt") or 0
     moved = f", {corrupt} unreadable file{'s' if corrupt != 1 else ''} moved to {disk.get('directory')}/corrupt" \
         if corrupt else ""
-    return f"{facts.get('entries', 0)} entries, {format_bytes(facts.get('bytes') or 0)}{rate}{moved}"
+    entries = facts.get("entries", 0)
+    noun = "entry" if entries == 1 else "entries"
+    return f"{entries} {noun}, {format_bytes(facts.get('bytes') or 0)}{rate}{moved}"
 
 
 def _batch(facts: Optional[dict]) -> Optional[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from mlxclaude.atomic import atomic_write_text
-from mlxclaude.errors import MlxClaudeError
+from mlxclaude.errors import MlxClaudeError, UsageError
 
 TABLES = ("backends", "routes", "fallbacks")  # top-level tables that are not settings
 
@@ -34,8 +34,8 @@ def read_config(path: Optional[Path] = None) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise MlxClaudeError(f"{path}: invalid TOML: {exc}",
-                             hint="fix the line shown, or remove the file to start again") from None
+        raise UsageError(f"{path}: invalid TOML: {exc}",  # a mistake in configuration: exit 2, as the others
+                         hint="fix the line shown, or remove the file to start again") from None
     except UnicodeDecodeError as exc:
         raise MlxClaudeError(f"{path}: not UTF-8 text: {exc}") from None
 

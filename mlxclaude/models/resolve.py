@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
-from mlxclaude.errors import ModelNotFound
+from mlxclaude.errors import MlxClaudeError, ModelNotFound
 
 Source = Literal["directory", "listed", "hub"]
 
@@ -55,6 +55,10 @@ def resolve(text: str, *, pull: bool) -> ResolvedModel:
     local = Path(text).expanduser()
     if local.is_dir():
         path = local.resolve()
+        if not (path / "config.json").is_file():  # at once, not after the daemon tried for seconds
+            raise MlxClaudeError(f"{path} holds no model: it has no config.json",
+                                 hint="point at an mlx-lm model directory or a name from `mlxclaude models list`, "
+                                      "or import a GGUF file: mlxclaude models import FILE.gguf")
         return ResolvedModel(name=path.name, path=path, source="directory")
     from mlxclaude.models.catalog import find_model
 

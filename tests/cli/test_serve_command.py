@@ -13,8 +13,15 @@ from support.cli_app import run_cli
 from support.daemon_env import Env
 
 
+def model_dir(tmp_path):
+    """A directory that names a model (its config.json); nothing here loads it."""
+    (tmp_path / "config.json").write_text("{}")
+    return tmp_path
+
+
 def test_non_loopback_bind_without_token_is_refused(tmp_path, monkeypatch):
     monkeypatch.delenv("MLXCLAUDE_AUTH_TOKEN", raising=False)
+    model_dir(tmp_path)
     code, out, err = run_cli("serve", "--model", str(tmp_path), "--host", "0.0.0.0")
     assert code == 2 and out == ""
     assert "refusing to bind 0.0.0.0 without a token" in err and "--auth-token" in err
@@ -27,6 +34,12 @@ def test_missing_model_directory_is_one_line_with_a_hint(tmp_path):
     assert err.splitlines()[1].startswith("hint: ")
 
 
+def test_a_directory_without_a_model_fails_at_once(tmp_path):
+    code, _, err = run_cli("serve", "--model", str(tmp_path))
+    assert code == 1 and err.splitlines()[0] == f"error: {tmp_path.resolve()} holds no model: it has no config.json"
+    assert "mlxclaude models import FILE.gguf" in err.splitlines()[1]
+
+
 def test_no_model_is_a_usage_error(monkeypatch):
     monkeypatch.delenv("MLXCLAUDE_MODEL", raising=False)
     code, _, err = run_cli("serve")
@@ -37,6 +50,7 @@ def test_a_busy_port_fails_before_the_model_loads(tmp_path, monkeypatch):
     from mlxclaude.daemon import serve
 
     monkeypatch.setattr(serve, "mlx_backend_loader", lambda *_, **__: pytest.fail("the model was to be loaded"))
+    model_dir(tmp_path)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -49,8 +63,9 @@ def test_a_busy_port_fails_before_the_model_loads(tmp_path, monkeypatch):
 
 
 def test_serves_on_the_socket_it_bound(tmp_path, isolated_home):
-    """An empty model directory: the server answers (the load fails on the worker thread), then stops on SIGINT."""
-    env = Env(isolated_home, tmp_path)
+    """A model directory with an empty config: the server answers (the load fails on the worker thread), then
+    stops on SIGINT."""
+    env = Env(isolated_home, model_dir(tmp_path))
     proc = env.popen("serve", "--model", str(tmp_path), "--port", str(env.port))
     try:
         deadline = time.monotonic() + 60

@@ -94,4 +94,5 @@ def test_json_passes_the_fields_through(daemon):
 def test_the_cache_line_counts_unreadable_files_moved_aside():
     facts = {"entries": 2, "bytes": 2048, "disk": {"directory": "/c", "loaded": 1, "saved": 0, "corrupt": 3}}
     assert _cache(facts) == "2 entries, 2.0 KiB, 3 unreadable files moved to /c/corrupt"
+    assert _cache({"entries": 1, "bytes": 0}).startswith("1 entry, ")
     assert _cache({**facts, "disk": {**facts["disk"], "corrupt": 0}}) == "2 entries, 2.0 KiB"

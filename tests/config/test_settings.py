@@ -354,3 +354,10 @@ def test_show_lists_each_backends_keys_from_the_registry(cli, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     table = cli("config", "show").out
     assert "backends.gpu.url" in table and "backends.gpu.cooldown" in table and "30s" in table
+
+
+def test_a_toml_syntax_error_is_a_usage_error_like_the_other_config_mistakes(cli):
+    paths.config_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file().write_text("port = = 1\n")
+    result = cli("config", "show")
+    assert result.code == 2 and "invalid TOML" in result.err

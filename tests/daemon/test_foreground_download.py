@@ -74,11 +74,20 @@ def test_up_downloads_first_with_progress_then_starts_the_daemon_on_the_local_co
 def test_a_model_that_fails_to_load_shows_the_daemons_error_and_hint(tmp_path, down):
     broken = tmp_path / "not-a-model"
     broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
     result = run_cli("up", "--model", str(broken), "--port", str(free_port()))
     assert result.code == 1
     lines = result.err.splitlines()
-    assert lines[-2] == f"error: model failed to load: {broken} has no config.json; pass an mlx-lm model directory"
+    assert lines[-2].startswith("error: model failed to load: ")
     assert lines[-1] == f"hint: `mlxclaude models check {broken}` says what is wrong with it"
+
+
+def test_a_directory_that_holds_no_model_fails_before_any_daemon_starts(tmp_path, down):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli("up", "--model", str(empty), "--port", str(free_port()))
+    assert result.code == 1 and f"{empty.resolve()} holds no model: it has no config.json" in result.err
+    assert run_cli("status").code == 3  # nothing was started
 
 
 def test_the_daemons_logged_error_and_hint_are_what_up_prints(tmp_path, tiny_model_dir, monkeypatch):

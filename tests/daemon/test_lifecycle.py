@@ -70,6 +70,7 @@ def test_up_status_request_down(env):
     assert pid_printed(again.stdout) == state["pid"]
     other = env.home.parent / "other-model"
     other.mkdir()
+    (other / "config.json").write_text("{}")
     switch = env.cli("up", "--model", str(other))  # naming another model is not a no-op
     assert switch.returncode == 1 and "already running with" in switch.stderr
     assert f"mlxclaude restart --model {other}" in switch.stderr
@@ -155,8 +156,14 @@ def test_no_model_and_bad_model(env):
     broken = env.home.parent / "not-a-model"
     broken.mkdir()
     result = env.cli("up", "--model", str(broken), "--port", str(env.port))
+    assert result.returncode == 1  # at once: nothing starts for a directory that holds no model
+    assert result.stderr.startswith(f"error: {broken.resolve()} holds no model: it has no config.json")
+    assert not env.state_file.exists() and daemon_pids_under(env.home) == []
+
+    (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    result = env.cli("up", "--model", str(broken), "--port", str(env.port))
     assert result.returncode == 1
-    assert result.stderr.startswith("error: model failed to load:") and "config.json" in result.stderr
+    assert "error: model failed to load:" in result.stderr
     assert not env.state_file.exists() and daemon_pids_under(env.home) == []
 
 
