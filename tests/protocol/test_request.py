@@ -3,7 +3,7 @@ from typing import Any
 
 import pytest
 
-from mlxclaude.protocol.chat import ChatRequest, Sampling, ToolChoice
+from mlxclaude.protocol.chat import ChatRequest, Sampling, ToolChoice, WebSearchTool
 from mlxclaude.protocol.request import to_chat_request
 from mlxclaude.protocol.wire import parse_count_tokens_params, parse_create_params
 
@@ -90,7 +90,7 @@ CLAUDE_CODE_MESSAGES = [
     },
     {
         "role": "assistant",
-        "content": "Listing.",
+        "content": "Listing.\n\n[searched the web for: q]",  # the server's earlier search, as text
         "reasoning_content": "I should run ls.",
         "tool_calls": [
             {"type": "function", "id": "toolu_01", "function": {"name": "Bash", "arguments": {"command": "ls -la"}}},
@@ -123,6 +123,7 @@ def test_claude_code_request() -> None:
             },
         ],
         tool_choice=ToolChoice(),
+        web_search=WebSearchTool(max_uses=5),
         thinking="default",
         max_tokens=64000,
         stop_sequences=(),
