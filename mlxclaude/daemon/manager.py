@@ -36,6 +36,7 @@ from mlxclaude.daemon.state import (
     DAEMON_MODULE,
     DaemonState,
     is_our_daemon,
+    last_model,
     load_state_file,
     pid_alive,
     read_state,
@@ -374,5 +375,8 @@ def restart(settings: Optional[ServerSettings] = None, *, model: Optional[str] =
     settings = replace(settings, host=host or settings.host, port=settings.port if port is None else port)
     if requested is None and settings.model:
         requested = resolve_model(settings.model)
+    if requested is None and previous is None and (last := last_model()) is not None:
+        name, path = last  # down, nothing configured: the model the last daemon served
+        requested = replace(resolve_model(path), name=name or Path(path).name)
     return _start(settings, requested, foreground=False, on_progress=on_progress,
                   timeout=START_TIMEOUT if timeout is None else timeout)

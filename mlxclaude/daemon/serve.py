@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from mlxclaude import __version__, logs, paths
 from mlxclaude.config.registry import ServerSettings
-from mlxclaude.daemon.state import DaemonState, remove_state, url_for, write_state
+from mlxclaude.daemon.state import DaemonState, remember_model, remove_state, url_for, write_state
 from mlxclaude.errors import MlxClaudeError, UsageError
 from mlxclaude.logs import log_event
 
@@ -205,6 +205,7 @@ def serve(settings: ServerSettings, *, model_name: Optional[str] = None, daemon:
         # no-op, so the state file is still removed below (and a signal before serving starts stops it too)
         signal.signal(signal.SIGTERM, request_exit)
         signal.signal(signal.SIGINT, request_exit)
+        remember_model(model, model_path)
         write_state(DaemonState(pid=os.getpid(), url=url, host=settings.host, port=settings.port, model=model,
                                 model_path=model_path, version=__version__, started_at=time.time(),
                                 log_path=str(paths.daemon_log_file()), token=settings.auth_token))

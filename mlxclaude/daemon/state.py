@@ -178,3 +178,26 @@ def read_state(path: Optional[Path] = None) -> Optional[DaemonState]:
         remove_state(state.pid, path)
         return None
     return state
+
+
+def last_model_file() -> Path:
+    return paths.state_dir() / "last-model.json"
+
+
+def remember_model(model: Optional[str], model_path: Optional[str]) -> None:
+    """The model a daemon served, kept after it stops: `restart` while down starts it again."""
+    if model_path:
+        atomic_write_text(last_model_file(), json.dumps({"model": model, "model_path": model_path}) + "\n", mode=0o600)
+
+
+def last_model() -> Optional[tuple[Optional[str], str]]:
+    """(name, path) of the model the last daemon served, when that path still exists."""
+    try:
+        data = json.loads(last_model_file().read_text())
+    except (OSError, ValueError):
+        return None
+    path = data.get("model_path") if isinstance(data, dict) else None
+    if not isinstance(path, str) or not Path(path).exists():
+        return None
+    name = data.get("model")
+    return (name if isinstance(name, str) else None), path

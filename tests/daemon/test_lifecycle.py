@@ -116,6 +116,11 @@ def test_kill_9_then_up_again_then_restart_then_sigterm(env):
     assert not env.state_file.exists()  # the daemon removed its own file on the way out
     assert json.loads(env.daemon_log.read_text().splitlines()[-1])["event"] == "daemon_stop"
 
+    revived = env.cli("restart", "--port", str(env.port))  # down, nothing configured: the model it last served
+    assert revived.returncode == 0, revived.stderr
+    assert env.state()["model_path"] == second["model_path"]
+    assert env.cli("down").returncode == 0
+
 
 def test_two_concurrent_ups_start_one_daemon_by_model_name(env):
     imported = env.home / "data" / "models" / "tiny-local"  # a name `mlxclaude models list` shows
