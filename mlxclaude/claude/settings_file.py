@@ -190,6 +190,16 @@ def wire_settings(env: dict[str, str], *, project_dir: Optional[Path] = None) ->
                       record=_record_path(target, scope), **report)
 
 
+def _drop_empty_project_dir(target: Path, project_dir: Optional[Path]) -> None:
+    """A project's `.claude/` that wiring created and unwiring left empty goes too (never ~/.claude)."""
+    if project_dir is None:
+        return
+    try:
+        target.parent.rmdir()  # only succeeds when empty
+    except OSError:
+        pass
+
+
 def unwire_settings(*, project_dir: Optional[Path] = None) -> UnwireResult:
     """Undo wire_settings (see the module docstring)."""
     scope = _scope(project_dir)
@@ -208,6 +218,7 @@ def unwire_settings(*, project_dir: Optional[Path] = None) -> UnwireResult:
             action = "restored"
         else:
             real_path(target).unlink()
+            _drop_empty_project_dir(target, project_dir)
             action = "deleted"
         _drop_record(target, scope)
         return UnwireResult(target, scope, action, removed=tuple(record.added), restored=tuple(record.previous))
@@ -225,6 +236,7 @@ def unwire_settings(*, project_dir: Optional[Path] = None) -> UnwireResult:
         del data["env"]
     if not data and not record.existed:
         real_path(target).unlink()
+        _drop_empty_project_dir(target, project_dir)
         action = "deleted"
     elif removed or restored:
         atomic_write(target, dump(data), file_mode(target) or NEW_FILE_MODE)

@@ -191,7 +191,13 @@ def test_project_target(tmp_path):
     assert not user_file(tmp_path).exists()
     assert unwire_settings().action == "not-wired"          # the user file was never wired
     assert unwire_settings(project_dir=project).action == "deleted"
-    assert not local.exists() and local.parent.is_dir()
+    assert not local.exists() and not local.parent.exists()  # the empty .claude/ wiring made goes too
+
+    (project / ".claude").mkdir()
+    (project / ".claude" / "commands.md").write_text("mine")
+    wire_settings(ENV, project_dir=project)
+    assert unwire_settings(project_dir=project).action == "deleted"
+    assert (project / ".claude" / "commands.md").read_text() == "mine"  # a .claude/ with the user's files stays
 
 
 def test_claude_config_dir_is_honoured(tmp_path, monkeypatch):
