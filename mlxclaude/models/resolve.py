@@ -83,5 +83,28 @@ def not_found(text: str) -> ModelNotFound:
         return ModelNotFound(f"model directory not found: {text}",
                              hint="pass a model directory, a name from `mlxclaude models list`, or a repo id (org/name)")
     pull = f"mlxclaude models pull {text}" if is_repo_id(text) else "mlxclaude models pull REPO"
+    close = _close_names(text)
+    guess = f"did you mean {' or '.join(repr(name) for name in close)}? " if close else ""
     return ModelNotFound(f"model not found: {text}",
-                         hint=f"see `mlxclaude models list`, or download it with `{pull}`")
+                         hint=f"{guess}see `mlxclaude models list`, or download it with `{pull}`")
+
+
+def _close_names(text: str) -> list[str]:
+    """Models on this machine whose name (or its last part) is close to `text`, closest first: a typo's likely
+    meaning."""
+    import difflib
+
+    from mlxclaude.models.catalog import list_models
+
+    try:
+        names = [model.name for model in list_models()]
+    except Exception:  # a broken cache never hides the error being reported
+        return []
+    wanted = text.lower()
+
+    def closeness(name: str) -> float:
+        return max(difflib.SequenceMatcher(None, wanted, candidate).ratio()
+                   for candidate in (name.lower(), name.rsplit("/", 1)[-1].lower()))
+
+    scored = sorted(((closeness(name), name) for name in names), reverse=True)
+    return [name for score, name in scored if score >= 0.75][:2]

@@ -124,6 +124,10 @@ def test_resolve_errors(cached, imported):
     with pytest.raises(ModelNotFound) as missing:
         resolve("wen2.5-0.5B-Instruct-4bit", pull=False)  # a suffix, but not at a name boundary
     assert "mlxclaude models list" in missing.value.hint
+    assert missing.value.hint.startswith(f"did you mean '{QWEN}'")  # the typo's likely meaning, first
+    with pytest.raises(ModelNotFound) as typo:
+        resolve("my-imprt-8bit", pull=False)
+    assert typo.value.hint.startswith("did you mean 'my-import-8bit'?")
 
     not_pulled = resolve("mlx-community/Not-Pulled-4bit", pull=False)  # left for the loader to download
     assert not_pulled == ResolvedModel(name="mlx-community/Not-Pulled-4bit", path=None, source="hub")
