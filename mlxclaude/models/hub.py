@@ -99,6 +99,10 @@ class DownloadDisplay(Protocol):
     def update(self, task_id: Any, *, completed: Optional[float] = None, total: Optional[float] = None) -> None: ...
 
 
+# what works with no hub at all, said wherever the hub cannot be reached
+OFFLINE_WAYS = ("use a model already here (`mlxclaude models list`), a local mlx-lm directory, or import one: "
+                "`mlxclaude models import FILE.gguf`, `ollama:NAME` or `lmstudio:NAME`")
+
 def split_repo_revision(text: str) -> tuple[str, str | None]:
     """`org/name@rev` -> ("org/name", "rev"); `org/name` -> ("org/name", None)."""
     value = text.strip()
@@ -115,6 +119,19 @@ def hub_endpoint() -> str:
     from huggingface_hub import constants
 
     return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub answers at all now (any HTTP status counts): a download is worth offering."""
+    if hub_offline():
+        return False
+    import httpx
+
+    try:
+        httpx.head(hub_endpoint(), timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    return True
 
 
 def hub_offline() -> bool:
@@ -161,7 +178,7 @@ def pull_model(repo: str, revision: str | None = None, *, display: Optional[Down
     if hub_offline():
         raise HubUnreachable(
             "cannot reach the Hugging Face hub (HF_HUB_OFFLINE is set)",
-            hint="unset HF_HUB_OFFLINE to download; models already pulled still run offline",
+            hint="unset HF_HUB_OFFLINE to download, or " + OFFLINE_WAYS,
         )
 
     from huggingface_hub import HfApi, snapshot_download
@@ -264,15 +281,14 @@ def hub_error(exc: BaseException, repo: str, revision: str | None, endpoint: str
     if isinstance(exc, OfflineModeIsEnabled):
         return HubUnreachable(
             "cannot reach the Hugging Face hub (HF_HUB_OFFLINE is set)",
-            hint="unset HF_HUB_OFFLINE to download; models already pulled still run offline",
+            hint="unset HF_HUB_OFFLINE to download, or " + OFFLINE_WAYS,
         )
     if _is_connect_error(exc) or (not downloading and _is_transport_error(exc)) or (
         isinstance(exc, LocalEntryNotFoundError) and not isinstance(exc.__cause__, HfHubHTTPError)
     ):
         return HubUnreachable(
             f"cannot reach the Hugging Face hub (HF_ENDPOINT={endpoint})",
-            hint="check the network or proxy (or set HF_ENDPOINT to a reachable mirror); "
-            "models already pulled still run offline",
+            hint="check the network or proxy (or set HF_ENDPOINT to a reachable mirror), or " + OFFLINE_WAYS,
         )
     if isinstance(exc, HfHubHTTPError) and not downloading:
         return HubError(

@@ -77,3 +77,26 @@ def test_doctor_agrees_with_check(smollm2_model_dir, check_result, monkeypatch):
     assert result.code == 1
     model = next(check for check in json.loads(result.out)["checks"] if check["name"] == "model")
     assert model["status"] == "fail" and context["detail"] in model["detail"]
+
+
+def test_a_model_too_small_for_claude_code_is_not_picked_by_default(smollm2_model_dir, starts, monkeypatch):
+    """The only model here cannot hold Claude Code's prompt: `up` does not pick it to refuse it a moment later;
+    with the hub out of reach it says what works offline."""
+    import socket
+
+    from mlxclaude import paths
+
+    imported = paths.imported_models_dir() / smollm2_model_dir.name
+    imported.parent.mkdir(parents=True, exist_ok=True)
+    imported.symlink_to(smollm2_model_dir, target_is_directory=True)
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{sock.getsockname()[1]}")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("MLXCLAUDE_MODEL", raising=False)
+    result = run_cli("up")
+    assert result.code == 1 and starts == []
+    assert "using " not in result.err  # not picked
+    error, hint = result.err.splitlines()[-2:]
+    assert error == "error: no model configured, and the Hugging Face hub cannot be reached to download one"
+    assert "mlxclaude models import FILE.gguf" in hint and "mlxclaude models list" in hint
