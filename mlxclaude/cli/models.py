@@ -179,21 +179,28 @@ STATUS_STYLE = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]f
 
 def run_check(name: str, path: Path, *, as_json: bool):
     """Run `models check` on `path`: progress lines on stderr, the report as JSON on stdout with as_json."""
+    from rich.text import Text
+
+    from mlxclaude import logs
     from mlxclaude.models.check import check_model
 
     console = _output.stderr_console()
 
     def show(line) -> None:
-        if not as_json:
-            padding = " " * (5 - len(line.status))
-            console.print(f"  {STATUS_STYLE.get(line.status, line.status)}{padding} {line.name:<14} ", end="")
-            console.print(line.detail, markup=False)
+        if not as_json:  # one print per line: the spinner redraws between prints, never inside one
+            label = Text.from_markup(STATUS_STYLE.get(line.status, line.status))
+            console.print(Text.assemble("  ", label, " " * (5 - len(line.status)), f" {line.name:<14} ",
+                                        line.detail))
 
     if not as_json:
         console.print(f"checking [bold]{name}[/] ({path})")
-    with console.status("checking…") as spinner:
-        report = check_model(path, name=name, on_line=show,
-                             on_start=lambda step: spinner.update(f"checking {step}…"))
+    logs.configure(None, echo=False)  # the engine's log records are the daemon's, not this report's
+    try:
+        with console.status("checking…") as spinner:
+            report = check_model(path, name=name, on_line=show,
+                                 on_start=lambda step: spinner.update(f"checking {step}…"))
+    finally:
+        logs.configure(None, echo=True)
     if as_json:
         _output.print_json(report.to_dict())
     else:

@@ -263,3 +263,18 @@ def test_verdicts():
     failed = CheckReport("m", "/p", [ok, warn, fail, skipped], {})
     assert not failed.fit_for_claude_code
     assert failed.verdict == "m is not fit for Claude Code on this machine (failed: memory)."
+
+
+def test_check_in_an_80_column_terminal_keeps_every_line_whole(tiny_model_dir):
+    """Under the spinner each report line is printed whole: its status and step are on the screen, and no log
+    record lands in the middle of the report."""
+    from support.terminal import screen_of
+
+    code, lines = screen_of(["models", "check", str(tiny_model_dir)], columns=80)
+    report = [line for line in lines if line.startswith("  ")]
+    steps = [line[8:22].strip() for line in report]
+    assert {"files", "load", "chat template", "context", "speed"} <= set(steps), lines
+    assert all(line.split()[0] in ("ok", "warn", "fail") for line in report), lines
+    assert len(steps) == len(set(steps)), lines  # no step printed twice over a half-drawn line
+    assert not any('"event":' in line for line in lines), lines  # no JSON log record
+    assert code in (0, 1)
