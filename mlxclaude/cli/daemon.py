@@ -128,14 +128,15 @@ def _print_started(state: Any) -> None:
 
 
 REMOTE_ONLY = "none (every route goes to a remote backend)"
+MODEL_COLUMN = 32
 
 
 def _render_status(info: dict) -> None:
-    from rich.table import Table
+    """`label  value` lines, labels aligned, nothing padded after the value (piped output has no trailing
+    spaces)."""
+    from rich.text import Text
 
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
+    table: list[tuple[str, Any]] = []
     memory = info.get("memory") or {}
     rows = [
         ("state", info.get("state")),
@@ -155,14 +156,22 @@ def _render_status(info: dict) -> None:
     ]
     for name, value in rows:
         if value is not None and value != "":
-            table.add_row(name, str(value))
+            table.append((name, str(value)))
     from mlxclaude.cli._inflight import in_flight_lines
 
     for index, line in enumerate(in_flight_lines(info.get("in_flight"))):
-        table.add_row("in flight" if index == 0 else "", line)
-    for name, value in routing_rows(info):
-        table.add_row(name, value)
-    _output.stdout_console().print(table)
+        table.append(("in flight" if index == 0 else "", line))
+    table.extend(routing_rows(info))
+    width = max(len(name) for name, _ in table)
+    console = _output.stdout_console()
+    room = max(20, console.width - width - 2)
+    for name, value in table:  # a long value wraps under itself, never past the terminal's width
+        parts = (value if isinstance(value, Text) else Text(value)).wrap(console, room)
+        for index, part in enumerate(parts):
+            line = Text(f"{name if index == 0 else '':<{width}}  ", style="bold")
+            line.append_text(part)
+            line.rstrip()
+            console.print(line, soft_wrap=True)
 
 
 # -- backends and routes (config.toml's [backends], [routes], [fallbacks]) ------------------------
@@ -180,6 +189,8 @@ def routing_rows(info: dict) -> list:
     from rich.text import Text
 
     widths = [max(len(str(entry.get(key) or "")) for entry in backends) for key in ("name", "kind")]
+    # the states line up, unless a very long model id would push every line past the terminal
+    widths.append(min(MODEL_COLUMN, max(len(str(entry.get("model") or entry.get("url") or "-")) for entry in backends)))
     rows = [("backends" if index == 0 else "", backend_line(entry, widths)) for index, entry in enumerate(backends)]
     routes = routes_text(info.get("routes"))
     if routes:
@@ -198,7 +209,8 @@ def backend_line(entry: dict, widths: Any = (0, 0)):
     from rich.text import Text
 
     name, kind = str(entry.get("name") or "?"), str(entry.get("kind") or "?")
-    line = Text(f"{name:<{widths[0]}}  {kind:<{widths[1]}}  {entry.get('model') or entry.get('url') or '-'}  ")
+    model = str(entry.get("model") or entry.get("url") or "-")
+    line = Text(f"{name:<{widths[0]}}  {kind:<{widths[1]}}  {model:<{widths[2] if len(widths) > 2 else 0}}  ")
     state = str(entry.get("state") or "?")
     shown = state
     left = entry.get("cooldown_left_s")

@@ -96,3 +96,14 @@ def test_the_cache_line_counts_unreadable_files_moved_aside():
     assert _cache(facts) == "2 entries, 2.0 KiB, 3 unreadable files moved to /c/corrupt"
     assert _cache({"entries": 1, "bytes": 0}).startswith("1 entry, ")
     assert _cache({**facts, "disk": {**facts["disk"], "corrupt": 0}}) == "2 entries, 2.0 KiB"
+
+
+def test_piped_status_has_no_trailing_spaces_and_the_backend_states_line_up(daemon):
+    daemon.update(BASE, backends=[{**LOCAL, "model": "qwen-coder-7b"},
+                                  {"name": "gpu", "kind": "openai", "model": "qwen-big", "state": "ok"}],
+                  routes=ROUTES)
+    out = status(120)
+    assert all(line == line.rstrip() for line in out.splitlines())
+    backend_lines = [line for line in out.splitlines() if " mlx " in line or " openai " in line]
+    states = [line.index("loaded") if "loaded" in line else line.index(" ok") + 1 for line in backend_lines]
+    assert len(set(states)) == 1, backend_lines
