@@ -23,7 +23,8 @@ def env(tmp_path, tiny_model_dir):
 def test_run_starts_the_daemon_and_passes_claude_code_exit_code(env, tmp_path):
     result = env.cli("run", "--model", str(env.model), "--", "-p", "say hi", "--tools", "Bash",
                      "--system-prompt", "You are terse.", timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:],
+                                    env.daemon_log.read_text()[-3000:] if env.daemon_log.exists() else "")
     status = env.cli("status", "--json")
     assert status.returncode == 0, "run should leave the daemon up for the next session"
     assert '"requests_served"' in status.stdout
