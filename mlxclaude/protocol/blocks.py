@@ -117,22 +117,19 @@ class BlockAssembler:
         return events
 
     def _server_tool_use(self, use: ServerToolUse) -> list[WireEvent]:
-        events = self.close()
-        events.append(self._start({"type": "server_tool_use", "id": use.id, "name": use.name, "input": {}}))
-        index = len(self.content) - 1
-        for fragment in json_fragments(use.input):
-            events.append(_delta(index, {"type": "input_json_delta", "partial_json": fragment}))
-        self.content[-1]["input"] = use.input
-        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
-        return events
+        return self._call_block({"type": "server_tool_use", "id": use.id, "name": use.name}, use.input)
 
     def _tool_use(self, call: ToolCall) -> list[WireEvent]:
+        return self._call_block({"type": "tool_use", "id": new_tool_use_id(), "name": call.name}, call.arguments)
+
+    def _call_block(self, head: dict[str, Any], arguments: dict[str, Any]) -> list[WireEvent]:
+        """A whole call as its block: started with an empty input, the input as JSON deltas, then stopped."""
         events = self.close()
-        events.append(self._start({"type": "tool_use", "id": new_tool_use_id(), "name": call.name, "input": {}}))
+        events.append(self._start({**head, "input": {}}))
         index = len(self.content) - 1
-        for fragment in json_fragments(call.arguments):
+        for fragment in json_fragments(arguments):
             events.append(_delta(index, {"type": "input_json_delta", "partial_json": fragment}))
-        self.content[-1]["input"] = call.arguments
+        self.content[-1]["input"] = arguments
         events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
         return events
 
