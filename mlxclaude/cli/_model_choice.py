@@ -32,11 +32,13 @@ def with_default_model(settings):
                      f"(choose one with `mlxclaude config set model NAME`)")
         return replace(settings, model=choice.local_name)
     offer = f"{rec.repo} ({rec.size_gb:.1f} GB: {rec.reason})"
-    from mlxclaude.models.hub import OFFLINE_WAYS, hub_reachable
+    from mlxclaude.models.hub import hub_reachable
 
     if not hub_reachable():  # offering a download that cannot happen is a dead end
         raise MlxClaudeError("no model configured, and the Hugging Face hub cannot be reached to download one",
-                             hint=OFFLINE_WAYS)
+                             hint="mlxclaude up --model PATH_OR_NAME with a model already here (`mlxclaude models "
+                                  "list`) or an mlx-lm directory, or import one: `mlxclaude models import FILE.gguf`, "
+                                  "`ollama:NAME` or `lmstudio:NAME`")
     if not sys.stdin.isatty():
         raise MlxClaudeError("no model configured",
                              hint=f"`mlxclaude up --model {rec.repo}` fetches the one recommended for this machine; "

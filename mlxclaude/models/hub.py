@@ -125,11 +125,14 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the hub answers at all now (any HTTP status counts): a download is worth offering."""
     if hub_offline():
         return False
-    import httpx
+    import urllib.error
+    import urllib.request
 
     try:
-        httpx.head(hub_endpoint(), timeout=timeout)
-    except httpx.HTTPError:
+        urllib.request.urlopen(urllib.request.Request(hub_endpoint(), method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return True  # it answered
+    except (OSError, ValueError):
         return False
     return True
 

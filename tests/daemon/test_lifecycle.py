@@ -153,10 +153,11 @@ def test_busy_port_is_one_line_naming_the_port(env):
 
 
 def test_no_model_and_bad_model(env):
-    result = env.cli("up")
+    result = env.cli("up")  # HF_HUB_OFFLINE is set here: no download is offered, the offline ways are named
     assert result.returncode == 1
-    assert result.stderr.splitlines()[0] == "error: no model configured"
-    assert "mlxclaude up --model" in result.stderr
+    assert result.stderr.splitlines()[0] == \
+        "error: no model configured, and the Hugging Face hub cannot be reached to download one"
+    assert "mlxclaude up --model" in result.stderr and "mlxclaude models import FILE.gguf" in result.stderr
 
     broken = env.home.parent / "not-a-model"
     broken.mkdir()
