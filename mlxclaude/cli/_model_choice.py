@@ -67,7 +67,8 @@ def prepare_model(settings, *, explicit: bool, force: bool, command: str, restar
     timeout never runs during a download) and, unless `force`, refused when Claude Code's prompt does not fit
     its context (models/context_fit.py: what `models check` and `doctor` say). `restarting`: the running
     daemon is about to be replaced by one serving settings.model. Returns the ContextFit, or None when nothing
-    was measured (forced, no model, or a model the daemon will report on itself)."""
+    was measured (no model, or a model the daemon will report on itself); forced, an unfit model's ContextFit
+    comes back for the caller to warn with."""
     from mlxclaude.daemon.state import read_state
     from mlxclaude.models.resolve import resolve
 
@@ -96,19 +97,18 @@ def prepare_model(settings, *, explicit: bool, force: bool, command: str, restar
 
         path = pull_with_progress(requested.name)
         _output.note(f"downloaded {requested.name} → {path}")
-    if force:
-        return None
     # a daemon that is being replaced still holds its model's memory: free memory says nothing then
-    return _refuse_unfit(path, requested.name, settings, command, loaded=running is not None)
+    return _refuse_unfit(path, requested.name, settings, command, loaded=running is not None, force=force)
 
 
-def _refuse_unfit(path, name, settings, command: str, *, loaded: bool):
+def _refuse_unfit(path, name, settings, command: str, *, loaded: bool, force: bool = False):
     """The model's ContextFit (None when it cannot be measured: the daemon's load says why); MlxClaudeError,
-    naming a model that would work, when Claude Code's prompt does not fit. `loaded`: the running daemon holds
-    it already, so free memory does not bound its context."""
+    naming a model that would work, when Claude Code's prompt does not fit, unless `force` (the caller then
+    warns in the same words). `loaded`: the running daemon holds it already, so free memory does not bound its
+    context."""
     from mlxclaude.models.context_fit import fit_without_loading
 
     fit = fit_without_loading(path, name=name, context_limit=settings.context_limit, loaded=loaded)
-    if fit is not None and not fit.fits:
+    if fit is not None and not fit.fits and not force:
         raise fit.refusal(command)
     return fit

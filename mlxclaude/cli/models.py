@@ -121,10 +121,11 @@ def list_models(as_json: JsonOption = False) -> None:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
-    for column in ("NAME", "SIZE", "QUANT", "CONTEXT", "TOOLS", "FITS", "SOURCE"):
+    # MEMORY: whether the weights fit in memory; whether Claude Code's prompt fits is `models check`'s verdict
+    for column in ("NAME", "SIZE", "QUANT", "CONTEXT", "TOOLS", "MEMORY", "SOURCE"):
         table.add_column(column)
     for model in models:
-        fits = "[green]yes[/]" if model.fits_in_memory else "[red]no[/]"
+        fits = "[green]fits[/]" if model.fits_in_memory else "[red]too big[/]"
         table.add_row(model.name, size_label(model.size_bytes), model.quant or "-",
                       str(model.context_length or "-"), model.tool_format or "-", fits, model.source)
     _output.stdout_console().print(table)

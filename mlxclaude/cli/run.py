@@ -46,8 +46,9 @@ def run(
                     haiku_model=tiers.haiku_model)
     if tiers.note:
         _output.note(tiers.note)
-    if fit is not None and fit.status == "warn":
-        _output.warning(fit.detail())
+    if fit is not None:  # one verdict, in the words `models check` uses
+        if fit.status != "ok":
+            _output.warning(fit.detail())
     else:
         warn_small_context(context)
     code = launch_claude(claude, list(claude_args or []), env)

@@ -100,3 +100,16 @@ def test_a_model_too_small_for_claude_code_is_not_picked_by_default(smollm2_mode
     error, hint = result.err.splitlines()[-2:]
     assert error == "error: no model configured, and the Hugging Face hub cannot be reached to download one"
     assert "mlxclaude models import FILE.gguf" in hint and "mlxclaude models list" in hint
+
+
+def test_forced_the_warning_is_the_checks_own_verdict(smollm2_model_dir, check_result, monkeypatch):
+    """One notion of "fits": `run --force` warns with the very words `models check` fails with (no separate
+    "at least 48k is recommended")."""
+    from mlxclaude.cli._model_choice import prepare_model
+    from mlxclaude.config.registry import ServerSettings
+
+    monkeypatch.delenv("MLXCLAUDE_MODEL", raising=False)
+    fit = prepare_model(ServerSettings(model=str(smollm2_model_dir)), explicit=True, force=True,
+                        command="mlxclaude run")
+    context = next(line for line in json.loads(check_result.out)["lines"] if line["name"] == "context")
+    assert fit is not None and fit.status == "fail" and fit.detail() == context["detail"]
