@@ -37,15 +37,7 @@ def download_display() -> Iterator["Progress"]:
 
 
 def _make_progress() -> "Progress":
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
+    from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn
     from rich.text import Text
 
     from mlxclaude.cli._output import stderr_console

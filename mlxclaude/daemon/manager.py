@@ -26,12 +26,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional
 from mlxclaude import paths
 from mlxclaude.daemon import client
 from mlxclaude.daemon.routes import needs_local_model
-from mlxclaude.daemon.start_errors import (
-    died_error,
-    last_logged_error,
-    load_failed_error,
-    stderr_log_file,
-)
+from mlxclaude.daemon.start_errors import died_error, last_logged_error, load_failed_error, stderr_log_file
 from mlxclaude.daemon.state import (
     DAEMON_MODULE,
     DaemonState,

@@ -9,14 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from mlxclaude.engine.backend import (
-    DeviceMemory,
-    GenerationCancelled,
-    GenerationItem,
-    GenerationProgress,
-    GenerationStats,
-    RenderedPrompt,
-)
+from mlxclaude.engine.backend import DeviceMemory, GenerationCancelled, GenerationItem, GenerationProgress, GenerationStats, RenderedPrompt
 from mlxclaude.engine.batching import BatchEngine, unbatchable_reason
 from mlxclaude.engine.cache.prompt_cache import PromptCache
 from mlxclaude.engine.constraints import constraint_processors, load_constraints

@@ -20,20 +20,8 @@ from typing import Any, Callable, Literal, Optional
 
 from mlxclaude.config.units import format_bytes
 from mlxclaude.engine.memory import memory_facts
-from mlxclaude.models.check_tools import (  # noqa: F401  (schema_errors re-exported for callers and tests)
-    CLAUDE_CODE_TOOLS,
-    one_line,
-    run_chat,
-    schema_errors,
-    snippet,
-    tool_call_attempt,
-    tool_call_example,
-)
-from mlxclaude.models.memory import (  # noqa: F401  (re-exported for callers and tests)
-    WEIGHTS_OVERHEAD,
-    kv_bytes_per_token,
-    max_context_that_fits,
-)
+from mlxclaude.models.check_tools import CLAUDE_CODE_TOOLS, one_line, run_chat, schema_errors, snippet, tool_call_attempt, tool_call_example  # noqa: F401  (schema_errors re-exported for callers and tests)
+from mlxclaude.models.memory import WEIGHTS_OVERHEAD, kv_bytes_per_token, max_context_that_fits  # noqa: F401  (re-exported for callers and tests)
 from mlxclaude.parsing.events import ToolCall
 from mlxclaude.parsing.tools import HERMES, ToolFormat
 from mlxclaude.protocol.chat import ChatRequest, Sampling, ToolChoice

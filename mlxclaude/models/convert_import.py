@@ -14,12 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlxclaude.engine.convert.gguf import DTYPES, QUANT_BITS, Progress
-from mlxclaude.engine.convert.safetensors import (
-    ConvertImportError,
-    convert_directory,
-    default_dtype,
-    supported_by_mlx_lm,
-)
+from mlxclaude.engine.convert.safetensors import ConvertImportError, convert_directory, default_dtype, supported_by_mlx_lm
 from mlxclaude.errors import UsageError
 from mlxclaude.models.imported import IMPORT_RECORD, build_atomically, destination
 

@@ -17,14 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlxclaude.engine.convert.gguf import (  # noqa: F401  (GgufImportError: what callers catch)
-    GgufImportError,
-    Progress,
-    architecture_of,
-    check_options,
-    open_gguf,
-    write_gguf_model,
-)
+from mlxclaude.engine.convert.gguf import GgufImportError, Progress, architecture_of, check_options, open_gguf, write_gguf_model  # noqa: F401  (GgufImportError: what callers catch)
 from mlxclaude.models import lmstudio, ollama
 from mlxclaude.models.imported import IMPORT_RECORD, build_atomically, destination
 

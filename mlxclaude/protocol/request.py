@@ -10,13 +10,14 @@ Placement rules that matter for tool-calling templates and prefix caching:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from mlxclaude.protocol.canon import canonical_system_text, drop_billing_header
 from mlxclaude.protocol.chat import ChatRequest, Sampling, ThinkingMode, ToolChoice, WebSearchTool
+from mlxclaude.protocol.content_parts import TEXT_SEPARATOR, Part, image_part, merge_user_content, user_content
 from mlxclaude.protocol.documents import pdf_text
 from mlxclaude.protocol.errors import ApiError
+from mlxclaude.protocol.server_tools import server_tool_text
 from mlxclaude.protocol.wire import (
     ContentBlockParam,
     DocumentBlockParam,
@@ -38,9 +39,7 @@ from mlxclaude.protocol.wire import (
 )
 
 Message = dict[str, Any]
-Part = dict[str, Any]  # {"type": "text", "text"} or {"type": "image", "media_type", "data"} / {"type": "image", "url"}
 
-TEXT_SEPARATOR = "\n\n"
 SYSTEM_BLOCK_SEPARATOR = "\n"
 REMINDER_OPEN, REMINDER_CLOSE = "<system-reminder>", "</system-reminder>"
 EMPTY_INPUT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
@@ -223,7 +222,7 @@ class _Conversation:
             else:
                 items.append(self._user_block(block))
         items, self._moved_images = [*self._moved_images, *items], []
-        user = _user_content(items)
+        user = user_content(items)
         if tool_messages:
             self.messages.extend(tool_messages)
             if user:
@@ -234,7 +233,7 @@ class _Conversation:
     def _append_user(self, content: str | list[Part]) -> None:
         last = self.messages[-1] if self.messages else None
         if last is not None and last["role"] == "user":
-            last["content"] = _merge_user_content(last["content"], content)
+            last["content"] = merge_user_content(last["content"], content)
         else:
             self.messages.append({"role": "user", "content": content})
 
@@ -268,7 +267,7 @@ class _Conversation:
             return block.text
         if isinstance(block, ImageBlockParam):
             self.has_images = True
-            return _image_part(block)
+            return image_part(block)
         if isinstance(block, DocumentBlockParam):
             return self._document_text(block)
         if isinstance(block, SearchResultBlockParam):
@@ -344,81 +343,3 @@ class _Conversation:
         if self._pending_reminders:
             self.messages.append({"role": "user", "content": _join(self._pending_reminders)})
             self._pending_reminders.clear()
-
-
-def _image_part(block: ImageBlockParam) -> Part:
-    source = block.source if isinstance(block.source, dict) else {}
-    if source.get("type") == "base64" and source.get("data"):
-        return {"type": "image", "media_type": source.get("media_type") or "image/png", "data": source["data"]}
-    if source.get("type") == "url" and source.get("url"):
-        return {"type": "image", "url": source["url"]}
-    return {"type": "image"}  # a file id names a file on Anthropic's side
-
-
-def _user_content(items: list[str | Part]) -> str | list[Part]:
-    """A string when there is text only; else text and image parts in order (adjacent texts joined)."""
-    if all(isinstance(item, str) for item in items):
-        return _join([item for item in items if isinstance(item, str)])
-    parts: list[Part] = []
-    pending: list[str] = []
-    for item in items:
-        if isinstance(item, str):
-            pending.append(item)
-            continue
-        if text := _join(pending):
-            parts.append({"type": "text", "text": text})
-        pending = []
-        parts.append(item)
-    if text := _join(pending):
-        parts.append({"type": "text", "text": text})
-    return parts
-
-
-def _merge_user_content(first: str | list[Part], second: str | list[Part]) -> str | list[Part]:
-    def items(content: str | list[Part]) -> list[str | Part]:
-        if isinstance(content, str):
-            return [content]
-        return [part["text"] if part["type"] == "text" else part for part in content]
-
-    return _user_content([*items(first), *items(second)])
-
-
-IMAGE_PLACEHOLDER = "[image omitted: this model cannot see images]"
-
-
-def without_images(chat: ChatRequest, placeholder: str = IMAGE_PLACEHOLDER) -> tuple[ChatRequest, int]:
-    """`chat` for a model that cannot see: each image becomes `placeholder` text in its place. Returns the
-    request and how many images were replaced."""
-    replaced = 0
-
-    def text_only(content: Any) -> Any:
-        nonlocal replaced
-        if isinstance(content, str):
-            return content
-        items: list[str | Part] = []
-        for part in content:
-            if part["type"] == "image":
-                replaced += 1
-                items.append(placeholder)
-            else:
-                items.append(part["text"] if part["type"] == "text" else part)
-        return _user_content(items)
-
-    messages = [{**message, "content": text_only(message["content"])} if "content" in message else message
-                for message in chat.messages]
-    return replace(chat, messages=messages, has_images=False), replaced
-
-
-def server_tool_text(block: dict[str, Any]) -> str:
-    """An earlier turn's `server_tool_use` (web search) or `web_search_tool_result` block, as text."""
-    if block.get("type") == "server_tool_use" and block.get("name") == "web_search":
-        query = (block.get("input") or {}).get("query", "") if isinstance(block.get("input"), dict) else ""
-        return f"[searched the web for: {query}]"
-    if block.get("type") != "web_search_tool_result":
-        return ""
-    content = block.get("content")
-    if isinstance(content, dict):
-        return f"[web search failed: {content.get('error_code', 'unavailable')}]"
-    lines = [f"- {item.get('title') or item.get('url')} ({item.get('url')})" for item in content or ()
-             if isinstance(item, dict) and item.get("url")]
-    return "Web search results:\n" + "\n".join(lines) if lines else "[web search: no results]"

@@ -55,3 +55,18 @@ class WebSearchResult:
 
 def new_server_tool_id() -> str:
     return f"srvtoolu_{secrets.token_hex(12)}"
+
+
+def server_tool_text(block: dict[str, Any]) -> str:
+    """An earlier turn's `server_tool_use` (web search) or `web_search_tool_result` block, as text."""
+    if block.get("type") == "server_tool_use" and block.get("name") == "web_search":
+        query = (block.get("input") or {}).get("query", "") if isinstance(block.get("input"), dict) else ""
+        return f"[searched the web for: {query}]"
+    if block.get("type") != "web_search_tool_result":
+        return ""
+    content = block.get("content")
+    if isinstance(content, dict):
+        return f"[web search failed: {content.get('error_code', 'unavailable')}]"
+    lines = [f"- {item.get('title') or item.get('url')} ({item.get('url')})" for item in content or ()
+             if isinstance(item, dict) and item.get("url")]
+    return "Web search results:\n" + "\n".join(lines) if lines else "[web search: no results]"

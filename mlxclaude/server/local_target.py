@@ -14,8 +14,8 @@ from mlxclaude.engine.worker import JobResults, QueueFull, Worker
 from mlxclaude.logs import log_event
 from mlxclaude.protocol import limits
 from mlxclaude.protocol.chat import ChatRequest
+from mlxclaude.protocol.content_parts import without_images
 from mlxclaude.protocol.errors import ApiError
-from mlxclaude.protocol.request import without_images
 from mlxclaude.protocol.usage import Usage
 from mlxclaude.routing.config import BackendSpec
 from mlxclaude.routing.failure import TargetFailure

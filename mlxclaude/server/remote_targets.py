@@ -36,10 +36,14 @@ class RemoteTarget:
         self.state = state
         self._open: dict[int, InFlight] = {}
 
-    def _record(self, request: TurnRequest) -> InFlight:
+    def _new_record(self, request: TurnRequest) -> InFlight:
         chat = request.chat
-        record = InFlight(request_id=request.request_id, kind=chat.kind, session=chat.session_id, prompt_tokens=0,
-                          max_tokens=chat.max_tokens, stream=chat.stream, backend=self.spec.name, remote=True)
+        return InFlight(request_id=request.request_id, kind=chat.kind, session=chat.session_id, prompt_tokens=0,
+                        max_tokens=chat.max_tokens, stream=chat.stream, backend=self.spec.name, remote=True)
+
+    def _record(self, request: TurnRequest) -> InFlight:
+        """A new in-flight record, listed by in_flight() until its turn closes."""
+        record = self._new_record(request)
         self._open[id(record)] = record
         return record
 
@@ -88,10 +92,8 @@ class EventEngineTarget(RemoteTarget):
         if chat.web_search is not None:  # the server runs the searches: the engine sees a function tool
             if self.state.web_search is None:
                 account.started(web_search="not configured")
-                record = self._record(request)
-                self._forget(record)
-                return EventTurn(not_configured_items(), state=self.state, account=account, record=record,
-                                 start_usage=Usage())
+                return EventTurn(not_configured_items(), state=self.state, account=account,
+                                 record=self._new_record(request), start_usage=Usage())
             request = replace(request, chat=with_search_tool(chat))
         return await super().open(request, account)
 

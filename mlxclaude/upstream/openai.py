@@ -27,7 +27,6 @@ from mlxclaude.upstream.openai_wire import (
     OpenAIStreamReader,
     ReplyEnd,
     error_from_openai,
-    error_from_stream_chunk,
     from_openai_completion,
     rejected_param,
     to_openai_chat,
@@ -139,10 +138,9 @@ class OpenAIEngine:
             raise http.mid_stream_error(self.spec, exc) from None
         finally:
             await response.aclose()
-        if not isinstance(body, dict) or "choices" not in body:
-            if isinstance(body, dict) and ("error" in body or body.get("object") == "error"):
-                raise error_from_stream_chunk(body)
+        if not isinstance(body, dict) or not ("choices" in body or "error" in body or body.get("object") == "error"):
             raise ApiError.api_error(f"{self.spec.name}: the reply is not a chat completion")
+        # an error body raises its ApiError here
         events, end = from_openai_completion(body, tools=chat.tools, stop_sequences=chat.stop_sequences)
         for event in events:
             yield event

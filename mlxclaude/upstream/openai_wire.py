@@ -17,13 +17,7 @@ from mlxclaude.upstream.openai_reply import (
     from_openai_completion,
     usage_from_openai,
 )
-from mlxclaude.upstream.upstream_errors import (
-    DROPPABLE,
-    error_from_openai,
-    error_from_stream_chunk,
-    error_message,
-    rejected_param,
-)
+from mlxclaude.upstream.upstream_errors import DROPPABLE, error_from_openai, error_from_stream_chunk, error_message, rejected_param
 
 __all__ = [
     "DROPPABLE",

@@ -11,16 +11,7 @@ import time
 
 import pytest
 
-from mlxclaude.daemon.state import (
-    DaemonState,
-    is_our_daemon,
-    load_state_file,
-    pid_alive,
-    read_state,
-    remove_state,
-    url_for,
-    write_state,
-)
+from mlxclaude.daemon.state import DaemonState, is_our_daemon, load_state_file, pid_alive, read_state, remove_state, url_for, write_state
 from support import daemon_env
 
 

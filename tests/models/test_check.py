@@ -8,15 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlxclaude.models.check import (
-    LINE_NAMES,
-    CheckLine,
-    CheckReport,
-    check_model,
-    kv_bytes_per_token,
-    max_context_that_fits,
-    schema_errors,
-)
+from mlxclaude.models.check import LINE_NAMES, CheckLine, CheckReport, check_model, kv_bytes_per_token, max_context_that_fits, schema_errors
 
 
 def by_name(report: CheckReport) -> dict[str, CheckLine]:

@@ -8,16 +8,8 @@ from pathlib import Path
 import pytest
 
 from mlxclaude.errors import UsageError
-from mlxclaude.models.hub import (
-    DownloadFailed,
-    HubUnreachable,
-    NotAnMlxModel,
-    RepoAccessDenied,
-    RepoNotFound,
-    RevisionNotFound,
-    pull_model,
-    split_repo_revision,
-)
+from mlxclaude.models.hub import pull_model, split_repo_revision
+from mlxclaude.models.hub_errors import DownloadFailed, HubUnreachable, NotAnMlxModel, RepoAccessDenied, RepoNotFound, RevisionNotFound
 from support.fake_hub import FakeHub, safetensors_bytes, write_model_dir
 
 REPO = "mlx-community/Tiny-Instruct-4bit"

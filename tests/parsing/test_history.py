@@ -10,17 +10,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tiny_model import CHAT_TEMPLATE as QWEN25_TEMPLATE
 
 from mlxclaude.engine.render import messages_for_template, render_chat, template_tools
-from mlxclaude.parsing.tools import (
-    GEMMA,
-    GENERIC,
-    GLM,
-    HARMONY,
-    HERMES,
-    LLAMA3,
-    MISTRAL,
-    QWEN3_CODER,
-    ToolFormat,
-)
+from mlxclaude.parsing.tools import GEMMA, GENERIC, GLM, HARMONY, HERMES, LLAMA3, MISTRAL, QWEN3_CODER, ToolFormat
 from mlxclaude.parsing.tools.history import adapt_history, mistral_tool_call_id
 from mlxclaude.protocol.chat import ChatRequest
 

@@ -6,17 +6,7 @@ import pytest
 
 from mlxclaude.parsing.events import ReplyEvent, TextPiece, ThinkingPiece, ToolCall
 from mlxclaude.parsing.reply import ReplyParser
-from mlxclaude.parsing.tools import (
-    GEMMA,
-    GENERIC,
-    GLM,
-    HARMONY,
-    HERMES,
-    LLAMA3,
-    MISTRAL,
-    QWEN3_CODER,
-    ToolFormat,
-)
+from mlxclaude.parsing.tools import GEMMA, GENERIC, GLM, HARMONY, HERMES, LLAMA3, MISTRAL, QWEN3_CODER, ToolFormat
 from support.streaming import coalesce, every_chunking, parse_chunks
 
 TOOLS = [

@@ -15,14 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlxclaude.routing.config import parse_routing
-from support.hostile_upstream import (
-    Reply,
-    anthropic_text_stream,
-    hostile_upstream,
-    openai_chunk,
-    openai_text_stream,
-    sse,
-)
+from support.hostile_upstream import Reply, anthropic_text_stream, hostile_upstream, openai_chunk, openai_text_stream, sse
 from support.live_server import live_server
 from support.scripted_backend import ScriptedBackend
 from support.waiting import wait_for

@@ -11,14 +11,7 @@ import threading
 import time
 from typing import Callable, Iterator, Optional
 
-from mlxclaude.engine.backend import (
-    DeviceMemory,
-    GenerationItem,
-    GenerationProgress,
-    GenerationStats,
-    ModelInfo,
-    RenderedPrompt,
-)
+from mlxclaude.engine.backend import DeviceMemory, GenerationItem, GenerationProgress, GenerationStats, ModelInfo, RenderedPrompt
 from mlxclaude.parsing.tools import HERMES
 from mlxclaude.protocol.chat import ChatRequest
 

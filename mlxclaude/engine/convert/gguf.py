@@ -33,22 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from mlxclaude.engine.convert.gguf_arch import (
-    ARCHES,
-    ConfigError,
-    Meta,
-    is_dropped,
-    llama3_rope_scaling,
-    supported_architectures,
-)
-from mlxclaude.engine.convert.gguf_quant import (
-    FLOAT_TYPES,
-    Target,
-    float_dtype_of,
-    is_exact,
-    quantize_affine,
-    size_class,
-)
+from mlxclaude.engine.convert.gguf_arch import ARCHES, ConfigError, Meta, is_dropped, llama3_rope_scaling, supported_architectures
+from mlxclaude.engine.convert.gguf_quant import FLOAT_TYPES, Target, float_dtype_of, is_exact, quantize_affine, size_class
 from mlxclaude.engine.convert.gguf_reader import GgufFile, GgufImportError
 from mlxclaude.errors import UsageError
 

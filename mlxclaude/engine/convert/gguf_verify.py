@@ -18,13 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlxclaude.engine.convert.gguf_reader import GgufImportError
-from mlxclaude.engine.convert.gguf_tokenizer import (
-    BYTE,
-    CONTROL,
-    SPIECE_UNDERLINE,
-    UNKNOWN,
-    bytes_to_unicode,
-)
+from mlxclaude.engine.convert.gguf_tokenizer import BYTE, CONTROL, SPIECE_UNDERLINE, UNKNOWN, bytes_to_unicode
 
 VERIFY_QUESTION = "What is the capital of France?"
 VERIFY_TOKENS = 4

@@ -10,11 +10,7 @@ of a line, and only with the keys of a call (and, when the request's tools are k
 from __future__ import annotations
 
 from mlxclaude.parsing.events import ToolCall
-from mlxclaude.parsing.tools.calls import (
-    calls_from_values,
-    parse_python_calls,
-    repair_json_calls,
-)
+from mlxclaude.parsing.tools.calls import calls_from_values, parse_python_calls, repair_json_calls
 from mlxclaude.parsing.tools.format import ToolFormat
 from mlxclaude.parsing.tools.scan import parse_json_sequence
 

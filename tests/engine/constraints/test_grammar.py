@@ -6,14 +6,7 @@ import json
 
 import pytest
 
-from mlxclaude.engine.constraints.grammar import (
-    BODIES,
-    ToolSpec,
-    call_grammar,
-    constrained_markers,
-    json_output_grammar,
-    literal_for,
-)
+from mlxclaude.engine.constraints.grammar import BODIES, ToolSpec, call_grammar, constrained_markers, json_output_grammar, literal_for
 from mlxclaude.engine.constraints.schemas import SchemaChecker
 from mlxclaude.parsing.events import ToolCall
 from mlxclaude.parsing.tools import FORMATS_BY_NAME

@@ -8,15 +8,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlxclaude.engine.convert.gguf_quant import (
-    dequantize_affine,
-    is_exact,
-    pack,
-    quantize_affine,
-    size_class,
-    stored,
-    unpack,
-)
+from mlxclaude.engine.convert.gguf_quant import dequantize_affine, is_exact, pack, quantize_affine, size_class, stored, unpack
 from support.gguf_files import QUANTIZABLE, random_blocks
 
 ROWS, COLS = 64, 512
