@@ -57,6 +57,14 @@ def tiny_model_dir() -> Path:
     return ensure_tiny_model()
 
 
+@pytest.fixture(scope="session")
+def tiny_vlm_dir() -> Path:
+    """A tiny random Qwen2-VL that mlx-vlm loads (tests/tiny_vlm.py)."""
+    from tiny_vlm import ensure_tiny_vlm
+
+    return ensure_tiny_vlm()
+
+
 @pytest.fixture(scope="module", autouse=True)
 def module_home(tmp_path_factory):
     """Each module's own home for its module-scoped fixtures (a live server's prompt-cache files, say)."""

@@ -51,7 +51,7 @@ LAYERS: dict[str, Layer] = {
     "routing": layer("protocol config.units config.registry"),
     # the only place mlx and mlx_lm are imported
     "engine": layer("parsing protocol atomic logs",
-                    external="mlx mlx_lm numpy llguidance tokenizers gguf"),
+                    external="mlx mlx_lm mlx_vlm PIL numpy llguidance tokenizers gguf"),
     # the machine's memory facts, which models/ and doctor use without loading mlx
     "engine.memory": layer(),
     # remote serving engines over HTTP

@@ -30,6 +30,9 @@ TIERS = ("ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL", "ANTH
 HAIKU_TIER = "ANTHROPIC_DEFAULT_HAIKU_MODEL"
 # the haiku id set when config.toml routes by Claude Code's ids and a route catches it (`*haiku*`)
 CLAUDE_HAIKU_ID = "claude-haiku-4-5"
+# what Claude Code sends for its other tiers (for saying which backend answers them)
+CLAUDE_OPUS_ID = "claude-opus-4-8"
+CLAUDE_SONNET_ID = "claude-sonnet-4-6"
 
 # Every key build_env can emit: `settings show` and `unwire` use it to tell our keys from the user's.
 ENV_KEYS = (

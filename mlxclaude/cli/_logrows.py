@@ -3,7 +3,8 @@
 A column has a minimum width; a value wider than that (a TTFT of 100 s or more, a long event name) pushes
 the rest of the row along and is never cut. On a narrow terminal the headers shorten, then the columns that
 matter least go (level, session, new, cached, backend, kind): their values move into the detail, and a detail
-that does not fit wraps onto indented lines. `prefill_progress` lines read "42% of 18180 new after 12.0s, ~16s
+that does not fit wraps onto indented lines; fields that repeat another or say what is usual (ROUTINE) are left
+out of it, so a request takes three lines at 80 columns. `prefill_progress` lines read "42% of 18180 new after 12.0s, ~16s
 left"; `backend_fallback` ones "gpu failed (connection refused) → local". The route a request matched is in the
 detail only when every column fits (or the output is piped).
 """
@@ -61,6 +62,24 @@ BACKEND_EVENTS = {"request_start", "request_finish", "request_error", "request_c
 WIDE_ONLY = {"route"}  # in the detail only when every column fits (or the output is piped)
 PROGRESS_FIELDS = {"prefill_done", "prefill_total", "percent", "elapsed_s", "eta_s"}
 DETAIL_NAMES = {"peak_memory_gb": "peak_gb", "stop_reason": "stop"}
+
+
+def _always(value: Any) -> bool:
+    return True
+
+
+# on a narrow terminal (a column went), the fields of a request's records that repeat another or say what is usual
+# stay out of the detail,
+# so a request reads in three lines at 80 columns; piped and `--json` output keep them all
+ROUTINE = {
+    "model": _always, "stream": _always, "tools": _always, "max_tokens": _always,  # what Claude Code asked for
+    "reused_tokens": _always, "diverged_at": _always,  # the cached count says both
+    "finish": _always, "cache_entry": _always,  # the stop reason and cache column say them
+    "queued": lambda value: value == 0, "batch": lambda value: value == 1,
+    "queued_s": lambda value: _is_number(value) and value < 1,
+}
+NAMED_ONCE = ("session", "backend")  # a narrow view names these once per request, and again only if they change
+NAMED_REQUESTS_KEPT = 256
 LEVEL_STYLES = {"debug": "dim", "info": "dim", "warning": "yellow", "error": "bold red", "critical": "bold red"}
 LEVEL_LABELS = {"debug": "DEBUG", "info": "INFO", "warning": "WARN", "error": "ERROR", "critical": "CRIT"}
 CONTINUATION_INDENT = 9  # wrapped detail starts under the event
@@ -181,16 +200,20 @@ def row_cells(record: dict[str, Any], *, short_events: bool = False) -> dict[str
 
 
 def detail_chunks(record: dict[str, Any], cells: dict[str, tuple[str, str]],
-                  dropped: Iterable[Column] = ()) -> list[tuple[str, str]]:
+                  dropped: Iterable[Column] = (), named: Optional[dict[str, str]] = None) -> list[tuple[str, str]]:
     """The rest of the record as (text, style) pieces that may each start a wrapped line: the error or message,
-    a prefill's progress, the values of columns that did not fit, then key=value for every other field.
+    a prefill's progress, the values of columns that did not fit (but not those in `named`, what this request's
+    earlier records said), then key=value for every other field.
     Whether any column went tells the narrow form from the wide one: the route is shown only in the wide."""
     level = _level(record)
     style = "red" if level_value(level) >= LEVELS["error"] else ""
     dropped = list(dropped)
     event = record.get("event")
     rest = {key: value for key, value in record.items() if key not in SHOWN and value is not None
-            and not (key == "backend" and event in BACKEND_EVENTS) and not (key in WIDE_ONLY and dropped)}
+            and not (key == "backend" and event in BACKEND_EVENTS) and not (key in WIDE_ONLY and dropped)
+            and not (dropped and event in BACKEND_EVENTS and key in ROUTINE and ROUTINE[key](value))}
+    if dropped and "diverged_message" in rest:
+        rest["diverged"] = f"msg{rest.pop('diverged_message')}/{rest.pop('diverged_role', '?')}"
     chunks: list[tuple[str, str]] = []
     if any(column.key == "level" for column in dropped) and level_value(level) >= LEVELS["warning"]:
         chunks.append((LEVEL_LABELS.get(level, level.upper()), LEVEL_STYLES.get(level, "")))
@@ -211,6 +234,10 @@ def detail_chunks(record: dict[str, Any], cells: dict[str, tuple[str, str]],
             rest.pop(key, None)
     for column in dropped:
         text, cell_style = cells.get(column.key, ("", ""))
+        if named is not None and column.key in NAMED_ONCE and named.get(column.key) == text:
+            continue
+        if named is not None and column.key in NAMED_ONCE:
+            named[column.key] = text
         if text and column.label:
             chunks.append((f"{column.label}={text}", cell_style))
     chunks.extend((f"{DETAIL_NAMES.get(key, key)}={_compact(value)}", style) for key, value in rest.items())
@@ -286,6 +313,7 @@ class LineRenderer:
         self.width = width
         self.layout = layout_for(width)
         self._day: Optional[str] = None
+        self._named: dict[str, dict[str, str]] = {}  # request id → the NAMED_ONCE values its lines have shown
 
     def header(self) -> "Text":
         from rich.text import Text
@@ -311,7 +339,7 @@ class LineRenderer:
             line.append(_cell(text, column), style=style or None)
         line.rstrip()
         lines.append(line)
-        for text, style in detail_chunks(record, cells, self.layout.dropped):
+        for text, style in detail_chunks(record, cells, self.layout.dropped, self._named_for(record)):
             if self.width is not None and len(line) > CONTINUATION_INDENT and \
                     len(line) + 1 + len(text) > self.width:
                 line = Text(" " * CONTINUATION_INDENT)
@@ -320,6 +348,14 @@ class LineRenderer:
                 line.append(" ")
             line.append(text, style=style or None)
         return lines
+
+    def _named_for(self, record: dict[str, Any]) -> Optional[dict[str, str]]:
+        request = record.get("request_id")
+        if not isinstance(request, str) or record.get("event") not in BACKEND_EVENTS:
+            return None
+        if request not in self._named and len(self._named) >= NAMED_REQUESTS_KEPT:
+            del self._named[next(iter(self._named))]
+        return self._named.setdefault(request, {})
 
     def render_all(self, entries: Iterable[Entry]) -> "list[Text]":
         return [line for entry in entries for line in self.render(entry)]

@@ -10,12 +10,14 @@ from typing import Annotated, Optional
 
 import typer
 
+from mlxclaude.cli._complete import model_names
+
 RUNNING = "the running daemon's"
 
 
 def _model(default: str):
     return Annotated[Optional[str], typer.Option(
-        "--model", "-m", metavar="MODEL", show_default=default,
+        "--model", "-m", metavar="MODEL", show_default=default, autocompletion=model_names,
         help="A model directory, a name from `mlxclaude models list`, or a Hugging Face repo id.")]
 
 

@@ -65,3 +65,19 @@ def error(message: str, hint_text: Optional[str] = None) -> None:
     print(f"error: {message}", file=sys.stderr, flush=True)
     if hint_text:
         hint(hint_text)
+
+
+def elide_middle(text: str, width: int) -> str:
+    """`text` in `width` characters: its start and (more of) its end around an ellipsis."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 3
+    tail = width - 1 - head
+    return text[:head] + "\u2026" + text[len(text) - tail:]
+
+
+def elide_end(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1].rstrip()
+    return cut + "\u2026"

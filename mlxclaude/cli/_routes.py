@@ -20,7 +20,7 @@ class TierChoice:
 
 def tier_choice(local_model: Optional[str], document: Optional[dict] = None) -> TierChoice:
     """From config.toml (`document`: read_config()'s, read here when None); raises UsageError for bad routes."""
-    from mlxclaude.claude.env import CLAUDE_HAIKU_ID
+    from mlxclaude.claude.env import CLAUDE_HAIKU_ID, CLAUDE_OPUS_ID, CLAUDE_SONNET_ID
     from mlxclaude.daemon.routes import load_routing
     from mlxclaude.routing.config import DEFAULT_ROUTE
     from mlxclaude.routing.router import Router
@@ -28,9 +28,23 @@ def tier_choice(local_model: Optional[str], document: Optional[dict] = None) -> 
     config = load_routing(local_model, document)
     if not config.configured:
         return TierChoice()
-    route = Router(config).route(CLAUDE_HAIKU_ID)
+    router = Router(config)
+    route = router.route(CLAUDE_HAIKU_ID)
+    # Claude Code's banner names its own model: say what answers each tier instead
+    answers = "; ".join(f"{tier} → {answering(config, router.route(model_id).backend)}"
+                        for tier, model_id in (("opus", CLAUDE_OPUS_ID), ("sonnet", CLAUDE_SONNET_ID),
+                                               ("haiku", CLAUDE_HAIKU_ID)))
     if route.pattern == DEFAULT_ROUTE:
         return TierChoice(True, None, "routes configured: Claude Code keeps its model ids; no haiku route, "
-                                      f"so haiku calls take the {DEFAULT_ROUTE} route ({route.backend})")
+                                      f"so haiku calls take the {DEFAULT_ROUTE} route ({route.backend}). "
+                                      f"What answers: {answers}")
     return TierChoice(True, CLAUDE_HAIKU_ID,
-                      f"routes configured: Claude Code keeps its model ids; haiku → {route.backend}")
+                      f"routes configured: Claude Code keeps its model ids; haiku → {route.backend}. "
+                      f"What answers: {answers}")
+
+
+def answering(config, backend: str) -> str:
+    """`gpu (Qwen/Qwen3-Coder-480B)`: a backend and the model it runs, as config.toml names them."""
+    spec = config.backends.get(backend)
+    model = getattr(spec, "model", None) or getattr(spec, "deployment", None)
+    return f"{backend} ({model})" if model else backend

@@ -7,6 +7,7 @@ import typer
 
 from mlxclaude.cli import _output
 from mlxclaude.cli._app import Command, new_app
+from mlxclaude.cli._complete import setting_names
 from mlxclaude.cli._options import JsonOption
 from mlxclaude.errors import MlxClaudeError
 
@@ -15,7 +16,7 @@ config_app = new_app(
     help="Show and change settings (config.toml).\n\nPrecedence: defaults < config.toml < MLXCLAUDE_* env < flags.",
 )
 
-KeyArg = Annotated[str, typer.Argument(metavar="KEY", show_default=False,
+KeyArg = Annotated[str, typer.Argument(metavar="KEY", show_default=False, autocompletion=setting_names,
                                         help="Setting name, e.g. port or max_output_tokens.")]
 
 
@@ -138,35 +139,19 @@ def _print_compact(console, rows) -> bool:
                        + (["description"] if show_description else []))
     console.print(Text(header.rstrip(), style="bold"), soft_wrap=True)
     for name, shown, source, where, description in rows:
-        value = elide_middle(shown, value_w)
+        value = _output.elide_middle(shown, value_w)
         line = Text(name.ljust(name_w) + _GAP)
         line.append(value.ljust(value_w), style="dim" if source == "default" else "bold")
         line.append(_GAP)
         line.append(where.ljust(from_w), style=_SOURCE_STYLES[source])
         if show_description:
-            cut = elide_end(description, description_w)
+            cut = _output.elide_end(description, description_w)
             line.append(_GAP + cut)
             elided = elided or cut != description
         elided = elided or value != shown
         line.rstrip()
         console.print(line, soft_wrap=True)
     return elided
-
-
-def elide_middle(text: str, width: int) -> str:
-    """`text` in `width` characters: its start and (more of) its end around an ellipsis."""
-    if len(text) <= width:
-        return text
-    head = (width - 1) // 3
-    tail = width - 1 - head
-    return text[:head] + "\u2026" + text[len(text) - tail:]
-
-
-def elide_end(text: str, width: int) -> str:
-    if len(text) <= width:
-        return text
-    cut = text[: width - 1].rstrip()
-    return cut + "\u2026"
 
 
 @config_app.command("get", cls=Command)

@@ -7,6 +7,7 @@ import typer
 
 from mlxclaude.cli import _output
 from mlxclaude.cli._app import Command, new_app
+from mlxclaude.cli._complete import model_names
 from mlxclaude.cli._options import JsonOption
 
 models_app = new_app(help="Pull, import, list, remove and check local MLX models.")
@@ -109,7 +110,10 @@ def import_model(
 @models_app.command("list", cls=Command)
 def list_models(as_json: JsonOption = False) -> None:
     """Local MLX models: the Hugging Face cache and imported models."""
+    from rich.markup import escape
+
     from mlxclaude.models.catalog import list_models as catalog_list
+    from mlxclaude.models.catalog import sight_of
 
     models = catalog_list()
     if as_json:
@@ -122,19 +126,20 @@ def list_models(as_json: JsonOption = False) -> None:
 
     table = Table(box=None, header_style="bold")
     # MEMORY: whether the weights fit in memory; whether Claude Code's prompt fits is `models check`'s verdict
-    for column in ("NAME", "SIZE", "QUANT", "CONTEXT", "TOOLS", "MEMORY", "SOURCE"):
+    for column in ("NAME", "SIZE", "QUANT", "CONTEXT", "TOOLS", "VISION", "MEMORY", "SOURCE"):
         table.add_column(column)
     for model in models:
         fits = "[green]fits[/]" if model.fits_in_memory else "[red]too big[/]"
         table.add_row(model.name, size_label(model.size_bytes), model.quant or "-",
-                      str(model.context_length or "-"), model.tool_format or "-", fits, model.source)
+                      str(model.context_length or "-"), model.tool_format or "-", escape(sight_of(model)), fits,
+                      model.source)
     _output.stdout_console().print(table)
 
 
 @models_app.command("rm", cls=Command)
 def remove(
     name: Annotated[str, typer.Argument(
-        metavar="NAME", show_default=False,
+        metavar="NAME", show_default=False, autocompletion=model_names,
         help="The model's full name as `models list` shows it, or its directory.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Accept a partial name that matches one model.")] = False,
     force: Annotated[bool, typer.Option(
@@ -160,7 +165,8 @@ def remove(
 @models_app.command("check", cls=Command)
 def check(
     name: Annotated[str, typer.Argument(
-        metavar="NAME", show_default=False, help="A name from `mlxclaude models list`, or a model directory.")],
+        metavar="NAME", show_default=False, autocompletion=model_names,
+        help="A name from `mlxclaude models list`, or a model directory.")],
     as_json: JsonOption = False,
 ) -> None:
     """Check that a model loads, calls tools, fits in memory and holds Claude Code's prompt.

@@ -36,6 +36,8 @@ def run(
     claude = require_claude()   # before starting a daemon we would not use
     settings = with_default_model(ServerSettings.from_env(model=model))
     tiers = tier_choice(settings.model)   # a bad [routes] table stops here, before anything starts
+    if tiers.note:
+        _output.note(tiers.note)  # first: what answers, which Claude Code's banner will not say
     fit = prepare_model(settings, explicit=model is not None, force=force, command="mlxclaude run")
     state = manager.start(settings, on_progress=_output.note, explicit_model=model is not None)
     token = getattr(state, "token", None) or auth_token(settings)
@@ -44,8 +46,6 @@ def run(
     env = build_env(base_url=state.url, token=token, model_id=model_id, context_length=context,
                     max_output_tokens=settings.max_output_tokens, keep_tiers=tiers.keep_tiers,
                     haiku_model=tiers.haiku_model)
-    if tiers.note:
-        _output.note(tiers.note)
     if fit is not None:  # one verdict, in the words `models check` uses
         if fit.status != "ok":
             _output.warning(fit.detail())

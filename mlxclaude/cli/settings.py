@@ -73,9 +73,17 @@ def show(project: ProjectOption = False, as_json: JsonOption = False) -> None:
     if info["wired"] and info["edited_since_wire"]:
         status += " (edited since)"
     _output.echo(f"{info['path']}: {status}" + ("" if info["exists"] else " (file does not exist)"))
-    width = max((len(key) for key in info["env"]), default=0)
+    # who set each key first, then the key, then its value: a terminal narrower than a long value elides the
+    # value's middle (piped output keeps it whole)
+    console = _output.stdout_console()
+    room = console.width if console.is_terminal else None
+    by_width = max((len(entry["by"]) + 2 for entry in info["env"].values()), default=0)
+    key_width = max((len(key) for key in info["env"]), default=0)
     for key, entry in info["env"].items():
-        _output.echo(f"  {key:<{width}}  {json.dumps(entry['value'])}  [{entry['by']}]")
+        value = json.dumps(entry["value"])
+        if room is not None:
+            value = _output.elide_middle(value, max(12, room - by_width - key_width - 6))
+        _output.echo(f"  {'[' + entry['by'] + ']':<{by_width}}  {key:<{key_width}}  {value}")
     for other in info["shadowed_by"]:
         _output.warning(f"{other['path']} also sets {', '.join(other['keys'])} and takes precedence")
 

@@ -106,12 +106,13 @@ def listen(settings: ServerSettings) -> socket.socket:
 
 def mlx_backend_loader(settings: ServerSettings, *, name: Optional[str] = None,
                        backend_name: Optional[str] = None) -> Callable[[], "Backend"]:
-    """What the worker thread calls to load settings.model (a repo id is downloaded first) into an
-    MlxBackend; `name` is the name to report instead of the resolved one. For another local model
-    (`backend_name`: its name in config.toml) the weights must fit in the memory free now."""
+    """What the worker thread calls to load settings.model (a repo id is downloaded first) into its backend
+    (engine/local_backend.py: mlx-lm, or mlx-vlm for a vision model); `name` is the name to report instead of the
+    resolved one. For another local model (`backend_name`: its name in config.toml) the weights must fit in the
+    memory free now."""
 
     def load() -> "Backend":
-        from mlxclaude.engine.mlx_backend import MlxBackend
+        from mlxclaude.engine.local_backend import open_local_backend
         from mlxclaude.models.resolve import resolve
 
         log_event("model_loading", kind="request", model=settings.model, backend=backend_name)
@@ -119,12 +120,12 @@ def mlx_backend_loader(settings: ServerSettings, *, name: Optional[str] = None,
             model = resolve(settings.model or "", pull=True)
             if backend_name is not None:
                 check_fits(model.local_path(), backend_name)
-            backend = MlxBackend(str(model.local_path()), name=name or model.name,
-                                 context_limit=settings.context_limit,
-                                 prefill_step_size=settings.prefill_step_size,
-                                 constrain_tools=settings.tool_constraints,
-                                 cache_max_bytes=settings.cache_max_bytes,
-                                 prompt_cache_dir=paths.cache_dir() / "prompt-cache")
+            backend = open_local_backend(model.local_path(), name=name or model.name,
+                                         context_limit=settings.context_limit,
+                                         prefill_step_size=settings.prefill_step_size,
+                                         constrain_tools=settings.tool_constraints,
+                                         cache_max_bytes=settings.cache_max_bytes,
+                                         prompt_cache_dir=paths.cache_dir() / "prompt-cache")
         except Exception as exc:
             # what `up` prints when the start fails (daemon/manager.py reads the last error-level event)
             message, hint = (exc.message, exc.hint) if isinstance(exc, MlxClaudeError) else (str(exc), None)
@@ -132,7 +133,7 @@ def mlx_backend_loader(settings: ServerSettings, *, name: Optional[str] = None,
                       message=f"model failed to load: {message}",
                       hint=hint or f"`mlxclaude models check {settings.model}` says what is wrong with it")
             raise
-        log_event("model_ready", backend=backend_name, model=backend.info.name,
+        log_event("model_ready", backend=backend_name, model=backend.info.name, vision=backend.info.supports_vision,
                   context_length=backend.info.context_length,
                   tool_format=backend.info.tool_format.name if backend.info.tool_format else None)
         return backend

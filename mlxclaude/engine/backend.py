@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Protocol, Union
+from typing import Any, Iterator, Optional, Protocol, Union
 
 from mlxclaude.parsing.tools import ToolFormat
 from mlxclaude.protocol.chat import ChatRequest
@@ -35,6 +35,7 @@ class RenderedPrompt:
     system_end: Optional[int] = None
     message_offsets: tuple[int, ...] = ()
     message_roles: tuple[str, ...] = ()
+    media: Any = None  # a vision backend's prepared images (engine/vision_backend.py); None for text
 
 
 @dataclass
@@ -145,4 +146,8 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release what the backend holds and finish its background work (the server calls it at shutdown)."""
+        ...
+
+    def end_thread(self) -> None:
+        """Release what the worker thread holds (MLX's thread-local streams), as that thread exits."""
         ...

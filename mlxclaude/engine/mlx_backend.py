@@ -57,6 +57,9 @@ class MlxBackend:
         """Finish writing system-prompt snapshots to disk (call at shutdown)."""
         self.prompt_cache.close()
 
+    def end_thread(self) -> None:
+        release_thread_streams()
+
     def measure_speed(self, tokens: list[int], decode_tokens: int) -> SpeedFigures:
         """Prefill `tokens` and decode `decode_tokens` greedily. Not generate(): a fresh cache (no prefix
         reuse) and no stop at EOS, so both rates are real (`mlxclaude models check`)."""
@@ -175,6 +178,15 @@ def logits_size(model, tokenizer) -> int:
     """How many logits the model produces per step (what mlx-lm's samplers check top_k against)."""
     size = getattr(getattr(model, "args", None), "vocab_size", None)
     return int(size) if size else len(tokenizer.get_vocab())
+
+
+def release_thread_streams() -> None:
+    """MLX streams are thread-local: a thread that leaves its streams for interpreter teardown aborts the process."""
+    import mlx.core as mx
+
+    clear_streams = getattr(mx, "clear_streams", None)
+    if clear_streams is not None:
+        clear_streams()
 
 
 def reset_random_state() -> None:

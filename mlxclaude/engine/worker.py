@@ -246,6 +246,8 @@ class Worker:
             except Exception as exc:
                 log_internal_error("batch_close_failed", exc)
         self._outbox.flush()
+        if self.backend is not None:
+            self.backend.end_thread()
 
 
 class JobResults:

@@ -47,6 +47,7 @@ class LocalModel:
     thinking: bool  # the chat template mentions <think>
     fits_in_memory: bool
     complete: bool = True  # every weight shard listed in model.safetensors.index.json is present
+    vision: bool = False  # a vision-language model (it sees images when the `vision` extra is installed)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -104,19 +105,22 @@ def _is_mlx_snapshot(repo_id: str, snapshot: Path) -> bool:
     if "quantization" in config or "mlx" in repo_id.lower():
         return True
     model_type = config.get("model_type")
-    return isinstance(model_type, str) and model_type in _mlx_lm_model_types()
+    return isinstance(model_type, str) and model_type in _mlx_model_types()
 
 
 @lru_cache(maxsize=1)
-def _mlx_lm_model_types() -> frozenset[str]:
-    """Architectures the installed mlx-lm implements, found without importing mlx."""
+def _mlx_model_types() -> frozenset[str]:
+    """Architectures the installed mlx-lm (and mlx-vlm) implement, found without importing mlx."""
     import importlib.util
 
-    spec = importlib.util.find_spec("mlx_lm")
-    if spec is None or not spec.submodule_search_locations:
-        return frozenset()
-    models_dir = Path(next(iter(spec.submodule_search_locations))) / "models"
-    return frozenset(p.stem for p in models_dir.glob("*.py") if not p.stem.startswith("_"))
+    found: set[str] = set()
+    for package in ("mlx_lm", "mlx_vlm"):
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        models_dir = Path(next(iter(spec.submodule_search_locations))) / "models"
+        found.update(p.stem for p in models_dir.iterdir() if not p.stem.startswith("_"))
+    return frozenset(found)
 
 
 # -- describing one directory -----------------------------------------------------------------
@@ -133,7 +137,7 @@ def describe_model(
 ) -> LocalModel:
     """Facts about one model directory, read from its files (nothing is loaded)."""
     from mlxclaude.engine import memory
-    from mlxclaude.engine.loader import context_length_of
+    from mlxclaude.engine.loader import context_length_of, is_vision_config
     from mlxclaude.parsing.tools import detect_tool_format
 
     config = _read_json(path / "config.json") or {}
@@ -154,7 +158,17 @@ def describe_model(
         thinking=bool(template and "<think>" in template),
         fits_in_memory=total_memory is None or weights * MEMORY_OVERHEAD <= total_memory,
         complete=_weights_complete(path),
+        vision=is_vision_config(config),
     )
+
+
+def sight_of(model: LocalModel) -> str:
+    """`yes` (mlx-vlm runs it and it sees images), `needs [vision]` (a vision model without mlx-vlm) or `-`."""
+    from mlxclaude.engine.loader import vision_engine_installed
+
+    if not model.vision:
+        return "-"
+    return "yes" if vision_engine_installed() else "needs [vision]"
 
 
 def quant_of(config: dict) -> str | None:

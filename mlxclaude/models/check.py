@@ -2,7 +2,7 @@
 
 `check_model` runs ten checks in a fixed order and always reports all ten lines (see
 LINE_NAMES). A check that cannot run because an earlier one failed is reported as
-`fail` with a detail starting "skipped: ". The model runs through engine APIs (MlxBackend: load,
+`fail` with a detail starting "skipped: ". The model runs through engine APIs (engine/local_backend: load,
 render, generate, measure_speed, memory_facts); the tool-call probe is in check_tools. The context
 line is models/context_fit.py, the same verdict `doctor`, `run` and `up` give; when Claude Code's prompt
 does not fit, the slow checks after it (generation, tool call, speed) are skipped: the model is unfit
@@ -142,11 +142,11 @@ class _Checker:
         return CheckLine("files", "ok", ", ".join(found))
 
     def load(self) -> CheckLine:
-        from mlxclaude.engine.mlx_backend import MlxBackend
+        from mlxclaude.engine.local_backend import open_local_backend
 
         started = time.perf_counter()
         try:
-            self.backend = MlxBackend(str(self.path), name=self.name)
+            self.backend = open_local_backend(self.path, name=self.name)
         except Exception as exc:  # ModelLoadError, or whatever mlx-lm raised while building the model
             return CheckLine("load", "fail", one_line(exc))
         seconds = time.perf_counter() - started
@@ -162,7 +162,16 @@ class _Checker:
         bits = (config.get("quantization") or {}).get("bits")
         quant = f", {bits}-bit" if bits else ""
         return CheckLine("load", "ok", f"{kind}{quant}, context {self.backend.info.context_length:,} tokens, "
-                                       f"loaded in {seconds:.1f}s")
+                                       f"{self._sight(config)}loaded in {seconds:.1f}s")
+
+    def _sight(self, config: dict) -> str:
+        from mlxclaude.engine.loader import VISION_EXTRA_HINT, is_vision_config
+
+        if self.backend.info.supports_vision:
+            return "vision (sees images), "
+        if is_vision_config(config):
+            return f"vision model read as text ({VISION_EXTRA_HINT}), "
+        return ""
 
     def _tokenizer_problem(self) -> Optional[str]:
         """Without its files, transformers builds an empty tokenizer instead of failing: catch that."""

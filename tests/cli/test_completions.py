@@ -53,3 +53,35 @@ def test_the_callback_completes_every_command_of_the_live_app(monkeypatch):
     offered = result.stdout.split()
     for name in commands:
         assert name in offered, (name, offered)
+
+
+def completions(words: str, monkeypatch) -> list[str]:
+    """What TAB offers after `words` (bash: the word being completed is the last, possibly empty)."""
+    for key, value in {"_MLXCLAUDE_COMPLETE": "complete_bash", "COMP_WORDS": words,
+                       "COMP_CWORD": str(len(words.split(" ")) - 1)}.items():
+        monkeypatch.setenv(key, value)
+    result = run_process()
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_model_names_complete_where_a_model_is_named(monkeypatch, tmp_path):
+    from mlxclaude import paths
+
+    imported = paths.imported_models_dir()
+    for name in ("qwen-coder", "qwen-vl", "smollm2"):
+        (imported / name).mkdir(parents=True)
+        (imported / name / "config.json").write_text('{"model_type": "qwen2"}')
+    assert completions("mlxclaude models rm ", monkeypatch) == ["qwen-coder", "qwen-vl", "smollm2"]
+    assert completions("mlxclaude models check qwen", monkeypatch) == ["qwen-coder", "qwen-vl"]
+    assert completions("mlxclaude up --model sm", monkeypatch) == ["smollm2"]
+    assert completions("mlxclaude run -m qwen-v", monkeypatch) == ["qwen-vl"]
+
+
+def test_setting_names_complete_for_config_keys(monkeypatch):
+    from mlxclaude.config.registry import SETTINGS
+
+    assert completions("mlxclaude config get ", monkeypatch) == [setting.name for setting in SETTINGS]
+    offered = completions("mlxclaude config set max_", monkeypatch)
+    assert offered and all(name.startswith("max_") for name in offered) and "max_batch" in offered
+    assert completions("mlxclaude config unset image_b", monkeypatch) == ["image_backend"]

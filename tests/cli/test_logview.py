@@ -409,3 +409,34 @@ def test_a_hostile_model_name_cannot_drive_the_terminal(cli, tmp_path, monkeypat
         assert raw not in result.out
     assert "\\x1b]0;pwned\\x07" in result.out and "\\u202eevil" in result.out
     assert not any(line.lstrip().startswith('{"event":"forged"') for line in result.out.splitlines())
+
+
+def claude_code_turn(age: float, request_id: str, cached: int) -> list[dict]:
+    """A request as the daemon logs it for Claude Code's main turn: every field it writes."""
+    common = dict(request_id=request_id, session="4fe31e73-579c-4c1a-ab4b-6426d8a660fb", request_kind="main",
+                  backend="local", route="*")
+    return [
+        record("request_start", age, **common, model="claude-opus-4-8", stream=True, tools=17, prompt_tokens=22890,
+               max_tokens=32000, queued=0),
+        record("request_finish", age - 10, kind="perf", **common, prompt_tokens=22890, cached_tokens=cached,
+               new_tokens=22890 - cached, output_tokens=310, ttft_s=0.612, prefill_tps=1835.3, decode_tps=48.2,
+               peak_memory_gb=5.104, cache="partial" if cached else "miss", stop_reason="end_turn", finish="stop",
+               reused_tokens=cached, cache_entry="turn", diverged_at=cached, diverged_message=3, diverged_role="user",
+               batch=1, queued_s=0.001),
+    ]
+
+
+def test_a_claude_code_turn_reads_in_three_lines_at_80_columns_and_whole_when_piped(tmp_path, monkeypatch):
+    write_log(tmp_path, monkeypatch, [*claude_code_turn(60, "req_aaaaaaaa", 0), *claude_code_turn(30, "req_bbbbbbbb", 21921)])
+    lines = [line for line in run_cli("logs", env={"COLUMNS": "80"}).out.splitlines()[1:] if not line.startswith("--")]
+    assert len(lines) == 6 and max(len(line) for line in lines) <= 80, lines
+    start, finished, detail = lines[3:]
+    assert start.split()[1:4] == ["start", "bbbbbbbb", "main"] and "session=4fe31e73" in start
+    assert "cached=21921" in detail and "stop=end_turn" in detail and "diverged=msg3/user" in detail
+    for routine in ("tools=", "max_tokens=", "queued=", "batch=", "reused_tokens=", "finish="):
+        assert routine not in " ".join(lines), routine
+    assert [line.count("backend=local") + line.count("session=") for line in lines] == [2, 0, 0, 2, 0, 0]
+    monkeypatch.delenv("COLUMNS", raising=False)
+    piped = run_cli("logs").out
+    for field in ("tools=17", "max_tokens=32000", "batch=1", "reused_tokens=21921", "diverged_message=3"):
+        assert field in piped, field

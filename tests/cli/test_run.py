@@ -135,7 +135,10 @@ def test_run_keeps_claude_codes_ids_when_routes_are_configured(tmp_path, monkeyp
     assert result.code == 0, result.err
     env = launched[0]
     if routed:
-        assert "routes configured: Claude Code keeps its model ids; haiku → small" in result.err
+        first = result.err.splitlines()[0]
+        assert first.startswith("routes configured: Claude Code keeps its model ids; haiku → small. ")
+        assert first.endswith("What answers: opus → local (org/configured); sonnet → local (org/configured); "
+                              "haiku → small (org/small)"), first
         assert env["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "claude-haiku-4-5"
         for key in ("ANTHROPIC_MODEL", "ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL",
                     "CLAUDE_CODE_SUBAGENT_MODEL"):

@@ -178,3 +178,31 @@ def test_wire_with_a_bad_route_is_one_error_and_writes_nothing(tmp_path, monkeyp
     result = run_cli("settings", "wire")
     assert result.code != 0 and "no backend named 'gpus'" in result.err and "gpu" in result.err
     assert "Traceback" not in result.err and not user_settings(tmp_path).exists()
+
+
+def test_show_at_80_columns_keeps_one_line_per_key_with_who_set_it_first(tmp_path, monkeypatch):
+    """A long model id no longer pushes the `[mlxclaude]` marker onto a line of its own in a terminal: the marker
+    leads and the value's middle is elided; piped, the value is whole."""
+    from support.terminal import screen_of
+
+    long_name = "Qwen2.5-Coder-32B-Instruct-abliterated-mlx-4bit-dwq-v2"
+    settings = user_settings(tmp_path)
+    settings.parent.mkdir(parents=True)
+    settings.write_text(json.dumps({"env": {"MY_OWN": "kept"}}))
+    backend = ScriptedBackend(lambda chat: "hi", context_length=65536, name=long_name)
+    with live_server(lambda: backend, auth_token=TOKEN) as server:
+        monkeypatch.setenv("MLXCLAUDE_PORT", str(server.port))
+        monkeypatch.setenv("MLXCLAUDE_AUTH_TOKEN", TOKEN)
+        assert run_cli("settings", "wire").code == 0
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")  # not beside MLXCLAUDE_HOME's `mlxclaude` folder: `python -c` imports from cwd
+    code, lines = screen_of(["settings", "show"], columns=80)
+    assert code == 0, lines
+    first_row = next(index for index, line in enumerate(lines) if line.startswith("  ["))
+    rows = lines[first_row:]  # (the path above them may wrap: it stays whole, to copy)
+    assert len(rows) >= 15 and all(len(line) <= 80 for line in lines)
+    assert all(line.lstrip().startswith("[") for line in rows), rows  # no wrapped continuation lines
+    model = [line for line in rows if " ANTHROPIC_MODEL " in line][0]
+    assert model.lstrip().startswith("[mlxclaude]") and "\u2026" in model
+    piped = run_cli("settings", "show").out
+    assert '"claude-local-qwen2-5-coder-32b-instruct-abliterated-mlx-4bit-dwq-v2"' in piped, piped

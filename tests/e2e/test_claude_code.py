@@ -214,3 +214,53 @@ def test_claude_searches_the_web_through_the_server(claude, tmp_path):
     assert final["result"] == "The search found the MLX docs."
     # Claude Code counts the searches it was told of (what `Did 1 search` shows)
     assert sum(usage.get("webSearchRequests", 0) for usage in final["modelUsage"].values()) == 1, final
+
+
+@pytest.mark.parametrize("model", ["vision", "text"])
+def test_claude_reads_a_png_and_the_model_sees_it_or_reads_a_placeholder(claude, model, tiny_vlm_dir, tiny_model_dir,
+                                                                         tmp_path):
+    """Claude Code's Read tool on a .png sends the image in a tool result. On a vision model (mlx-vlm) it reaches the
+    processor as image tokens; on a text model the session carries on with a placeholder. The first turn's tool
+    call is scripted (a random model calls no tool); the turn after it runs on the real engine."""
+    from mlxclaude.protocol.content_parts import IMAGE_PLACEHOLDER
+    from support.images import png_bytes
+
+    if model == "vision":
+        pytest.importorskip("mlx_vlm")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "screen.png").write_bytes(png_bytes(5))
+    rendered = []
+
+    def load():
+        backend = mlx_backend_loader(ServerSettings(model=str(tiny_vlm_dir if model == "vision" else tiny_model_dir)))()
+        render, generate = backend.render, backend.generate
+
+        def recording_render(chat):
+            rendered.append(render(chat))
+            return rendered[-1]
+
+        def read_first(prompt, chat, max_tokens, cancel, progress=None):
+            if chat.json_schema is None and not any(message["role"] == "tool" for message in chat.messages):
+                yield f'<tool_call>{{"name": "Read", "arguments": {{"file_path": "{workdir / "screen.png"}"}}}}</tool_call>'
+                from mlxclaude.engine.backend import GenerationStats
+
+                yield GenerationStats(prompt_tokens=len(prompt.tokens), generated_tokens=1)
+                return
+            yield from generate(prompt, chat, max_tokens, cancel, progress)
+
+        backend.render, backend.generate = recording_render, read_first
+        return backend
+
+    with live_server(load, auth_token=TOKEN, max_output_tokens=24, max_batch=1) as server:  # one at a time: through generate
+        result = run_claude(claude, ["-p", "what is in screen.png?", "--tools", "Read", "--allowedTools", "Read",
+                                     "--system-prompt", "You are terse."],
+                            claude_env(server.url, TOKEN, tmp_path / "cfg"), cwd=workdir)
+    assert result.returncode == 0, result.stderr[-2000:] + result.stdout[-2000:]
+    after_read = [prompt for prompt in rendered if "screen.png" in prompt.text and "tool_response" in prompt.text]
+    assert after_read, "claude never sent the Read result back"
+    if model == "vision":
+        assert after_read[-1].media is not None and len(after_read[-1].media.digests) == 1
+        assert after_read[-1].text.count("<|image_pad|>") == 1
+    else:
+        assert IMAGE_PLACEHOLDER in after_read[-1].text

@@ -35,6 +35,9 @@ class ScriptedBackend:
     def memory_facts(self) -> DeviceMemory:
         return DeviceMemory(active_bytes=0, peak_bytes=0, cache_bytes=0)  # a script holds no model memory
 
+    def end_thread(self) -> None:
+        pass
+
     def cache_facts(self) -> dict:
         return {}  # a script keeps no prompt cache
 
