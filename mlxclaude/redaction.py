@@ -31,6 +31,13 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_bytes(data: bytes) -> bytes:
+    """`data` (UTF-8) with every secret masked; the same bytes, untouched, while no secret is registered."""
+    if not _secrets:
+        return data
+    return redact(data.decode("utf-8", "replace")).encode()
+
+
 def redact_value(value: Any) -> Any:
     """`value` (JSON-like: strings, lists, dicts) with every secret masked in its strings and keys."""
     if not _secrets:

@@ -146,6 +146,18 @@ def other_model_loader(settings: ServerSettings) -> Callable[["BackendSpec"], Ca
     return lambda spec: mlx_backend_loader(replace(settings, model=spec.model), backend_name=spec.name)
 
 
+def local_model_sight(settings: ServerSettings) -> Callable[["BackendSpec"], bool]:
+    """Whether a local model will see images, read from its files (on disk already; nothing is downloaded)."""
+
+    def sees(spec: "BackendSpec") -> bool:
+        from mlxclaude.engine.local_backend import sees_images
+        from mlxclaude.models.resolve import resolve
+
+        return sees_images(resolve(spec.model or settings.model or "", pull=False).local_path())
+
+    return sees
+
+
 def check_fits(path: "os.PathLike[str]", backend: str) -> None:
     from mlxclaude.config.units import format_bytes
     from mlxclaude.engine.memory import memory_facts
@@ -190,7 +202,7 @@ def serve(settings: ServerSettings, *, model_name: Optional[str] = None, daemon:
     settings = replace(settings, port=sock.getsockname()[1])
     loader = mlx_backend_loader(settings, name=model_name) if settings.model else None
     app = create_app(settings, loader, routing=load_routing(settings), load=other_model_loader(settings),
-                     web_search=load_web_search())
+                     web_search=load_web_search(), sight=local_model_sight(settings))
     server = uvicorn_server(app, settings)
     url = url_for(settings.host, settings.port)
     local = os.path.expanduser(settings.model or "")

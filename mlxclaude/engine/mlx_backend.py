@@ -69,18 +69,9 @@ class MlxBackend:
 
         greedy = make_mlx_sampler(Sampling(temperature=0.0), self.vocab_size)
         started = time.perf_counter()
-        first = last = started
-        count = 0
-        for count, _ in enumerate(generate_step(mx.array(tokens), self.model, max_tokens=decode_tokens, sampler=greedy,
-                                                prompt_cache=make_prompt_cache(self.model),
-                                                prefill_step_size=self.prefill_step_size), start=1):
-            last = time.perf_counter()
-            if count == 1:
-                first = last
-        prefill_tps = len(tokens) / (first - started) if first > started else 0.0
-        decode_tps = (count - 1) / (last - first) if count > 1 and last > first else 0.0
-        return SpeedFigures(prompt_tokens=len(tokens), decode_tokens=count, prefill_tps=prefill_tps,
-                            decode_tps=decode_tps)
+        steps = generate_step(mx.array(tokens), self.model, max_tokens=decode_tokens, sampler=greedy,
+                              prompt_cache=make_prompt_cache(self.model), prefill_step_size=self.prefill_step_size)
+        return speed_of(steps, len(tokens), started)
 
     def batcher(self, *, max_batch: int) -> Optional[BatchEngine]:
         """The continuous-batching engine the worker drives (engine/batching.py), or None: requests then run one
@@ -172,6 +163,21 @@ class MlxBackend:
         self.prompt_cache.finish(lease)
         progress.phase = "done"
         yield stats
+
+
+def speed_of(steps: Iterator, prompt_tokens: int, started: float) -> SpeedFigures:
+    """Prefill and decode rates of a generation's steps, run here to the end: the time to the first token is
+    the prefill; the rest, the decode."""
+    first = last = started
+    count = 0
+    for count, _ in enumerate(steps, start=1):
+        last = time.perf_counter()
+        if count == 1:
+            first = last
+    prefill_tps = prompt_tokens / (first - started) if first > started else 0.0
+    decode_tps = (count - 1) / (last - first) if count > 1 and last > first else 0.0
+    return SpeedFigures(prompt_tokens=prompt_tokens, decode_tokens=count, prefill_tps=prefill_tps,
+                        decode_tps=decode_tps)
 
 
 def logits_size(model, tokenizer) -> int:

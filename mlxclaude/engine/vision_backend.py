@@ -17,7 +17,7 @@ from mlxclaude.engine.constraints import constraint_processors, load_constraints
 from mlxclaude.engine.device import device_memory
 from mlxclaude.engine.images import ImageError, decode_images
 from mlxclaude.engine.loader import load_vision_model
-from mlxclaude.engine.mlx_backend import SpeedFigures, logits_size, release_thread_streams, reset_random_state
+from mlxclaude.engine.mlx_backend import SpeedFigures, logits_size, release_thread_streams, reset_random_state, speed_of
 from mlxclaude.engine.render import render_chat
 from mlxclaude.engine.sampling import make_mlx_sampler
 from mlxclaude.protocol.chat import ChatRequest, Sampling
@@ -149,18 +149,9 @@ class VisionBackend:
 
         greedy = make_mlx_sampler(Sampling(temperature=0.0), self.vocab_size)
         started = time.perf_counter()
-        first = last = started
-        count = 0
         steps = generate_step(mx.array([tokens]), self.model, None, None, max_tokens=decode_tokens, sampler=greedy,
                               prefill_step_size=self.prefill_step_size)
-        for count, _ in enumerate(steps, start=1):
-            last = time.perf_counter()
-            if count == 1:
-                first = last
-        prefill_tps = len(tokens) / (first - started) if first > started else 0.0
-        decode_tps = (count - 1) / (last - first) if count > 1 and last > first else 0.0
-        return SpeedFigures(prompt_tokens=len(tokens), decode_tokens=count, prefill_tps=prefill_tps,
-                            decode_tps=decode_tps)
+        return speed_of(steps, len(tokens), started)
 
 
 def image_token_ids(config: Any, processor: Any) -> frozenset[int]:

@@ -19,7 +19,7 @@ from mlxclaude.engine.backend import Backend
 from mlxclaude.engine.worker import QueueFull, Worker
 from mlxclaude.logs import log_event, log_internal_error
 from mlxclaude.protocol.errors import ApiError
-from mlxclaude.routing.config import RoutingConfig, parse_routing
+from mlxclaude.routing.config import BackendSpec, RoutingConfig, parse_routing
 from mlxclaude.server import admin, inflight, messages, meta
 from mlxclaude.server.auth import OPEN_PATHS, from_this_machine, is_authorized
 from mlxclaude.server.backends import Backends, LoaderFactory
@@ -163,10 +163,12 @@ def install_routes(app: FastAPI) -> None:
 
 def create_app(settings: ServerSettings, load_backend: Optional[Callable[[], Backend]], *,
                routing: Optional[RoutingConfig] = None, load: Optional[LoaderFactory] = None,
-               web_search: Optional[WebSearchConfig] = None) -> FastAPI:
+               web_search: Optional[WebSearchConfig] = None,
+               sight: Optional[Callable[[BackendSpec], bool]] = None) -> FastAPI:
     """`load_backend` loads the default model (`local`); `routing` (config.toml's backends, routes and
     fallbacks) adds others, `load(spec)` giving the loader of each other local model. With routes that never
-    reach `local`, no default model is loaded (`load_backend` may be None)."""
+    reach `local`, no default model is loaded (`load_backend` may be None). `sight(spec)` says whether a local
+    model will see images before it is loaded (where a request with images goes)."""
     engine_lock = threading.Lock()
 
     def new_worker(loader: Callable[[], Backend], lock: threading.Lock) -> Worker:
@@ -177,7 +179,8 @@ def create_app(settings: ServerSettings, load_backend: Optional[Callable[[], Bac
         raise ValueError("the routes reach `local`, and this server was given no model to load for it")
     worker = new_worker(load_backend, engine_lock) if routing.uses_local and load_backend is not None else None
     state = ServerState(settings=settings, worker=worker, web_search=web_search)
-    backends = Backends(routing, state, worker, load=load, new_worker=new_worker, engine_lock=engine_lock)
+    backends = Backends(routing, state, worker, load=load, new_worker=new_worker, engine_lock=engine_lock,
+                        sight=sight)
     state.backends = backends
     state.metrics = Metrics(queue_depth=backends.queue_depth, backend_up=backends.up)
 

@@ -36,7 +36,8 @@ class Backends:
     def __init__(self, config: RoutingConfig, state: ServerState, default_worker: Optional[Worker], *,
                  load: Optional[LoaderFactory] = None,
                  new_worker: Optional[Callable[[Callable[[], Backend], threading.Lock], Worker]] = None,
-                 engine_lock: Optional[threading.Lock] = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 engine_lock: Optional[threading.Lock] = None, clock: Callable[[], float] = time.monotonic,
+                 sight: Optional[Callable[[BackendSpec], bool]] = None) -> None:
         self.config = config
         self.router = Router(config)
         self.health = BackendHealth(config.backends, clock=clock)
@@ -47,11 +48,12 @@ class Backends:
             if name == LOCAL:
                 if default_worker is None:
                     continue  # no route reaches it: no default model
-                local = LocalTarget(spec, lambda: default_worker, state, worker=default_worker, default=True)
+                local = LocalTarget(spec, lambda: default_worker, state, worker=default_worker, default=True,
+                                    sight=sight)
             elif spec.kind == "mlx":
                 if load is None or new_worker is None:
                     raise ValueError(f"backend {name!r} is a local model, and this server was given no loader")
-                local = LocalTarget(spec, self._worker_factory(spec, load, new_worker), state)
+                local = LocalTarget(spec, self._worker_factory(spec, load, new_worker), state, sight=sight)
             else:
                 self.by_name[name] = remote_target(spec, make_engine(spec), self.health, state)
                 continue

@@ -20,17 +20,20 @@ from mlxclaude.protocol.usage import Usage
 from mlxclaude.routing.config import BackendSpec
 from mlxclaude.routing.failure import TargetFailure
 from mlxclaude.server.accounting import RequestAccount
-from mlxclaude.server.event_turn import EventTurn, TurnItems
+from mlxclaude.server.event_turn import EventTurn
 from mlxclaude.server.inflight import InFlight, records
 from mlxclaude.server.state import ServerState
 from mlxclaude.server.target import TurnRequest
-from mlxclaude.server.web_search_turn import SearchingItems, not_configured_items, with_search_tool
+from mlxclaude.server.web_search_turn import offer_search, with_searches
 
 
 class LocalTarget:
     def __init__(self, spec: BackendSpec, new_worker: Callable[[], Worker], state: ServerState, *,
-                 worker: Optional[Worker] = None, default: bool = False) -> None:
+                 worker: Optional[Worker] = None, default: bool = False,
+                 sight: Optional[Callable[[BackendSpec], bool]] = None) -> None:
         self.spec = spec
+        self._sight = sight
+        self._sees_before_loading: Optional[bool] = None
         self.new_worker = new_worker
         self.worker = worker
         self.default = default
@@ -76,13 +79,9 @@ class LocalTarget:
         chat = seen_by(info, chat, request.request_id)
         record = InFlight(request_id=request.request_id, kind=chat.kind, session=chat.session_id,
                           prompt_tokens=0, max_tokens=chat.max_tokens, stream=chat.stream, backend=self.spec.name)
-        search = self._state.web_search
-        if chat.web_search is not None and search is None:
-            account.started(web_search="not configured")
-            return EventTurn(not_configured_items(), state=self._state, account=account, record=record,
-                             start_usage=Usage())
-        if chat.web_search is not None:
-            chat = with_search_tool(chat)
+        chat, not_configured = offer_search(chat, self._state, account, record)
+        if not_configured is not None:
+            return not_configured
 
         async def queue(chat: ChatRequest, *, first: bool = False) -> JobResults:
             check_size(chat, info.context_length)
@@ -100,9 +99,7 @@ class LocalTarget:
 
         job = await queue(chat, first=True)
         account.started(prompt_tokens=record.prompt_tokens, max_tokens=record.max_tokens, queued=worker.pending - 1)
-        items: TurnItems = job
-        if chat.web_search is not None and search is not None:
-            items = SearchingItems(chat, job, queue, search, request.request_id)
+        items = with_searches(chat, job, queue, self._state, request.request_id)
         return EventTurn(items, state=self._state, account=account, record=record,
                          start_usage=Usage(input_tokens=record.prompt_tokens))
 
@@ -134,8 +131,16 @@ class LocalTarget:
         return self.state != "failed"
 
     def sees_images(self) -> bool:
+        """The loaded model's own answer; before it loads, what `sight` read from its files (asked once)."""
         loaded = self.loaded()
-        return loaded is not None and loaded[1].supports_vision
+        if loaded is not None:
+            return loaded[1].supports_vision
+        if self._sees_before_loading is None:
+            try:
+                self._sees_before_loading = bool(self._sight and self._sight(self.spec))
+            except Exception:  # a model not on disk yet: its first request downloads and loads it
+                self._sees_before_loading = False
+        return self._sees_before_loading
 
     def in_flight(self) -> list[tuple[InFlight, bool]]:
         return records(self.worker) if self.worker is not None else []

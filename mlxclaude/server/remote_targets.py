@@ -5,7 +5,7 @@ engine's reply is passed through as it came, read on the way for its usage and i
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, AsyncIterator, Optional
+from typing import Any, AsyncIterator, Callable, Optional
 
 from mlxclaude.engine.backend import GenerationStats
 from mlxclaude.engine.turn import TurnEnd, TurnItem
@@ -21,7 +21,7 @@ from mlxclaude.server.inflight import InFlight
 from mlxclaude.server.sse import close_shielded
 from mlxclaude.server.state import ServerState
 from mlxclaude.server.target import Turn, TurnRequest
-from mlxclaude.server.web_search_turn import SearchingItems, not_configured_items, with_search_tool
+from mlxclaude.server.web_search_turn import offer_search, with_searches
 from mlxclaude.upstream.openai_wire import ReplyEnd
 from mlxclaude.upstream.remote_engine import EventReply, PassthroughReply, RemoteEngine, ReplyTiming
 
@@ -87,41 +87,35 @@ class EventEngineTarget(RemoteTarget):
     """OpenAI-compatible engines and Azure OpenAI."""
 
     async def open(self, request: TurnRequest, account: RequestAccount) -> Turn:
-        chat = request.chat
-        chat.require_readable()  # the engine reads documents as the text they were turned into
-        if chat.web_search is not None:  # the server runs the searches: the engine sees a function tool
-            if self.state.web_search is None:
-                account.started(web_search="not configured")
-                return EventTurn(not_configured_items(), state=self.state, account=account,
-                                 record=self._new_record(request), start_usage=Usage())
-            request = replace(request, chat=with_search_tool(chat))
-        return await super().open(request, account)
+        request.chat.require_readable()  # the engine reads documents as the text they were turned into
+        chat, not_configured = offer_search(request.chat, self.state, account, self._new_record(request))
+        if not_configured is not None:
+            return not_configured
+        return await super().open(replace(request, chat=chat), account)
 
     def _turn(self, reply: Any, request: TurnRequest, account: RequestAccount, record: InFlight, *,
               on_close) -> Turn:
         assert isinstance(reply, EventReply)
         chat = request.chat
-        items: TurnItems = RemoteEvents(reply, ReplyRules(chat), record, streamed=chat.stream, on_close=on_close)
-        if chat.web_search is not None and self.state.web_search is not None:
-            async def reopen(next_chat: ChatRequest) -> TurnItems:
-                again = await self.engine.open(next_chat, request.document, request.headers, stream=chat.stream)
-                assert isinstance(again, EventReply)
-                self._open[id(record)] = record  # still in flight: closing the last round forgot it
-                return RemoteEvents(again, ReplyRules(next_chat), record, streamed=chat.stream, on_close=on_close)
 
-            items = SearchingItems(chat, items, reopen, self.state.web_search, request.request_id)
+        async def reopen(next_chat: ChatRequest) -> TurnItems:  # a web search's next round, in the same turn
+            again = await self.engine.open(next_chat, request.document, request.headers, stream=chat.stream)
+            assert isinstance(again, EventReply)
+            return RemoteEvents(again, ReplyRules(next_chat), record, streamed=chat.stream)
+
+        first = RemoteEvents(reply, ReplyRules(chat), record, streamed=chat.stream)
+        items = ClosingItems(with_searches(chat, first, reopen, self.state, request.request_id), on_close)
         return EventTurn(items, state=self.state, account=account, record=record, start_usage=Usage())
 
 
 class RemoteEvents:
     """A remote reply as turn items: its events through the reply rules, then a TurnEnd with its figures."""
 
-    def __init__(self, reply: EventReply, rules: ReplyRules, record: InFlight, *, streamed: bool, on_close) -> None:
+    def __init__(self, reply: EventReply, rules: ReplyRules, record: InFlight, *, streamed: bool) -> None:
         self._reply = reply
         self._rules = rules
         self._record = record
         self._streamed = streamed
-        self._on_close = on_close
         self._ended = False
 
     def __aiter__(self) -> "RemoteEvents":
@@ -159,8 +153,28 @@ class RemoteEvents:
         return TurnEnd(stop_reason, end.stop_sequence if stop_reason == "stop_sequence" else None, end.usage, stats)
 
     async def aclose(self) -> None:
+        await self._reply.aclose()
+
+
+class ClosingItems:
+    """A turn's items that call `on_close` once, when the whole turn closes (not as each search round ends)."""
+
+    def __init__(self, items: TurnItems, on_close: Callable[[], None]) -> None:
+        self._items = items
+        self._on_close = on_close
+
+    def __aiter__(self) -> "ClosingItems":
+        return self
+
+    async def __anext__(self) -> TurnItem:
+        return await self._items.__anext__()
+
+    def take_ready(self) -> list[TurnItem]:
+        return self._items.take_ready()
+
+    async def aclose(self) -> None:
         try:
-            await self._reply.aclose()
+            await self._items.aclose()
         finally:
             self._on_close()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import replace
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Optional
 
 from mlxclaude.engine.backend import GenerationStats
 from mlxclaude.engine.turn import TurnEnd, TurnItem
@@ -16,7 +16,10 @@ from mlxclaude.parsing.events import TextPiece, ToolCall
 from mlxclaude.protocol.chat import ChatRequest, ToolChoice
 from mlxclaude.protocol.server_tools import ServerToolUse, WebSearchResult, new_server_tool_id
 from mlxclaude.protocol.usage import Usage
-from mlxclaude.server.event_turn import TurnItems
+from mlxclaude.server.accounting import RequestAccount
+from mlxclaude.server.event_turn import EventTurn, TurnItems
+from mlxclaude.server.inflight import InFlight
+from mlxclaude.server.state import ServerState
 from mlxclaude.websearch.config import SETUP_HINT, WebSearchConfig
 from mlxclaude.websearch.providers import SearchFailed, log_search, search
 
@@ -63,6 +66,27 @@ def not_configured_items() -> FixedItems:
 
 
 Reopen = Callable[[ChatRequest], Awaitable[TurnItems]]
+
+
+def offer_search(chat: ChatRequest, state: ServerState, account: RequestAccount,
+                 record: InFlight) -> tuple[ChatRequest, Optional[EventTurn]]:
+    """`chat` as the model sees it when the server runs its web search (the search as a function tool); or, with
+    no provider configured, the turn that says so."""
+    if chat.web_search is None:
+        return chat, None
+    if state.web_search is None:
+        account.started(web_search="not configured")
+        return chat, EventTurn(not_configured_items(), state=state, account=account, record=record,
+                               start_usage=Usage())
+    return with_search_tool(chat), None
+
+
+def with_searches(chat: ChatRequest, first: TurnItems, reopen: Reopen, state: ServerState,
+                  request_id: str) -> TurnItems:
+    """The turn's items, searching when the model calls the web search (each round reopened by `reopen`)."""
+    if chat.web_search is None or state.web_search is None:
+        return first
+    return SearchingItems(chat, first, reopen, state.web_search, request_id)
 
 
 class SearchingItems:

@@ -18,7 +18,7 @@ from mlxclaude.parsing.events import ReplyEvent
 from mlxclaude.protocol.chat import ChatRequest
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.protocol.usage import Usage
-from mlxclaude.redaction import redact, redact_value
+from mlxclaude.redaction import redact, redact_bytes, redact_value
 from mlxclaude.routing.config import BackendSpec
 from mlxclaude.upstream.openai_wire import ReplyEnd
 from mlxclaude.upstream.sse import SSEEvent, SSEEvents, SSELineTooLong, broke_off, line_too_long
@@ -103,7 +103,7 @@ class PassthroughReply:
                 for event in events:
                     self._read_event(event)
                 if events:
-                    yield redact(b"".join(event.raw for event in events).decode("utf-8", "replace")).encode()
+                    yield redact_bytes(b"".join(event.raw for event in events))
                 if self.ended:
                     return
         except SSELineTooLong as exc:

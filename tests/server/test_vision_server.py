@@ -66,3 +66,23 @@ def test_a_corrupt_image_is_a_400_naming_it(client):
             {"role": "user", "content": [{"type": "text", "text": "see"}, bad]}])
     assert raised.value.body["error"]["type"] == "invalid_request_error"
     assert "image 1 (image/png) could not be decoded" in raised.value.body["error"]["message"]
+
+
+def test_a_request_with_images_stays_on_a_vision_model_that_is_not_loaded_yet(tiny_vlm_dir, tiny_model_dir):
+    """`image_backend` is for a routed model that cannot see: a local vision model routed to but not loaded yet
+    is known to see from its files, so the request loads it instead of going to the image backend."""
+    import tomllib
+
+    from mlxclaude.daemon.serve import local_model_sight, other_model_loader
+    from mlxclaude.routing.config import parse_routing
+
+    settings = ServerSettings(model=str(tiny_model_dir))
+    toml = f'[backends.eyes]\nkind = "mlx"\nmodel = "{tiny_vlm_dir}"\n[routes]\n"*opus*" = "eyes"\n"*" = "local"\n'
+    routing = parse_routing(tomllib.loads(toml), local_model=settings.model)
+    with live_server(mlx_backend_loader(settings), routing=routing, load=other_model_loader(settings),
+                     sight=local_model_sight(settings), image_backend="local") as live:
+        assert live.app.state.mlxclaude.backends.by_name["eyes"].sees_images()  # before it loads
+        client = anthropic.Anthropic(base_url=live.url, api_key="unused", max_retries=0)
+        client.messages.create(model="claude-opus-4-8", max_tokens=4, messages=[screenshot_turn()])
+        facts = {backend["name"]: backend for backend in status(live)["backends"]}
+    assert facts["eyes"]["state"] == "loaded"

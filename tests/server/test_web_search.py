@@ -122,11 +122,17 @@ def test_without_a_provider_the_reply_says_how_to_configure_one():
 
 
 def test_the_same_on_an_openai_compatible_engine():
+    """…and the turn is in flight (GET /mlxclaude/status) through every round, then no longer."""
+    import httpx
+
+    seen_in_flight = []
+
     def engine_and_search(request):
         if request.path == "/search":
             return searxng(request)
         messages = request.body["messages"]
         if messages[-1]["role"] == "tool":
+            seen_in_flight.append(httpx.get(f"{server.url}/mlxclaude/status", timeout=30).json()["in_flight"])
             return Answer(body=chat_completion({"content": "engine read: " + messages[-1]["content"].splitlines()[0]}))
         assert any(tool["function"]["name"] == "web_search" for tool in request.body["tools"])
         call = {"id": "c1", "type": "function", "function": {"name": "web_search",
@@ -139,6 +145,8 @@ def test_the_same_on_an_openai_compatible_engine():
         with serve(search_url=upstream.url, routing=routing) as server:
             client = anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0)
             reply = ask(client, stream=True)
+            after = httpx.get(f"{server.url}/mlxclaude/status", timeout=30).json()["in_flight"]
+    assert [len(listed) for listed in seen_in_flight] == [1] and after == []
     assert [block.type for block in reply.content] == ["server_tool_use", "web_search_tool_result", "text"]
     assert reply.content[-1].text == "engine read: [1] MLX docs"
     assert reply.usage.server_tool_use.web_search_requests == 1

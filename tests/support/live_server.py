@@ -60,12 +60,12 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(load_backend: Callable[[], Backend], *, routing=None, load=None, web_search=None,
+def live_server(load_backend: Callable[[], Backend], *, routing=None, load=None, web_search=None, sight=None,
                 **settings: object) -> Iterator[LiveServer]:
     """The app on a free port; `routing` (a RoutingConfig) and `load(spec)` as the daemon passes them."""
     port = free_port()
     config = ServerSettings(port=port, **settings)
-    server = LiveServer(create_app(config, load_backend, routing=routing, load=load, web_search=web_search), port,
+    server = LiveServer(create_app(config, load_backend, routing=routing, load=load, web_search=web_search, sight=sight), port,
                         config).start()
     try:
         yield server
