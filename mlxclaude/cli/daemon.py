@@ -271,6 +271,11 @@ def _batch(facts: Optional[dict]) -> Optional[str]:
         text += f", {facts.get('active', 0)} of {facts.get('max_batch')} streams"
         if facts.get("waiting"):
             text += f", {facts['waiting']} waiting"
+    spec = facts.get("speculative") if isinstance(facts.get("speculative"), dict) else {}
+    if spec.get("mode") not in (None, "off"):
+        text += f"; speculative {spec['mode']}"
+        if spec.get("drafted"):
+            text += f": {spec.get('accepted', 0)} of {spec['drafted']} drafted tokens accepted"
     return text
 
 

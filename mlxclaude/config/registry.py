@@ -180,6 +180,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("image_backend", "str", None, nullable=True, unset_label="(placeholders)",
             description="The backend ([backends.NAME]) that serves a request carrying images when the routed "
                         "one cannot see them. Unset: each image becomes a short text placeholder."),
+    Setting("speculative", "choice", "auto", choices=("auto", "off", "lookup"),
+            description="Speculative decoding of a request that decodes alone: drafts from prompt lookup (what "
+                        "followed the same tokens earlier), checked in one forward. auto: only while it pays, "
+                        "measured; lookup: always; off: never. The output is the same either way."),
     Setting("tool_constraints", "bool", True,
             description="Constrain decoding so tool calls are valid for their schemas and tool_choice is "
                         "honoured (and JSON replies match output_config.format). false: free decoding, "
@@ -265,6 +269,7 @@ class ServerSettings:
     prefill_step_size: int = 2048
     cache_max_bytes: Optional[int] = None
     image_backend: Optional[str] = None
+    speculative: Literal["auto", "off", "lookup"] = "auto"
     tool_constraints: bool = True
 
     @classmethod

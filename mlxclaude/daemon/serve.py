@@ -125,7 +125,8 @@ def mlx_backend_loader(settings: ServerSettings, *, name: Optional[str] = None,
                                          prefill_step_size=settings.prefill_step_size,
                                          constrain_tools=settings.tool_constraints,
                                          cache_max_bytes=settings.cache_max_bytes,
-                                         prompt_cache_dir=paths.cache_dir() / "prompt-cache")
+                                         prompt_cache_dir=paths.cache_dir() / "prompt-cache",
+                                         speculative=settings.speculative)
         except Exception as exc:
             # what `up` prints when the start fails (daemon/manager.py reads the last error-level event)
             message, hint = (exc.message, exc.hint) if isinstance(exc, MlxClaudeError) else (str(exc), None)

@@ -49,6 +49,9 @@ class GenerationStats:
     peak_memory_gb: float = 0.0
     finish_reason: str = "stop"  # stop | length | cancelled
     cache_note: str = ""
+    decode_steps: int = 0  # forward passes that produced its tokens (fewer than tokens when drafts are accepted)
+    drafted_tokens: int = 0  # speculative decoding: tokens drafted and checked…
+    accepted_tokens: int = 0  # …and of those, the ones the model agreed with
     extra: dict = field(default_factory=dict)
 
     @property

@@ -32,12 +32,14 @@ class SpeedFigures:
 class MlxBackend:
     def __init__(self, path: str, *, name: str | None = None, context_limit: int | None = None,
                  prefill_step_size: int = 2048, cache_max_bytes: int | None = None,
-                 prompt_cache_dir: Path | None = None, constrain_tools: bool = True) -> None:
+                 prompt_cache_dir: Path | None = None, constrain_tools: bool = True,
+                 speculative: str = "auto") -> None:
         loaded = load_model(path, name=name, context_limit=context_limit)
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.info = loaded.info
         self.prefill_step_size = prefill_step_size
+        self.speculative = speculative  # auto | off | lookup (engine/speculative/policy.py)
         self.vocab_size = logits_size(self.model, self.tokenizer)
         # constrained tool calls / JSON replies (engine/constraints); None when llguidance can't serve it
         self.constraints = load_constraints(self.tokenizer, self.info, enabled=constrain_tools)
@@ -141,6 +143,7 @@ class MlxBackend:
                     stats.finish_reason = "stop"
                     break
                 stats.generated_tokens += 1
+                stats.decode_steps += 1
                 progress.generated_tokens = stats.generated_tokens
                 detokenizer.add_token(token)
                 piece = detokenizer.last_segment

@@ -6,10 +6,12 @@ admits them (the interactive main turn first) up to `max_batch` streams and its 
 batcher cannot serve, and every request of a backend without one, runs alone once the batch has drained
 (admission pauses meanwhile, so it is not overtaken forever).
 
-Results cross back to asyncio through loop.call_soon_threadsafe, one call per loop and engine step for all
-streams. Cancelling a job sets its event, which the engine checks between steps (and prefill chunks). Each
-job may carry a tag (the server's record of its request); `in_flight()` lists the tags of the jobs queued
-or running (several running at once when they are batched).
+Results cross back to asyncio through loop.call_soon_threadsafe, one call per loop for all streams, at most
+every FLUSH_INTERVAL while tokens flow (a stream's first item, its end and errors go out at once): each
+delivery wakes every stream's task and costs a socket write per stream, so fast steps share one. Cancelling
+a job sets its event, which the engine checks between steps (and prefill chunks). Each job may carry a tag
+(the server's record of its request); `in_flight()` lists the tags of the jobs queued or running (several
+running at once when they are batched).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncio
 import itertools
 import queue
 import threading
+import time
 from collections import deque
 from typing import Any, Callable, Iterable, Optional
 
@@ -26,6 +29,7 @@ from mlxclaude.engine.jobs import GenerationRequest, Stream, run_alone
 from mlxclaude.logs import log_internal_error
 
 _DONE = object()
+FLUSH_INTERVAL = 0.02  # seconds: how long a decoded token may wait for the next ones before it is delivered
 
 
 class QueueFull(Exception):
@@ -40,15 +44,24 @@ class _Outbox:
     def __init__(self) -> None:
         self._pending: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue, list[Any]]]] = {}
         self._cancels: dict[asyncio.AbstractEventLoop, list[threading.Event]] = {}
+        self._urgent = False
+        self._last_flush = 0.0
 
     def add(self, loop: asyncio.AbstractEventLoop, results: asyncio.Queue, items: list[Any],
-            cancel: threading.Event) -> None:
+            cancel: threading.Event, *, urgent: bool = False) -> None:
         self._pending.setdefault(loop, []).append((results, items))
         self._cancels.setdefault(loop, []).append(cancel)
+        self._urgent = self._urgent or urgent
+
+    def flush_due(self) -> None:
+        """Flush when something urgent waits or the last flush is FLUSH_INTERVAL old."""
+        if self._pending and (self._urgent or time.monotonic() - self._last_flush >= FLUSH_INTERVAL):
+            self.flush()
 
     def flush(self) -> None:
         pending, cancels = self._pending, self._cancels
         self._pending, self._cancels = {}, {}
+        self._urgent, self._last_flush = False, time.monotonic()
         for loop, batch in pending.items():
             try:
                 loop.call_soon_threadsafe(_deliver, batch)
@@ -147,11 +160,16 @@ class Worker:
         results: asyncio.Queue = asyncio.Queue()
         number = next(self._numbers)
 
+        delivered = False
+
         def emit(items: Iterable[Any]) -> None:
-            self._outbox.add(loop, results, list(items), cancel)
+            nonlocal delivered
+            batch = list(items)
+            self._outbox.add(loop, results, batch, cancel, urgent=not delivered)  # the first token never waits
+            delivered = delivered or bool(batch)
 
         def close() -> None:
-            self._outbox.add(loop, results, [_DONE], cancel)
+            self._outbox.add(loop, results, [_DONE], cancel, urgent=True)
             with self._lock:
                 self._open.pop(number, None)
                 self.requests_served += 1
@@ -193,7 +211,7 @@ class Worker:
                 if self.batcher is not None:
                     self.batcher.fail_all(exc)
             finally:
-                self._outbox.flush()
+                self._outbox.flush_due()
 
     def _has_work(self) -> bool:
         return bool(self._alone) or (self.batcher is not None and self.batcher.has_work)
@@ -202,6 +220,8 @@ class Worker:
         """Move what was submitted to the batch or the run-alone queue; wait for some when there is nothing to do.
         False once the worker is stopped."""
         block = not self._has_work()
+        if block:
+            self._outbox.flush()  # nothing more is coming until new work arrives
         while True:
             try:
                 work = self._jobs.get(block=block)

@@ -18,14 +18,17 @@ from mlxclaude.config.registry import ServerSettings
 from mlxclaude.engine.backend import Backend
 from mlxclaude.engine.worker import QueueFull, Worker
 from mlxclaude.logs import log_event, log_internal_error
+from mlxclaude.protocol.chat_completions_out import error_body
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.routing.config import BackendSpec, RoutingConfig, parse_routing
-from mlxclaude.server import admin, inflight, messages, meta
+from mlxclaude.server import admin, chat_completions, inflight, messages, meta
 from mlxclaude.server.auth import OPEN_PATHS, from_this_machine, is_authorized
 from mlxclaude.server.backends import Backends, LoaderFactory
 from mlxclaude.server.metrics import Metrics, metrics_route
 from mlxclaude.server.state import ServerState, new_request_id
 from mlxclaude.websearch.config import WebSearchConfig
+
+OPENAI_PATHS = ("/chat/completions", "/responses")  # their errors in OpenAI's shape
 
 
 def error_response(error: ApiError, request: Request) -> JSONResponse:
@@ -37,7 +40,10 @@ def error_response(error: ApiError, request: Request) -> JSONResponse:
         headers["retry-after"] = error.retry_after
     elif error.status in (429, 529):
         headers["retry-after"] = "2"
-    return JSONResponse(error.to_body(request_id), status_code=error.status, headers=headers)
+    body = error.to_body(request_id)
+    if request.url.path.endswith(OPENAI_PATHS):
+        body = error_body(body["error"]["type"], body["error"]["message"])
+    return JSONResponse(body, status_code=error.status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -155,6 +161,7 @@ def install_routes(app: FastAPI) -> None:
     for prefix in ("/v1", "/v1/v1"):  # a base URL ending in /v1 yields /v1/v1/...
         app.add_api_route(f"{prefix}/messages", messages.create_message, methods=["POST"])
         app.add_api_route(f"{prefix}/messages/count_tokens", messages.count_tokens, methods=["POST"])
+        app.add_api_route(f"{prefix}/chat/completions", chat_completions.create_chat_completion, methods=["POST"])
         app.add_api_route(f"{prefix}/models", meta.list_models, methods=["GET"])
         app.add_api_route(f"{prefix}/models/{{model_id:path}}", meta.retrieve_model, methods=["GET"])
     app.add_api_route("/metrics", metrics_route, methods=["GET"])

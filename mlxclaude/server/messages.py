@@ -31,7 +31,11 @@ T = TypeVar("T")
 def prepare_create(raw: bytes, headers: Mapping[str, str]) -> tuple[dict, str, ChatRequest]:
     """Body bytes → the request as sent (for a remote backend), the model id asked for and the typed request
     (on a worker thread: it scales with the body)."""
-    document = decode_json_body(raw)
+    return prepare_document(decode_json_body(raw), headers)
+
+
+def prepare_document(document: dict, headers: Mapping[str, str]) -> tuple[dict, str, ChatRequest]:
+    """A Messages document (as sent, or as another front door translated it) → the model id and typed request."""
     params = parse_create_params(document)
     metadata_user = params.metadata.user_id if params.metadata else None
     chat = to_chat_request(params, session_id=session_id_of(headers, metadata_user))
@@ -56,8 +60,15 @@ async def count_tokens(request: Request) -> JSONResponse:
 
 
 async def create_message(request: Request):
-    state: ServerState = request.app.state.mlxclaude
     document, model, chat = await asyncio.to_thread(prepare_create, await request.body(), request.headers)
+    turn, account = await open_turn(request, document, model, chat)
+    return await answer(request, turn, account)
+
+
+async def open_turn(request: Request, document: dict, model: str, chat: ChatRequest) -> tuple[Turn, RequestAccount]:
+    """The one request path of every front door: route, then open a turn on the first target that takes it
+    (the next after a retryable failure)."""
+    state: ServerState = request.app.state.mlxclaude
     route, chain = state.backends.plan(model, images=chat.has_images, image_backend=state.settings.image_backend)
     turn_request = TurnRequest(request.state.request_id, document, chat, dict(request.headers))
     account = RequestAccount(state, request.state.request_id, chat, model, route.pattern)
@@ -79,13 +90,19 @@ async def create_message(request: Request):
             account.failed(error)
             raise
         state.backends.health.succeeded(name)
-        return await answer(request, turn, account)
+        return turn, account
     raise ApiError.api_error("no backend to serve the request")  # a chain always has at least one
 
 
 async def answer(request: Request, turn: Turn, account: RequestAccount):
     if account.chat.stream:
         return sse_response(turn.stream())
+    message = await whole_message(request, turn, account)
+    return JSONResponse(message) if message is not None else JSONResponse(status_code=499, content={})
+
+
+async def whole_message(request: Request, turn: Turn, account: RequestAccount) -> dict | None:
+    """The turn's whole reply (None when the client went away first: counted as cancelled)."""
     try:
         message = await until_done_or_gone(request, turn.message())
     except ApiError as error:
@@ -96,8 +113,7 @@ async def answer(request: Request, turn: Turn, account: RequestAccount):
             await turn.aclose()
     if message is None:
         account.cancelled()
-        return JSONResponse(status_code=499, content={})
-    return JSONResponse(message)
+    return message
 
 
 async def until_done_or_gone(request: Request, work: Awaitable[T]) -> T | None:

@@ -111,6 +111,10 @@ class Metrics:
                               ["backend"], buckets=TTFT_BUCKETS, registry=self.registry)
         self.decode_tps = Histogram("mlxclaude_decode_tokens_per_second", "Decode speed of a request",
                                     ["backend"], buckets=DECODE_TPS_BUCKETS, registry=self.registry)
+        self.spec_tokens = Counter("mlxclaude_spec_tokens", "Speculative decoding: drafted tokens the model "
+                                   "accepted or rejected", ["result"], registry=self.registry)
+        self.decode_steps = Counter("mlxclaude_decode_steps", "Forward passes that produced output tokens",
+                                    registry=self.registry)
         self.registry.register(_LiveGauges(queue_depth, backend_up))
 
     def _model_label(self, model: str) -> str:
@@ -134,6 +138,15 @@ class Metrics:
             self.ttft.labels(backend).observe(ttft_s)
         if decode_tps is not None and decode_tps >= 0:
             self.decode_tps.labels(backend).observe(decode_tps)
+
+    def decoded(self, *, steps: int, drafted: int, accepted: int) -> None:
+        """A request's decode: its forward passes and its drafted tokens, accepted or rejected."""
+        if steps > 0:
+            self.decode_steps.inc(steps)
+        for result, count in (("accepted", accepted), ("rejected", drafted - accepted)):
+            child = self.spec_tokens.labels(result)
+            if count > 0:
+                child.inc(count)
 
     def prompt_cache(self, result: str, tokens: int) -> None:
         """Tokens reused from the prompt cache ("hit") or prefilled for want of it ("miss")."""

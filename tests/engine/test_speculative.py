@@ -1,0 +1,153 @@
+"""Speculative decoding (engine/speculative/): the drafter and the policy alone, then the real engine with the
+tiny model — whose greedy replies fall into repeats that prompt lookup drafts — where the output with
+speculation is the output without it, token for token: free and constrained, stop sequences, max_tokens."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+import pytest
+
+from mlxclaude.engine.speculative.lookup import PromptLookup
+from mlxclaude.engine.speculative.policy import PLAIN_FIRST, PROBE_DRAFT, PROBE_EVERY, Acceptance, StepCosts, draft_length
+
+TOKEN = "spec-token"
+BASH = {"name": "Bash", "description": "Run a shell command",
+        "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}
+FILE = "\n".join(f"def function_{i}(value):\n    return value * {i} + {i * 3}" for i in range(8))
+
+
+# --- the drafter -----------------------------------------------------------------------------------------
+
+
+def test_lookup_drafts_what_followed_the_longest_recent_match():
+    lookup = PromptLookup([1, 2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 9, 9])
+    lookup.extend([1, 2, 3])
+    assert lookup.draft(4) == [4, 5, 6, 7]  # [1, 2, 3] beats the more recent [2, 3]: longer n-grams first
+    assert lookup.draft(3, after=4) == [5, 6, 7]
+    assert lookup.draft(3, after=42) == []
+    recent = PromptLookup([5, 2, 3, 8, 0, 2, 3, 9])
+    recent.extend([7, 2, 3])
+    assert recent.draft(4) == [9, 7, 2, 3]  # [2, 3] continued with 8, then with 9: the latest wins
+    assert PromptLookup([5]).draft(after=5) == []
+
+
+def test_lookup_never_drafts_past_the_tokens_it_has():
+    lookup = PromptLookup([7, 7, 7])
+    assert lookup.draft(8, after=7) == [7]  # [7, 7] was followed by one 7 so far
+
+
+# --- the policy ------------------------------------------------------------------------------------------
+
+
+def test_on_a_bandwidth_bound_device_drafts_pay_on_a_compute_bound_one_only_when_nearly_all_are_accepted():
+    cheap, dear = StepCosts(plain_s=0.02, plain_steps=10, slope=0.05), StepCosts(plain_s=0.2, plain_steps=10, slope=1.0)
+    copying, chatting = Acceptance(rate=0.97), Acceptance(rate=0.4)
+    assert draft_length("auto", 8, copying, cheap) == 8
+    assert draft_length("auto", 8, chatting, cheap) > 0
+    assert draft_length("auto", 8, chatting, dear) == 0
+    assert draft_length("lookup", 8, chatting, dear) == 8 and draft_length("off", 8, copying, cheap) == 0
+
+
+def test_auto_times_plain_steps_first_then_tries_then_measures_again_now_and_then():
+    stream, costs = Acceptance(rate=0.1), StepCosts()
+    assert draft_length("auto", 5, stream, costs) == 0  # no yardstick yet
+    for _ in range(PLAIN_FIRST):
+        costs.plain(0.2)
+    assert draft_length("auto", 5, stream, costs) == PROBE_DRAFT  # a first, short try
+    costs.verify(PROBE_DRAFT, 0.6)  # 3 tokens for 3 plain steps' time: compute-bound
+    assert costs.slope == pytest.approx(1.0)
+    assert draft_length("auto", 5, stream, costs) == 0
+    stream.since_probe = PROBE_EVERY
+    assert draft_length("auto", 5, stream, costs) == PROBE_DRAFT
+    stream.verified(2, 2)
+    assert stream.since_probe == 0 and stream.rate > 0.1
+
+
+def test_step_costs_follow_the_measurements():
+    costs = StepCosts()
+    costs.plain(0.1)
+    costs.verify(4, 0.14)  # 5 tokens for 1.4 plain steps' time: bandwidth-bound
+    assert costs.slope == pytest.approx(0.1)
+    for _ in range(40):
+        costs.verify(4, 0.5)  # the device got busy: 5 tokens for 5 plain steps
+    assert costs.slope == pytest.approx(1.0, abs=0.05)
+
+
+# --- the engine ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def servers(tiny_model_dir):
+    from mlxclaude.config.registry import ServerSettings
+    from mlxclaude.daemon.serve import mlx_backend_loader
+    from support.live_server import live_server
+
+    opened = {}
+    with live_server(mlx_backend_loader(ServerSettings(model=str(tiny_model_dir), speculative="off")),
+                     auth_token=TOKEN) as plain, \
+            live_server(mlx_backend_loader(ServerSettings(model=str(tiny_model_dir), speculative="lookup")),
+                        auth_token=TOKEN) as speculating:
+        opened["off"], opened["lookup"] = plain, speculating
+        yield opened
+
+
+def ask(server, **body) -> dict:
+    request = {"model": "claude-x", "max_tokens": 96, "temperature": 0, **body}
+    response = httpx.post(f"{server.url}/v1/messages", json=request, headers={"x-api-key": TOKEN}, timeout=600)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def streamed_text(server, **body) -> str:
+    request = {"model": "claude-x", "max_tokens": 96, "temperature": 0, "stream": True, **body}
+    with httpx.stream("POST", f"{server.url}/v1/messages", json=request, headers={"x-api-key": TOKEN},
+                      timeout=600) as response:
+        deltas = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")]
+    return "".join(event["delta"].get("text", "") for event in deltas if event["type"] == "content_block_delta")
+
+
+def spec_totals(server) -> dict[str, float]:
+    text = httpx.get(f"{server.url}/metrics", headers={"x-api-key": TOKEN}, timeout=30).text
+    found = dict(re.findall(r'^mlxclaude_spec_tokens_total\{result="(\w+)"\} ([\d.e+]+)$', text, re.M))
+    steps = re.search(r"^mlxclaude_decode_steps_total ([\d.e+]+)$", text, re.M)
+    return {"accepted": float(found.get("accepted", 0)), "rejected": float(found.get("rejected", 0)),
+            "steps": float(steps.group(1)) if steps else 0.0}
+
+
+def replies_of(reply: dict) -> tuple:
+    blocks = [{key: value for key, value in block.items() if key != "id"} for block in reply["content"]]
+    return blocks, reply["stop_reason"], reply["usage"]["output_tokens"]
+
+
+PROMPTS = [
+    {"messages": [{"role": "user", "content": f"Repeat this file exactly:\n\n{FILE}"}]},
+    {"messages": [{"role": "user", "content": "Write a long list of words."}], "max_tokens": 150},
+    {"messages": [{"role": "user", "content": f"Fix the bug:\n\n{FILE}"}], "tools": [BASH]},
+    {"messages": [{"role": "user", "content": "Run ls."}], "tools": [BASH],
+     "tool_choice": {"type": "tool", "name": "Bash"}},
+    {"messages": [{"role": "user", "content": f"Repeat:\n{FILE}"}], "stop_sequences": ["##", "value *"]},
+    {"messages": [{"role": "user", "content": f"Repeat:\n{FILE}"}], "max_tokens": 7},
+]
+
+
+@pytest.mark.mlx
+@pytest.mark.parametrize("index", range(len(PROMPTS)))
+def test_greedy_replies_with_speculation_are_the_replies_without_it(servers, index):
+    plain = ask(servers["off"], **PROMPTS[index])
+    assert replies_of(ask(servers["lookup"], **PROMPTS[index])) == replies_of(plain)
+
+
+@pytest.mark.mlx
+def test_speculation_drafts_checks_and_counts_and_streams_the_same_text(servers):
+    before = spec_totals(servers["lookup"])
+    body = {"messages": [{"role": "user", "content": "Write a long list of words."}], "max_tokens": 200}
+    streamed = streamed_text(servers["lookup"], **body)
+    assert streamed == streamed_text(servers["off"], **body)
+    after = spec_totals(servers["lookup"])
+    accepted, steps = after["accepted"] - before["accepted"], after["steps"] - before["steps"]
+    assert accepted > 0 and after["rejected"] >= before["rejected"]
+    assert steps < 200  # fewer forward passes than tokens: the tiny model's repeats were drafted and accepted
+    assert spec_totals(servers["off"])["accepted"] == 0
