@@ -13,15 +13,21 @@ def register(app: typer.Typer) -> None:
     app.command("run", cls=Command)(run)  # claude's own options come after `--`: a mistake before it is run's
 
 
+CLIENTS = ("claude", "codex")
+
+
 def run(
     model: ModelOption = None,
     force: ForceOption = False,
+    client: Annotated[str, typer.Option(
+        "--client", metavar="CLIENT", help="The agent to launch: claude (Claude Code) or codex (Codex CLI, on "
+                                           "the daemon's OpenAI Responses API).")] = "claude",
     claude_args: Annotated[Optional[list[str]], typer.Argument(
-        metavar="-- CLAUDE_ARGS", show_default=False, help="Passed to claude as they are.")] = None,
+        metavar="-- CLIENT_ARGS", show_default=False, help="Passed to the client as they are.")] = None,
 ) -> None:
-    """Start the daemon if needed, then run Claude Code on it.
+    """Start the daemon if needed, then run Claude Code (or Codex CLI) on it.
 
-    Exits with Claude Code's exit code. A running daemon is used as it is; with --model it must serve
+    Exits with the client's exit code. A running daemon is used as it is; with --model it must serve
     that model (`mlxclaude restart --model` switches). A repo id not downloaded yet is downloaded first,
     here, with a progress bar. A model whose context cannot hold Claude Code's prompt is refused before
     anything starts, unless --force.
@@ -32,7 +38,12 @@ def run(
     from mlxclaude.cli._routes import tier_choice
     from mlxclaude.config.registry import ServerSettings
     from mlxclaude.daemon import manager
+    from mlxclaude.errors import UsageError
 
+    if client not in CLIENTS:
+        raise UsageError(f"unknown client {client!r}", hint="--client claude or --client codex")
+    if client == "codex":
+        return run_codex(model, force, list(claude_args or []))
     claude = require_claude()   # before starting a daemon we would not use
     settings = with_default_model(ServerSettings.from_env(model=model))
     tiers = tier_choice(settings.model)   # a bad [routes] table stops here, before anything starts
@@ -53,3 +64,25 @@ def run(
         warn_small_context(context)
     code = launch_claude(claude, list(claude_args or []), env)
     raise SystemExit(code)
+
+
+def run_codex(model: Optional[str], force: bool, args: list[str]) -> None:
+    """Codex CLI on the daemon: its Responses API, the served model, the daemon's token."""
+    from mlxclaude.cli._endpoint import auth_token, fetch_health
+    from mlxclaude.cli._model_choice import prepare_model, with_default_model
+    from mlxclaude.codex import launch_codex, require_codex
+    from mlxclaude.config.registry import ServerSettings
+    from mlxclaude.daemon import manager
+
+    require_codex()   # before starting a daemon we would not use
+    settings = with_default_model(ServerSettings.from_env(model=model))
+    fit = prepare_model(settings, explicit=model is not None, force=force, command="mlxclaude run --client codex")
+    state = manager.start(settings, on_progress=_output.note, explicit_model=model is not None)
+    token = getattr(state, "token", None) or auth_token(settings) or "mlxclaude"
+    health = fetch_health(state.url) or {}
+    served = str(health.get("model") or state.model or settings.model or "local")
+    _output.note(f"codex → {served} at {state.url}/v1 (Responses API)")
+    if fit is not None and fit.status != "ok":
+        _output.warning(fit.detail())
+    raise SystemExit(launch_codex(args, base_url=state.url, token=token, model=served,
+                                  context_window=health.get("context_length")))

@@ -22,12 +22,28 @@ DEFAULT_MAX_TOKENS = 8192  # OpenAI's max_tokens is optional; Anthropic's docume
 ANY_JSON_OBJECT = {"type": "object"}
 
 
-def anthropic_document(body: Any, *, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> dict[str, Any]:
+def model_of(body: Any) -> str:
+    """The model id of an OpenAI request body (the body must be an object)."""
     if not isinstance(body, dict):
         raise ApiError.invalid_request("the request body must be a JSON object")
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise ApiError.invalid_request("model: a model id is required")
+    return model
+
+
+def sampling_of(body: dict[str, Any]) -> dict[str, Any]:
+    """temperature (OpenAI's 0–2, within Anthropic's 0–1) and top_p, where given."""
+    fields: dict[str, Any] = {}
+    if body.get("temperature") is not None:
+        fields["temperature"] = min(float(body["temperature"]), 1.0)
+    if body.get("top_p") is not None:
+        fields["top_p"] = body["top_p"]
+    return fields
+
+
+def anthropic_document(body: Any, *, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> dict[str, Any]:
+    model = model_of(body)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ApiError.invalid_request("messages: at least one message is required")
@@ -37,26 +53,23 @@ def anthropic_document(body: Any, *, default_max_tokens: int = DEFAULT_MAX_TOKEN
         raise ApiError.invalid_request("logprobs: not supported by this server")
     system, turns = _messages(messages)
     document: dict[str, Any] = {"model": model, "messages": turns, "max_tokens": _max_tokens(body, default_max_tokens),
-                                "stream": bool(body.get("stream"))}
+                                "stream": bool(body.get("stream")), **sampling_of(body)}
     if system:
         document["system"] = system
-    for key in ("temperature", "top_p"):
-        if body.get(key) is not None:
-            document[key] = min(float(body[key]), 1.0) if key == "temperature" else body[key]
     stop = body.get("stop")
     if stop:
         document["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
     tools = _tools(body.get("tools"))
     if tools:
         document["tools"] = tools
-        choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
+        choice = tool_choice_of(body.get("tool_choice"), body.get("parallel_tool_calls"))
         if choice is not None:
             document["tool_choice"] = choice
     output_format = _response_format(body.get("response_format"))
     effort = body.get("reasoning_effort")
     if output_format is not None or effort:
         document["output_config"] = {key: value for key, value in
-                                     (("format", output_format), ("effort", _effort(effort))) if value}
+                                     (("format", output_format), ("effort", effort_of(effort))) if value}
     user = body.get("user")
     if isinstance(user, str) and user:
         document["metadata"] = {"user_id": user}
@@ -72,7 +85,7 @@ def _max_tokens(body: dict, default: int) -> int:
     return value
 
 
-def _text_of(content: Any) -> str:
+def text_of(content: Any) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
@@ -83,7 +96,7 @@ def _text_of(content: Any) -> str:
     raise ApiError.invalid_request("messages: content must be a string or a list of parts")
 
 
-def _user_blocks(content: Any) -> list[dict[str, Any]]:
+def user_blocks(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
     if not isinstance(content, list):
@@ -91,7 +104,7 @@ def _user_blocks(content: Any) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
-        if kind in ("text", "input_text"):
+        if kind in ("text", "input_text", "output_text"):
             blocks.append({"type": "text", "text": str(part.get("text", ""))})
         elif kind in ("image_url", "input_image"):
             url = part.get("image_url")
@@ -126,29 +139,40 @@ def tool_input(arguments: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"_value": value}
 
 
-def _messages(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
-    system: list[str] = []
-    turns: list[dict[str, Any]] = []
+class Turns:
+    """Messages turns in order: blocks of the same role as the last turn join it (tool results after tool
+    results, a call after the text before it)."""
 
-    def add(role: str, blocks: list[dict[str, Any]]) -> None:
+    def __init__(self, turns: Optional[list[dict[str, Any]]] = None) -> None:
+        self.turns = list(turns or [])
+
+    def add(self, role: str, blocks: list[dict[str, Any]]) -> None:
         if not blocks:
             return
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
+        if self.turns and self.turns[-1]["role"] == role:
+            last = self.turns[-1]["content"]
+            last = [{"type": "text", "text": last}] if isinstance(last, str) else list(last)
+            self.turns[-1] = {"role": role, "content": [*last, *blocks]}
         else:
-            turns.append({"role": role, "content": list(blocks)})
+            self.turns.append({"role": role, "content": list(blocks)})
+
+
+def _messages(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
+    system: list[str] = []
+    turns = Turns()
+    add = turns.add
 
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             raise ApiError.invalid_request(f"messages.{index}: must be an object")
         role = message.get("role")
         if role in ("system", "developer"):
-            system.append(_text_of(message.get("content")))
+            system.append(text_of(message.get("content")))
         elif role == "user":
-            add("user", _user_blocks(message.get("content")))
+            add("user", user_blocks(message.get("content")))
         elif role == "assistant":
             blocks: list[dict[str, Any]] = []
-            text = _text_of(message.get("content"))
+            text = text_of(message.get("content"))
             if text:
                 blocks.append({"type": "text", "text": text})
             for call in message.get("tool_calls") or []:
@@ -159,13 +183,13 @@ def _messages(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
             add("assistant", blocks or [{"type": "text", "text": ""}])
         elif role == "tool":
             add("user", [{"type": "tool_result", "tool_use_id": str(message.get("tool_call_id") or ""),
-                          "content": _text_of(message.get("content"))}])
+                          "content": text_of(message.get("content"))}])
         else:
             raise ApiError.invalid_request(f"messages.{index}.role: {role!r} is not one of system, developer, "
                                            "user, assistant, tool")
-    if not turns:
+    if not turns.turns:
         raise ApiError.invalid_request("messages: at least one user message is required")
-    return "\n\n".join(part for part in system if part), turns
+    return "\n\n".join(part for part in system if part), turns.turns
 
 
 def _tools(tools: Any) -> list[dict[str, Any]]:
@@ -185,7 +209,7 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
     return converted
 
 
-def _tool_choice(choice: Any, parallel: Optional[bool]) -> Optional[dict[str, Any]]:
+def tool_choice_of(choice: Any, parallel: Optional[bool]) -> Optional[dict[str, Any]]:
     extra = {"disable_parallel_tool_use": True} if parallel is False else {}
     if choice is None or choice == "auto":
         return {"type": "auto", **extra} if extra else None
@@ -213,5 +237,5 @@ def _response_format(value: Any) -> Optional[dict[str, Any]]:
     raise ApiError.invalid_request(f"response_format.type: {value.get('type')!r} is not supported")
 
 
-def _effort(value: Any) -> Optional[str]:
+def effort_of(value: Any) -> Optional[str]:
     return {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh"}.get(str(value))

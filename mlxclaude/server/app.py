@@ -21,7 +21,7 @@ from mlxclaude.logs import log_event, log_internal_error
 from mlxclaude.protocol.chat_completions_out import error_body
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.routing.config import BackendSpec, RoutingConfig, parse_routing
-from mlxclaude.server import admin, chat_completions, inflight, messages, meta
+from mlxclaude.server import admin, chat_completions, inflight, messages, meta, responses
 from mlxclaude.server.auth import OPEN_PATHS, from_this_machine, is_authorized
 from mlxclaude.server.backends import Backends, LoaderFactory
 from mlxclaude.server.metrics import Metrics, metrics_route
@@ -162,6 +162,7 @@ def install_routes(app: FastAPI) -> None:
         app.add_api_route(f"{prefix}/messages", messages.create_message, methods=["POST"])
         app.add_api_route(f"{prefix}/messages/count_tokens", messages.count_tokens, methods=["POST"])
         app.add_api_route(f"{prefix}/chat/completions", chat_completions.create_chat_completion, methods=["POST"])
+        app.add_api_route(f"{prefix}/responses", responses.create_response, methods=["POST"])
         app.add_api_route(f"{prefix}/models", meta.list_models, methods=["GET"])
         app.add_api_route(f"{prefix}/models/{{model_id:path}}", meta.retrieve_model, methods=["GET"])
     app.add_api_route("/metrics", metrics_route, methods=["GET"])

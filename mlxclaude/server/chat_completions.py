@@ -51,11 +51,11 @@ def data_line(payload: Any) -> bytes:
     return b"data: " + json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
 
 
-async def translated(source: AsyncIterator[bytes], feed, *, done: bytes = b"",
-                     encode=data_line) -> AsyncIterator[bytes]:
+async def translated(source: AsyncIterator[bytes], feed, *, done: bytes = b"", encode=data_line,
+                     on_error=error_body, on_end=None) -> AsyncIterator[bytes]:
     """An Anthropic event stream as another API's events: `feed(name, data)` turns each event into payloads
-    (encoded by `encode`); pings stay keep-alive comments; an error event becomes the API's error payload and
-    ends the stream (without `done`)."""
+    (encoded by `encode`); pings stay keep-alive comments; an error event becomes `on_error(type, message)`, the
+    API's error payload, and ends the stream (without `done`); `on_end()` runs once a stream ended well."""
     events = SSEEvents()
     failed = False
     try:
@@ -68,13 +68,16 @@ async def translated(source: AsyncIterator[bytes], feed, *, done: bytes = b"",
                 data = json.loads(event.data)
                 if event.name == "error":
                     error = data.get("error") or {}
-                    out.append(data_line(error_body(error.get("type", "api_error"), error.get("message", ""))))
+                    out.append(encode(on_error(error.get("type", "api_error"), error.get("message", ""))))
                     failed = True
                     continue
                 out.extend(encode(payload) for payload in feed(event.name, data))
             if out:
                 yield b"".join(out)
-        if done and not failed:
-            yield done
+        if not failed:
+            if on_end is not None:
+                on_end()
+            if done:
+                yield done
     finally:
         await close_shielded(source)

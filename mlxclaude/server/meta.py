@@ -21,14 +21,15 @@ def model_alias(info: ModelInfo) -> str:
 
 
 def model_object(info: ModelInfo, model_id: str | None = None) -> dict:
-    return {
-        "type": "model",
-        "id": model_id or model_alias(info),
-        "display_name": f"{info.name} (local)",
-        "created_at": EPOCH,
-        "max_input_tokens": info.context_length,
-        "max_tokens": info.context_length,
-    }
+    return listed(model_id or model_alias(info), f"{info.name} (local)", max_input_tokens=info.context_length,
+                  max_tokens=info.context_length)
+
+
+def listed(model_id: str, display_name: str, **extra: object) -> dict:
+    """A model in both APIs' shapes: Anthropic's (type, display_name, created_at) and OpenAI's (object,
+    created, owned_by); each SDK reads its own fields."""
+    return {"type": "model", "id": model_id, "display_name": display_name, "created_at": EPOCH,
+            "object": "model", "created": 0, "owned_by": "mlxclaude", **extra}
 
 
 async def root(request: Request) -> Response:
@@ -63,11 +64,17 @@ async def health(request: Request) -> JSONResponse:
 
 
 async def list_models(request: Request) -> JSONResponse:
-    info = request.app.state.mlxclaude.ready_info()
-    if info is None:  # no default model: Claude Code's own ids go to the routes
-        return JSONResponse({"data": [], "has_more": False, "first_id": None, "last_id": None})
-    model = model_object(info)
-    return JSONResponse({"data": [model], "has_more": False, "first_id": model["id"], "last_id": model["id"]})
+    """The local model (under Claude Code's kind of id and its own name) and each other backend's model: what
+    the routes can reach (without a default model, Claude Code's own ids go to the routes)."""
+    state: ServerState = request.app.state.mlxclaude
+    info = state.ready_info()
+    models = [model_object(info), model_object(info, info.name)] if info is not None else []
+    config = state.backends.config if state.backends is not None else None
+    for name, spec in (config.backends.items() if config is not None else ()):
+        if name != "local":
+            models.append(listed(spec.model or spec.deployment or name, f"{name} ({spec.kind})"))
+    first, last = (models[0]["id"], models[-1]["id"]) if models else (None, None)
+    return JSONResponse({"object": "list", "data": models, "has_more": False, "first_id": first, "last_id": last})
 
 
 async def retrieve_model(request: Request, model_id: str) -> JSONResponse:

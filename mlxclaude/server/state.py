@@ -41,6 +41,7 @@ class ServerState:
     metrics: Any = None  # server/metrics.py Metrics: GET /metrics
     requests_served: int = 0  # replies finished, on every backend
     web_search: Any = None  # websearch.config.WebSearchConfig: [web_search] in config.toml
+    responses: Any = None  # server/responses.py ResponseStore: what previous_response_id can name
 
     def begin_shutdown(self) -> None:
         """Safe from any thread or a signal handler: ends the open streams with an error event."""

@@ -157,3 +157,41 @@ def test_runs_own_mistakes_are_its_usage_errors_not_claudes(args, says):
     """Only what follows `--` goes to claude: a mistake before it is a usage error here, before anything starts."""
     result = run_cli("run", *args)
     assert result.code == 2 and says in result.err
+
+
+def test_run_client_codex_starts_the_daemon_and_hands_codex_the_responses_api(tmp_path, monkeypatch):
+    from mlxclaude import codex, paths
+    from mlxclaude.cli import _model_choice
+    from mlxclaude.daemon import manager
+    from mlxclaude.daemon.state import DaemonState
+    from support.live_server import free_port
+
+    binary = tmp_path / "codex"
+    binary.write_text("#!/bin/sh\nexit 0\n")
+    binary.chmod(0o755)
+    monkeypatch.setenv("MLXCLAUDE_CODEX_BIN", str(binary))
+    paths.config_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file().write_text('model = "org/configured"\n')
+    port = free_port()
+    monkeypatch.setattr(manager, "start", lambda settings, **kwargs: DaemonState(
+        pid=os.getpid(), url=f"http://127.0.0.1:{port}", host="127.0.0.1", port=port, model=settings.model,
+        token=TOKEN))
+    monkeypatch.setattr(_model_choice, "prepare_model", lambda *args, **kwargs: None)
+    launched = []
+    monkeypatch.setattr(codex, "launch_codex", lambda args, **kwargs: launched.append((args, kwargs)) or 0)
+    result = run_cli("run", "--client", "codex", "--", "exec", "hello")
+    assert result.code == 0, result.err
+    args, kwargs = launched[0]
+    assert args == ["exec", "hello"]
+    assert kwargs == {"base_url": f"http://127.0.0.1:{port}", "token": TOKEN, "model": "org/configured",
+                      "context_window": None}
+    argv = codex.codex_argv(binary, args, base_url=kwargs["base_url"], model=kwargs["model"])
+    assert argv[:3] == [str(binary), "-c", 'model_provider="mlxclaude"']
+    assert f'base_url="http://127.0.0.1:{port}/v1"' in argv[4] and 'wire_api="responses"' in argv[4]
+    assert 'env_key="MLXCLAUDE_API_KEY"' in argv[4] and argv[5:7] == ["-m", "org/configured"]
+    assert "codex → org/configured" in result.err
+
+
+def test_run_with_an_unknown_client_is_a_usage_error():
+    result = run_cli("run", "--client", "aider")
+    assert result.code == 2 and "unknown client 'aider'" in result.err and "--client codex" in result.err

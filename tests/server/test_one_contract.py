@@ -77,7 +77,9 @@ def test_a_server_with_no_local_model_answers_health_models_and_counts():
     with live_server(None, routing=routing) as server:
         health = httpx.get(f"{server.url}/health")
         assert health.status_code == 200 and health.json() == {"status": "ok", "model": None, "backends": ["gpu"]}
-        assert httpx.get(f"{server.url}/v1/models").json()["data"] == []
+        listed = httpx.get(f"{server.url}/v1/models").json()
+        assert [(model["id"], model["display_name"]) for model in listed["data"]] == [("gpu", "gpu (openai)")]
+        assert listed["object"] == "list" and listed["data"][0]["object"] == "model"  # OpenAI's shape too
         counted = httpx.post(f"{server.url}/v1/messages/count_tokens", json={
             "model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "x" * 400}]})
         assert counted.status_code == 200 and counted.json()["input_tokens"] > 50  # estimated: no tokenizer here

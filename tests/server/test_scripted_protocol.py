@@ -153,8 +153,9 @@ def test_count_tokens_matches_the_prompt_the_engine_sees(serve):
 def test_models_list_and_retrieve(serve):
     _, _, client = serve(fixed("ok"))
     models = list(client.models.list())
-    assert len(models) == 1 and "claude" in models[0].id
+    assert [model.id for model in models] == ["claude-local-scripted", "scripted"]  # Claude Code's kind of id first
     assert client.models.retrieve("claude-sonnet-4-5").id == "claude-sonnet-4-5"
+    assert client.models.retrieve("scripted").id == "scripted"
     with pytest.raises(anthropic.NotFoundError):
         client.models.retrieve("gpt-4")
 
