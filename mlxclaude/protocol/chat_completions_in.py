@@ -17,6 +17,7 @@ import json
 from typing import Any, Optional
 
 from mlxclaude.protocol.errors import ApiError
+from mlxclaude.protocol.request import as_system_reminder
 
 DEFAULT_MAX_TOKENS = 8192  # OpenAI's max_tokens is optional; Anthropic's document needs one
 ANY_JSON_OBJECT = {"type": "object"}
@@ -139,6 +140,18 @@ def tool_input(arguments: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"_value": value}
 
 
+def system_message(system: list[str], turns: "Turns", text: str) -> None:
+    """Before the conversation starts, system text joins the system prompt; later (Codex adds developer messages
+    as a session goes on) it stays in its place as a reminder in the user turn, so the prompt before it, and the
+    prompt cache's prefix, do not change."""
+    if not text:
+        return
+    if turns.turns:
+        turns.add("user", [{"type": "text", "text": as_system_reminder(text)}])
+    else:
+        system.append(text)
+
+
 class Turns:
     """Messages turns in order: blocks of the same role as the last turn join it (tool results after tool
     results, a call after the text before it)."""
@@ -167,7 +180,7 @@ def _messages(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
             raise ApiError.invalid_request(f"messages.{index}: must be an object")
         role = message.get("role")
         if role in ("system", "developer"):
-            system.append(text_of(message.get("content")))
+            system_message(system, turns, text_of(message.get("content")))
         elif role == "user":
             add("user", user_blocks(message.get("content")))
         elif role == "assistant":

@@ -18,7 +18,7 @@ def classify(chat: ChatRequest) -> str:
 
 
 def session_id_of(headers: Mapping[str, str], metadata_user_id: Any = None) -> Optional[str]:
-    header = headers.get("x-claude-code-session-id")
+    header = headers.get("x-claude-code-session-id") or headers.get("session-id")  # Claude Code's; Codex's
     if header:
         return header
     if isinstance(metadata_user_id, str) and '"session_id"' in metadata_user_id:

@@ -20,6 +20,7 @@ from mlxclaude.protocol.chat_completions_in import (
     effort_of,
     model_of,
     sampling_of,
+    system_message,
     text_of,
     tool_choice_of,
     tool_input,
@@ -78,7 +79,7 @@ def _items(items: list[Any], turns: list[dict[str, Any]]) -> tuple[list[str], li
         if kind == "message":
             role = item.get("role")
             if role in ("system", "developer"):
-                system.append(text_of(item.get("content")))
+                system_message(system, built, text_of(item.get("content")))
             elif role == "user":
                 add("user", user_blocks(item.get("content")))
             elif role == "assistant":

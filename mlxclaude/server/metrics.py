@@ -47,6 +47,8 @@ METRIC_NAMES = frozenset({
     "mlxclaude_prompt_cache_tokens_total",
     "mlxclaude_ttft_seconds",
     "mlxclaude_decode_tokens_per_second",
+    "mlxclaude_spec_tokens_total",
+    "mlxclaude_decode_steps_total",
     "mlxclaude_queue_depth",
     "mlxclaude_backend_up",
 })

@@ -48,6 +48,7 @@ def test_exposed_names_are_exactly_the_documented_ones():
     # the parser drops a counter's _total from the family name; the samples keep it
     assert families == {"mlxclaude_requests", "mlxclaude_tokens", "mlxclaude_prompt_cache_tokens",
                         "mlxclaude_ttft_seconds", "mlxclaude_decode_tokens_per_second",
+                        "mlxclaude_spec_tokens", "mlxclaude_decode_steps",
                         "mlxclaude_queue_depth", "mlxclaude_backend_up"}
     text = body.decode()
     assert set(re.findall(r"^# TYPE (\S+) ", text, re.M)) == METRIC_NAMES

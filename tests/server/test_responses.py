@@ -123,3 +123,18 @@ def test_on_the_real_engine_streamed_and_whole_agree_and_the_next_turn_is_cached
         again = client(server).responses.create(model="local", previous_response_id=whole.id, input="More.",
                                                 instructions="You are terse.", max_output_tokens=4, temperature=0)
         assert again.usage.input_tokens_details.cached_tokens > 0
+
+
+def test_a_developer_message_mid_session_stays_in_place_so_the_prompt_before_it_does_not_change(scripted):
+    start = [{"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "You are Codex."}]},
+             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello"}]}]
+    client(scripted).responses.create(model="local", input=start)
+    first = scripted.backend.requests[-1].messages
+    later = [*start, {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Hi."}]},
+             {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "cwd is /tmp"}]},
+             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "and now?"}]}]
+    client(scripted).responses.create(model="local", input=later)
+    second = scripted.backend.requests[-1].messages
+    assert second[:len(first)] == first  # the same system prompt and first turn: the prompt cache's prefix holds
+    assert "<system-reminder>\ncwd is /tmp\n</system-reminder>" in second[-1]["content"]
+    assert second[-1]["content"].endswith("and now?")

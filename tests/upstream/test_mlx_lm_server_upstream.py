@@ -58,6 +58,21 @@ def test_text_streamed_and_not_agree_and_carry_usage(routed):
     assert client(routed).messages.create(**ask(model="claude-sonnet-4-5")).content[0].text == "from local"
 
 
+def test_the_openai_front_doors_reach_the_remote_engine_too(routed):
+    """/v1/chat/completions and /v1/responses take the same routes: haiku goes to mlx_lm.server, the rest local."""
+    import openai
+
+    sdk = openai.OpenAI(base_url=f"{routed.url}/v1", api_key=TOKEN, max_retries=0)
+    chat = sdk.chat.completions.create(model="claude-haiku-4-5", max_tokens=8, temperature=0,
+                                       messages=[{"role": "user", "content": "Say something."}])
+    assert chat.choices[0].message.content and chat.choices[0].message.content != "from local"
+    response = sdk.responses.create(model="claude-haiku-4-5", input="Say something.", max_output_tokens=8,
+                                    temperature=0)
+    assert response.output_text == chat.choices[0].message.content  # the same engine, greedy
+    local = sdk.responses.create(model="anything-else", input="hi")
+    assert local.output_text == "from local"
+
+
 def test_a_system_prompt_and_a_conversation_go_through(routed):
     reply = client(routed).messages.create(**ask(
         system=[{"type": "text", "text": "You are terse."}],
@@ -83,17 +98,3 @@ def test_when_the_upstream_dies_its_requests_fall_back_to_local(routed, upstream
     status = httpx.get(f"{routed.url}/mlxclaude/status", headers={"x-api-key": TOKEN}).json()
     assert next(b for b in status["backends"] if b["name"] == "gpu")["state"] == "cooling down"
 
-
-def test_the_openai_front_doors_reach_the_remote_engine_too(routed):
-    """/v1/chat/completions and /v1/responses take the same routes: haiku goes to mlx_lm.server, the rest local."""
-    import openai
-
-    sdk = openai.OpenAI(base_url=f"{routed.url}/v1", api_key=TOKEN, max_retries=0)
-    chat = sdk.chat.completions.create(model="claude-haiku-4-5", max_tokens=8, temperature=0,
-                                       messages=[{"role": "user", "content": "Say something."}])
-    assert chat.choices[0].message.content and chat.choices[0].message.content != "from local"
-    response = sdk.responses.create(model="claude-haiku-4-5", input="Say something.", max_output_tokens=8,
-                                    temperature=0)
-    assert response.output_text == chat.choices[0].message.content  # the same engine, greedy
-    local = sdk.responses.create(model="anything-else", input="hi")
-    assert local.output_text == "from local"
