@@ -39,22 +39,25 @@ PROMPTS = {
 }
 
 
-def replay(tokenizer, prompt: str, reference: str, draft: int = 8) -> float:
-    """Forward passes per token prompt lookup would need if the model wrote `reference` after `prompt`."""
-    from mlxclaude.engine.speculative.lookup import PromptLookup
+def replay(tokenizer, prompt: str, reference: str, *, by_text: bool) -> float:
+    """Forward passes per token the drafters would need if the model wrote `reference` after `prompt` (the token
+    index alone, or with the text index behind it, as the engine runs them)."""
+    from mlxclaude.engine.speculative.lookup import MAX_DRAFT, PromptLookup
+    from mlxclaude.engine.speculative.speculator import StreamDrafts
+    from mlxclaude.engine.speculative.text_lookup import TextLookup
 
-    lookup = PromptLookup(tokenizer.encode(prompt))
+    drafts = StreamDrafts(PromptLookup(tokenizer.encode(prompt)), TextLookup(prompt if by_text else ""))
     target = tokenizer.encode(reference, add_special_tokens=False)
     position = steps = 0
     while position < len(target):
-        proposed = lookup.draft(draft)
+        pending = target[position]  # every forward pass yields its own token, then the drafts it accepts
+        proposed = drafts.drafts(pending, tokenizer)[:MAX_DRAFT]
         accepted = 0
-        while accepted < len(proposed) and position + accepted < len(target) \
-                and proposed[accepted] == target[position + accepted]:
+        while accepted < len(proposed) and position + 1 + accepted < len(target) \
+                and proposed[accepted] == target[position + 1 + accepted]:
             accepted += 1
-        produced = min(accepted + 1, len(target) - position)
-        lookup.extend(target[position:position + produced])
-        position += produced
+        drafts.tokens.extend(target[position:position + 1 + accepted])
+        position += 1 + accepted
         steps += 1
     return steps / max(1, len(target))
 
@@ -113,9 +116,11 @@ def main() -> None:
             ratio = plain[name][0] / seconds if seconds else 0.0
             print(f"{name:<11}{mode:<8}{seconds:>8.2f}{ratio:>9.2f}{passes:>14.2f}{produced:>8}  "
                   f"{'yes' if text == plain[name][1] else 'NO'}")
-    print("\nthe drafter alone, replaying a reference reply (forward passes per token; 1.00 = no help):")
+    print("\nthe drafters alone, replaying a reference reply (forward passes per token; 1.00 = no help):")
+    print(f"  {'prompt':<11}{'tokens':>8}{'+ text':>8}")
     for name, (prompt, reference) in PROMPTS.items():
-        print(f"  {name:<11}{replay(tokenizer, prompt, reference):.2f}")
+        print(f"  {name:<11}{replay(tokenizer, prompt, reference, by_text=False):>8.2f}"
+              f"{replay(tokenizer, prompt, reference, by_text=True):>8.2f}")
 
 
 if __name__ == "__main__":

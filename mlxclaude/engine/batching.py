@@ -40,9 +40,7 @@ from mlxclaude.engine.cache.store import Tier
 from mlxclaude.engine.constraints import constraint_processors
 from mlxclaude.engine.jobs import Stream
 from mlxclaude.engine.sampling import make_mlx_sampler
-from mlxclaude.engine.speculative.lookup import MAX_DRAFT, PromptLookup
-from mlxclaude.engine.speculative.policy import Acceptance, StepCosts, draft_length
-from mlxclaude.engine.speculative.verify import Verified, lone_stream, verify
+from mlxclaude.engine.speculative.speculator import Speculator, StreamDrafts
 from mlxclaude.logs import log_internal_error
 from mlxclaude.protocol.chat import Sampling
 
@@ -72,8 +70,7 @@ class _Sequence:
     admitted: float = field(default_factory=time.perf_counter)
     prefilled: int = 0  # of the tokens it inserted (the prompt past its cached prefix)
     last_token: Optional[float] = None
-    lookup: Optional[PromptLookup] = None  # its drafter (speculation on): prompt and reply so far
-    acceptance: Acceptance = field(default_factory=Acceptance)
+    drafts: Optional[StreamDrafts] = None  # speculation on: its drafters and acceptance record
 
 
 class BatchEngine:
@@ -94,9 +91,7 @@ class BatchEngine:
         self.steps = 0
         self.prefilled_tokens = 0  # prompt tokens the batch has run through the model (cached ones never)
         self.largest_batch = 0
-        self.speculative = getattr(backend, "speculative", "off")
-        self.step_costs = StepCosts()
-        self.drafted = self.accepted = self.verify_steps = 0  # since start, for GET /mlxclaude/status
+        self.speculator = Speculator(getattr(backend, "speculative", "off"), backend.tokenizer)
 
     # --- what the worker asks ------------------------------------------------------------------------
 
@@ -128,9 +123,7 @@ class BatchEngine:
                 "kv_budget_bytes": self.kv_budget,
                 "kv_reserved_bytes": sum(sequence.reserve for sequence in list(self.active.values())),
                 "kv_bytes_per_token": round(self.bytes_per_token, 1),
-                "speculative": {"mode": self.speculative, "drafted": self.drafted, "accepted": self.accepted,
-                                "verify_steps": self.verify_steps,
-                                "verify_cost": round(self.step_costs.ratio(MAX_DRAFT), 2)}}
+                "speculative": self.speculator.facts()}
 
     def close(self) -> None:
         for stream in self.waiting:
@@ -184,43 +177,18 @@ class BatchEngine:
             self._remove(finished)
 
     def _plain_step(self) -> tuple[list, list]:
-        """One BatchGenerator step, timed when one stream decodes alone (what a verify step is weighed against)."""
-        alone = self.speculative != "off" and len(self.active) == 1 and lone_stream(self._generator) is not None
-        started = time.perf_counter()
-        responses = self._generator.next()
-        if alone:
-            self.step_costs.plain(time.perf_counter() - started)
-            for sequence in self.active.values():
-                sequence.acceptance.plain_steps += 1
-                sequence.acceptance.since_probe += 1
-        return responses
+        alone = next(iter(self.active.values())).drafts if len(self.active) == 1 else None
+        return self.speculator.plain_step(self._generator, alone)
 
-    def _speculate(self) -> Optional[Verified]:
-        """A verify step instead of a plain one, when one stream decodes alone, its drafter has a draft and the
-        policy expects it to pay (engine/speculative/)."""
-        import mlx.core as mx
-
-        if self.speculative == "off" or len(self.active) != 1:
+    def _speculate(self):
+        if len(self.active) != 1:
             return None
-        batch = lone_stream(self._generator)
-        sequence = self.active.get(batch.uids[0]) if batch is not None else None
-        if sequence is None or sequence.lookup is None:
-            return None
-        with mx.stream(self._generator.stream):
-            pending = int(batch._next_tokens.item())
-            drafts = sequence.lookup.draft(MAX_DRAFT, after=pending)
-            room = batch.max_tokens[0] - batch._num_tokens[0] - 1  # the pending token takes one
-            k = min(draft_length(self.speculative, len(drafts), sequence.acceptance, self.step_costs), room)
-            if k <= 0:
-                return None
-            started = time.perf_counter()
-            verified = verify(batch, drafts[:k])
-        self.step_costs.verify(k, time.perf_counter() - started)
-        sequence.acceptance.verified(verified.drafted, verified.accepted)
-        sequence.stats.drafted_tokens += verified.drafted
-        sequence.stats.accepted_tokens += verified.accepted
-        self.drafted, self.accepted = self.drafted + verified.drafted, self.accepted + verified.accepted
-        self.verify_steps += 1
+        verified = self.speculator.verify_step(
+            self._generator, lambda uid: self.active[uid].drafts if uid in self.active else None)
+        if verified is not None:
+            stats = next(iter(self.active.values())).stats
+            stats.drafted_tokens += verified.drafted
+            stats.accepted_tokens += verified.accepted
         return verified
 
     def chunk_size(self) -> int:
@@ -304,7 +272,7 @@ class BatchEngine:
         self.active[uid] = _Sequence(stream=stream, lease=lease, uid=uid, boundaries=boundaries,
                                      detokenizer=self.backend.tokenizer.detokenizer, stats=stats, reserve=reserve,
                                      admitted=stream.started,
-                                     lookup=PromptLookup(prompt.tokens) if self.speculative != "off" else None)
+                                     drafts=self.speculator.drafts_for(prompt))
 
     # --- responses -----------------------------------------------------------------------------------
 
@@ -341,8 +309,8 @@ class BatchEngine:
             return
         stats.generated_tokens += 1
         stream.progress.generated_tokens = stats.generated_tokens
-        if sequence.lookup is not None:
-            sequence.lookup.extend((response.token,))
+        if sequence.drafts is not None:
+            sequence.drafts.tokens.extend((response.token,))
         sequence.detokenizer.add_token(response.token)
         try:
             stream.text(sequence.detokenizer.last_segment)

@@ -39,6 +39,19 @@ def test_lookup_never_drafts_past_the_tokens_it_has():
     assert lookup.draft(8, after=7) == [7]  # [7, 7] was followed by one 7 so far
 
 
+def test_text_lookup_sees_through_cat_n_line_numbers_and_json_escapes():
+    from mlxclaude.engine.speculative.text_lookup import TextLookup
+
+    numbered = "\n".join(f"{number:>6}\t{line}" for number, line in enumerate(FILE.splitlines(), start=1))
+    lookup = TextLookup(f"Read result:\n{numbered}\nEdit it.")
+    written = "def function_3(value):\n    return value * 3"  # the model writes the file's text, no line numbers
+    assert lookup.continuation(written).startswith(" + 9\ndef function_4(value):")
+    escaped = 'old_string": "def function_3(value):\\n    return value * 3'  # inside a tool call: JSON-escaped
+    assert lookup.continuation(escaped).startswith(" + 9\\ndef function_4(value):\\n")
+    assert lookup.continuation("nothing like the prompt at all, not even close") == ""
+    assert TextLookup("short").continuation("short prompts are not indexed") == ""
+
+
 # --- the policy ------------------------------------------------------------------------------------------
 
 
