@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 def env(tmp_path, tiny_model_dir):
     claude = require_claude()
     env = Env((tmp_path / "home").resolve(), tiny_model_dir)
-    env.env.update(MLXCLAUDE_CLAUDE_BIN=str(claude), MLXCLAUDE_PORT=str(env.port), MLXCLAUDE_MAX_OUTPUT_TOKENS="48",
+    env.env.update(MLXCLAUDE_CLAUDE_BIN=str(claude), MLXCLAUDE_PORT=str(env.port), MLXCLAUDE_MAX_OUTPUT_TOKENS="512",
                    CLAUDE_CONFIG_DIR=str(tmp_path / "claude-config"))
     yield env
     env.cli("down", timeout=30)

@@ -15,6 +15,9 @@ from support.scripted_backend import ScriptedBackend
 pytestmark = pytest.mark.e2e
 TOKEN = "e2e-token"
 SMALL_PROMPT = ["--tools", "Bash", "--system-prompt", "You are a terse coding agent."]
+# `claude -p` fails a reply that stops at max_tokens; the tiny model ends one after ~40 tokens on average, so a cap
+# this high is a reply that ended by itself, bar one in tens of thousands
+REPLY_CAP = 512
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +31,7 @@ def served_kinds(server) -> int:
 
 def test_claude_says_hi_through_the_real_mlx_engine(claude, tiny_model_dir, tmp_path):
     settings = ServerSettings(model=str(tiny_model_dir))
-    with live_server(mlx_backend_loader(settings), auth_token=TOKEN, max_output_tokens=48) as server:
+    with live_server(mlx_backend_loader(settings), auth_token=TOKEN, max_output_tokens=REPLY_CAP) as server:
         result = run_claude(claude, ["-p", "say hi", *SMALL_PROMPT], claude_env(server.url, TOKEN, tmp_path / "cfg"),
                             cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-2000:]
@@ -82,7 +85,7 @@ def test_two_claude_sessions_at_once_are_generated_together(claude, tiny_model_d
         backend.render = render_together
         return backend
 
-    with live_server(load, auth_token=TOKEN, max_output_tokens=48) as server:
+    with live_server(load, auth_token=TOKEN, max_output_tokens=REPLY_CAP) as server:
         for attempt in range(3):  # both start together; the overlap is near certain, not guaranteed
             meeting.reset()
             server.worker.batcher.largest_batch = 0
@@ -252,7 +255,8 @@ def test_claude_reads_a_png_and_the_model_sees_it_or_reads_a_placeholder(claude,
         backend.render, backend.generate = recording_render, read_first
         return backend
 
-    with live_server(load, auth_token=TOKEN, max_output_tokens=24, max_batch=1) as server:  # one at a time: through generate
+    # one at a time (max_batch 1): through `generate`, which the test wraps
+    with live_server(load, auth_token=TOKEN, max_output_tokens=REPLY_CAP, max_batch=1) as server:
         result = run_claude(claude, ["-p", "what is in screen.png?", "--tools", "Read", "--allowedTools", "Read",
                                      "--system-prompt", "You are terse."],
                             claude_env(server.url, TOKEN, tmp_path / "cfg"), cwd=workdir)
