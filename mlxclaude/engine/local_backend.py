@@ -21,7 +21,7 @@ def sees_images(path: str | Path) -> bool:
 def open_local_backend(path: str | Path, *, name: Optional[str] = None, context_limit: Optional[int] = None,
                        prefill_step_size: int = 2048, constrain_tools: bool = True,
                        cache_max_bytes: Optional[int] = None, prompt_cache_dir: Optional[Path] = None,
-                       speculative: str = "auto") -> "Backend":
+                       speculative: str = "auto", draft_model: Optional[str] = None) -> "Backend":
     config = read_config(model_dir(path))
     if is_vision_config(config):
         if vision_engine_installed():
@@ -35,4 +35,4 @@ def open_local_backend(path: str | Path, *, name: Optional[str] = None, context_
 
     return MlxBackend(str(path), name=name, context_limit=context_limit, prefill_step_size=prefill_step_size,
                       constrain_tools=constrain_tools, cache_max_bytes=cache_max_bytes,
-                      prompt_cache_dir=prompt_cache_dir, speculative=speculative)
+                      prompt_cache_dir=prompt_cache_dir, speculative=speculative, draft_model=draft_model)

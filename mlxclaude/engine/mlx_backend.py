@@ -14,9 +14,10 @@ from mlxclaude.engine.batching import BatchEngine, unbatchable_reason
 from mlxclaude.engine.cache.prompt_cache import PromptCache
 from mlxclaude.engine.constraints import constraint_processors, load_constraints
 from mlxclaude.engine.device import device_memory
-from mlxclaude.engine.loader import load_model
+from mlxclaude.engine.loader import ModelLoadError, load_model
 from mlxclaude.engine.render import render_chat
 from mlxclaude.engine.sampling import make_mlx_sampler
+from mlxclaude.engine.speculative.draft_model import DraftModel
 from mlxclaude.logs import log_event
 from mlxclaude.protocol.chat import ChatRequest, Sampling
 
@@ -33,13 +34,14 @@ class MlxBackend:
     def __init__(self, path: str, *, name: str | None = None, context_limit: int | None = None,
                  prefill_step_size: int = 2048, cache_max_bytes: int | None = None,
                  prompt_cache_dir: Path | None = None, constrain_tools: bool = True,
-                 speculative: str = "auto") -> None:
+                 speculative: str = "auto", draft_model: str | None = None) -> None:
         loaded = load_model(path, name=name, context_limit=context_limit)
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.info = loaded.info
         self.prefill_step_size = prefill_step_size
-        self.speculative = speculative  # auto | off | lookup (engine/speculative/policy.py)
+        self.speculative = speculative  # auto | off | lookup | draft (engine/speculative/policy.py)
+        self.draft_model = load_draft_model(draft_model, self.tokenizer, speculative)
         self.vocab_size = logits_size(self.model, self.tokenizer)
         # constrained tool calls / JSON replies (engine/constraints); None when llguidance can't serve it
         self.constraints = load_constraints(self.tokenizer, self.info, enabled=constrain_tools)
@@ -181,6 +183,19 @@ def speed_of(steps: Iterator, prompt_tokens: int, started: float) -> SpeedFigure
     decode_tps = (count - 1) / (last - first) if count > 1 and last > first else 0.0
     return SpeedFigures(prompt_tokens=prompt_tokens, decode_tokens=count, prefill_tps=prefill_tps,
                         decode_tps=decode_tps)
+
+
+def load_draft_model(path: str | None, tokenizer, speculative: str) -> Optional[DraftModel]:
+    """The `draft_model` setting's model, loaded to draft for this one (ModelLoadError when it cannot)."""
+    if speculative == "draft" and not path:
+        raise ModelLoadError("speculative = \"draft\" needs a draft model: mlxclaude config set draft_model MODEL "
+                             "(a small model with the same tokenizer)")
+    if not path or speculative in ("off", "lookup"):
+        return None
+    try:
+        return DraftModel.load(path, tokenizer)
+    except Exception as exc:
+        raise ModelLoadError(str(exc)) from exc
 
 
 def logits_size(model, tokenizer) -> int:

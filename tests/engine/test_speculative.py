@@ -99,11 +99,14 @@ def servers(tiny_model_dir):
     from support.live_server import live_server
 
     opened = {}
-    with live_server(mlx_backend_loader(ServerSettings(model=str(tiny_model_dir), speculative="off")),
+    model = str(tiny_model_dir)
+    with live_server(mlx_backend_loader(ServerSettings(model=model, speculative="off")),
                      auth_token=TOKEN) as plain, \
-            live_server(mlx_backend_loader(ServerSettings(model=str(tiny_model_dir), speculative="lookup")),
-                        auth_token=TOKEN) as speculating:
-        opened["off"], opened["lookup"] = plain, speculating
+            live_server(mlx_backend_loader(ServerSettings(model=model, speculative="lookup")),
+                        auth_token=TOKEN) as speculating, \
+            live_server(mlx_backend_loader(ServerSettings(model=model, speculative="draft", draft_model=model)),
+                        auth_token=TOKEN) as drafting:  # the model drafts for itself: its drafts are its choices
+        opened["off"], opened["lookup"], opened["draft"] = plain, speculating, drafting
         yield opened
 
 
@@ -151,6 +154,37 @@ PROMPTS = [
 def test_greedy_replies_with_speculation_are_the_replies_without_it(servers, index):
     plain = ask(servers["off"], **PROMPTS[index])
     assert replies_of(ask(servers["lookup"], **PROMPTS[index])) == replies_of(plain)
+    assert replies_of(ask(servers["draft"], **PROMPTS[index])) == replies_of(plain)
+
+
+@pytest.mark.mlx
+def test_a_draft_model_drafts_what_the_model_then_accepts(servers):
+    before = spec_totals(servers["draft"])
+    ask(servers["draft"], messages=[{"role": "user", "content": "Explain recursion in simple words."}], max_tokens=60)
+    after = spec_totals(servers["draft"])
+    accepted, rejected = after["accepted"] - before["accepted"], after["rejected"] - before["rejected"]
+    assert accepted > 0 and accepted >= 4 * rejected  # the same model, greedy: nearly every draft is its own choice
+
+
+def test_a_draft_model_must_share_the_tokenizer_and_draft_mode_needs_one(tiny_model_dir, smollm2_model_dir):
+    from mlxclaude.engine.loader import ModelLoadError
+    from mlxclaude.engine.mlx_backend import load_draft_model
+    from mlxclaude.engine.speculative.vocab import same_vocabulary
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    assert same_vocabulary(tokenizer, tokenizer) is None
+    assert "vocabulary has" in same_vocabulary(tokenizer, load_tokenizer(smollm2_model_dir))
+    with pytest.raises(ModelLoadError, match="cannot draft for this model: its vocabulary has"):
+        load_draft_model(str(smollm2_model_dir), tokenizer, "auto")
+    with pytest.raises(ModelLoadError, match="needs a draft model: mlxclaude config set draft_model"):
+        load_draft_model(None, tokenizer, "draft")
+    assert load_draft_model(str(tiny_model_dir), tokenizer, "lookup") is None  # lookup mode loads none
+
+
+def load_tokenizer(model_dir):
+    from mlx_lm.tokenizer_utils import load
+
+    return load(model_dir)
 
 
 @pytest.mark.mlx

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-MODES = ("auto", "off", "lookup")
+MODES = ("auto", "off", "lookup", "draft")
 EMA = 0.2  # weight of the newest measurement
 PROBE_EVERY = 256  # plain steps between two tries while speculation is not paying (auto), so a change is noticed
 PROBE_DRAFT = 2  # tokens a try checks: cheap where verifying costs a step per token
@@ -68,7 +68,7 @@ def draft_length(mode: str, available: int, stream: Acceptance, costs: StepCosts
     """How many of the `available` drafted tokens to check this step (0: a plain step)."""
     if mode == "off" or available <= 0:
         return 0
-    if mode == "lookup":
+    if mode in ("lookup", "draft"):
         return available
     if costs.plain_steps < PLAIN_FIRST:
         return 0

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from mlxclaude.engine.speculative.draft_model import DraftModel, DraftStream
 from mlxclaude.engine.speculative.lookup import MAX_DRAFT, PromptLookup
 from mlxclaude.engine.speculative.policy import Acceptance, StepCosts, draft_length
 from mlxclaude.engine.speculative.text_lookup import TextLookup
@@ -17,24 +18,33 @@ TAIL_TOKENS = 24  # the reply's last tokens, as text, that the text drafter look
 
 @dataclass
 class StreamDrafts:
-    """One stream's drafters (its prompt and reply so far, by tokens and by text) and its acceptance record."""
+    """One stream's drafters (its prompt and reply so far, by tokens and by text; a draft model's stream when one
+    is configured) and its acceptance record. `lookup`: whether the lookups draft (not in `draft` mode)."""
     tokens: PromptLookup
     text: TextLookup
+    model: Optional[DraftStream] = None
+    lookup: bool = True
     acceptance: Acceptance = field(default_factory=Acceptance)
 
     def drafts(self, pending: int, tokenizer: Any) -> list[int]:
-        found = self.tokens.draft(MAX_DRAFT, after=pending)
-        if found:
-            return found
-        tail = tokenizer.decode([*self.tokens.tokens[-TAIL_TOKENS:], pending])
-        text = self.text.continuation(tail)
-        return list(tokenizer.encode(text, add_special_tokens=False))[:MAX_DRAFT] if text else []
+        if self.lookup:
+            found = self.tokens.draft(MAX_DRAFT, after=pending)
+            if found:
+                return found
+            tail = tokenizer.decode([*self.tokens.tokens[-TAIL_TOKENS:], pending])
+            text = self.text.continuation(tail)
+            if text:
+                return list(tokenizer.encode(text, add_special_tokens=False))[:MAX_DRAFT]
+        if self.model is not None:
+            return self.model.drafts(self.tokens.tokens, pending, MAX_DRAFT)
+        return []
 
 
 class Speculator:
-    def __init__(self, mode: str, tokenizer: Any) -> None:
-        self.mode = mode  # auto | off | lookup
+    def __init__(self, mode: str, tokenizer: Any, draft_model: Optional[DraftModel] = None) -> None:
+        self.mode = mode  # auto | off | lookup | draft
         self.tokenizer = tokenizer
+        self.draft_model = draft_model if mode in ("auto", "draft") else None
         self.costs = StepCosts()
         self.drafted = self.accepted = self.verify_steps = 0  # since start, for GET /mlxclaude/status
 
@@ -42,10 +52,13 @@ class Speculator:
         """A new stream's drafters (None with speculation off)."""
         if self.mode == "off":
             return None
-        return StreamDrafts(PromptLookup(prompt.tokens), TextLookup(prompt.text))
+        model = self.draft_model.stream() if self.draft_model is not None else None
+        return StreamDrafts(PromptLookup(prompt.tokens), TextLookup(prompt.text), model=model,
+                            lookup=self.mode != "draft")
 
     def facts(self) -> dict[str, Any]:
-        return {"mode": self.mode, "drafted": self.drafted, "accepted": self.accepted,
+        return {"mode": self.mode, "draft_model": self.draft_model.name if self.draft_model else None,
+                "drafted": self.drafted, "accepted": self.accepted,
                 "verify_steps": self.verify_steps, "verify_cost": round(self.costs.ratio(MAX_DRAFT), 2)}
 
     def plain_step(self, generator: Any, stream: Optional[StreamDrafts]) -> tuple[list, list]:
