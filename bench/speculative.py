@@ -53,7 +53,7 @@ def replay(tokenizer, prompt: str, reference: str, *, by_text: bool) -> float:
     position = steps = 0
     while position < len(target):
         pending = target[position]  # every forward pass yields its own token, then the drafts it accepts
-        proposed = drafts.drafts(pending, tokenizer)[:MAX_DRAFT]
+        proposed = drafts.drafts(pending, tokenizer, MAX_DRAFT)
         accepted = 0
         while accepted < len(proposed) and position + 1 + accepted < len(target) \
                 and proposed[accepted] == target[position + 1 + accepted]:

@@ -33,11 +33,10 @@ def run(
     anything starts, unless --force.
     """
     from mlxclaude.claude import build_env, launch_claude, require_claude
-    from mlxclaude.cli._endpoint import auth_token, fetch_health, served_model, warn_small_context
-    from mlxclaude.cli._model_choice import prepare_model, with_default_model
+    from mlxclaude.cli._endpoint import fetch_health, served_model, warn_small_context
+    from mlxclaude.cli._model_choice import with_default_model
     from mlxclaude.cli._routes import tier_choice
     from mlxclaude.config.registry import ServerSettings
-    from mlxclaude.daemon import manager
     from mlxclaude.errors import UsageError
 
     if client not in CLIENTS:
@@ -49,9 +48,7 @@ def run(
     tiers = tier_choice(settings.model)   # a bad [routes] table stops here, before anything starts
     if tiers.note:
         _output.note(tiers.note)  # first: what answers, which Claude Code's banner will not say
-    fit = prepare_model(settings, explicit=model is not None, force=force, command="mlxclaude run")
-    state = manager.start(settings, on_progress=_output.note, explicit_model=model is not None)
-    token = getattr(state, "token", None) or auth_token(settings)
+    state, token, fit = start_daemon(settings, explicit=model is not None, force=force, command="mlxclaude run")
     model_id, context = served_model(fetch_health(state.url), state.model or settings.model, settings.context_limit,
                                      keep_tiers=tiers.keep_tiers)
     env = build_env(base_url=state.url, token=token, model_id=model_id, context_length=context,
@@ -66,23 +63,33 @@ def run(
     raise SystemExit(code)
 
 
+def start_daemon(settings, *, explicit: bool, force: bool, command: str):
+    """The model checked (or downloaded) as `command` would, then the daemon started or found: (its state, the
+    token clients send, the model's fit verdict or None)."""
+    from mlxclaude.cli._endpoint import auth_token
+    from mlxclaude.cli._model_choice import prepare_model
+    from mlxclaude.daemon import manager
+
+    fit = prepare_model(settings, explicit=explicit, force=force, command=command)
+    state = manager.start(settings, on_progress=_output.note, explicit_model=explicit)
+    return state, getattr(state, "token", None) or auth_token(settings), fit
+
+
 def run_codex(model: Optional[str], force: bool, args: list[str]) -> None:
     """Codex CLI on the daemon: its Responses API, the served model, the daemon's token."""
-    from mlxclaude.cli._endpoint import auth_token, fetch_health
-    from mlxclaude.cli._model_choice import prepare_model, with_default_model
+    from mlxclaude.cli._endpoint import fetch_health
+    from mlxclaude.cli._model_choice import with_default_model
     from mlxclaude.codex import launch_codex, require_codex
     from mlxclaude.config.registry import ServerSettings
-    from mlxclaude.daemon import manager
 
     require_codex()   # before starting a daemon we would not use
     settings = with_default_model(ServerSettings.from_env(model=model))
-    fit = prepare_model(settings, explicit=model is not None, force=force, command="mlxclaude run --client codex")
-    state = manager.start(settings, on_progress=_output.note, explicit_model=model is not None)
-    token = getattr(state, "token", None) or auth_token(settings) or "mlxclaude"
+    state, token, fit = start_daemon(settings, explicit=model is not None, force=force,
+                                     command="mlxclaude run --client codex")
     health = fetch_health(state.url) or {}
     served = str(health.get("model") or state.model or settings.model or "local")
     _output.note(f"codex → {served} at {state.url}/v1 (Responses API)")
     if fit is not None and fit.status != "ok":
         _output.warning(fit.detail())
-    raise SystemExit(launch_codex(args, base_url=state.url, token=token, model=served,
+    raise SystemExit(launch_codex(args, base_url=state.url, token=token or "mlxclaude", model=served,
                                   context_window=health.get("context_length")))

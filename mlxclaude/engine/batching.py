@@ -151,12 +151,7 @@ class BatchEngine:
             return
         self._generator.prefill_step_size = self.chunk_size()
         try:
-            verified = self._speculate()
-            prompt_responses: list[Any]
-            if verified is not None:
-                prompt_responses, generation_responses = [], verified.responses
-            else:
-                prompt_responses, generation_responses = self._plain_step()
+            prompt_responses, generation_responses = self._next()
         except Exception as exc:
             self.fail_all(exc)
             return
@@ -183,20 +178,15 @@ class BatchEngine:
         if finished:
             self._remove(finished)
 
-    def _plain_step(self) -> tuple[list, list]:
-        alone = next(iter(self.active.values())).drafts if len(self.active) == 1 else None
-        return self.speculator.plain_step(self._generator, alone)
-
-    def _speculate(self):
-        if len(self.active) != 1:
-            return None
-        verified = self.speculator.verify_step(
-            self._generator, lambda uid: self.active[uid].drafts if uid in self.active else None)
-        if verified is not None:
-            stats = next(iter(self.active.values())).stats
-            stats.drafted_tokens += verified.drafted
-            stats.accepted_tokens += verified.accepted
-        return verified
+    def _next(self) -> tuple[list, list]:
+        """The generator's next responses: a verify step or a plain one (engine/speculative/speculator.py)."""
+        lone = next(iter(self.active.values())) if len(self.active) == 1 else None
+        prompt_responses, generation_responses, verified = self.speculator.step(
+            self._generator, lone.drafts if lone is not None else None)
+        if verified is not None and lone is not None:
+            lone.stats.drafted_tokens += verified.drafted
+            lone.stats.accepted_tokens += verified.accepted
+        return prompt_responses, generation_responses
 
     def chunk_size(self) -> int:
         """Prompt tokens a prefilling stream takes in this step: `prefill_step_size` while it is alone, an eighth

@@ -30,7 +30,30 @@ class SpeedFigures:
     decode_tps: float
 
 
-class MlxBackend:
+class MlxEngine:
+    """What the two MLX engines share (MlxBackend on mlx-lm, engine/vision_backend.py's on mlx-vlm): the Backend
+    methods that are the device's, not the model's, and `generate` around each one's `_generate`."""
+
+    def memory_facts(self) -> DeviceMemory:
+        return device_memory()
+
+    def end_thread(self) -> None:
+        release_thread_streams()
+
+    def generate(self, prompt: RenderedPrompt, chat: ChatRequest, max_tokens: int,
+                 cancel: threading.Event, progress: Optional[GenerationProgress] = None) -> Iterator[GenerationItem]:
+        try:
+            yield from self._generate(prompt, chat, max_tokens, cancel, progress or GenerationProgress())
+        except Exception:
+            reset_random_state()
+            raise
+
+    def _generate(self, prompt: RenderedPrompt, chat: ChatRequest, max_tokens: int, cancel: threading.Event,
+                  progress: GenerationProgress) -> Iterator[GenerationItem]:
+        raise NotImplementedError
+
+
+class MlxBackend(MlxEngine):
     def __init__(self, path: str, *, name: str | None = None, context_limit: int | None = None,
                  prefill_step_size: int = 2048, cache_max_bytes: int | None = None,
                  prompt_cache_dir: Path | None = None, constrain_tools: bool = True,
@@ -54,15 +77,9 @@ class MlxBackend:
         """Prompt-cache figures for GET /mlxclaude/status: entries, bytes, tiers, hit rates (overall, per session)."""
         return self.prompt_cache.facts()
 
-    def memory_facts(self) -> DeviceMemory:
-        return device_memory()
-
     def close(self) -> None:
         """Finish writing system-prompt snapshots to disk (call at shutdown)."""
         self.prompt_cache.close()
-
-    def end_thread(self) -> None:
-        release_thread_streams()
 
     def measure_speed(self, tokens: list[int], decode_tokens: int) -> SpeedFigures:
         """Prefill `tokens` and decode `decode_tokens` greedily. Not generate(): a fresh cache (no prefix
@@ -92,14 +109,6 @@ class MlxBackend:
     def render(self, chat: ChatRequest) -> RenderedPrompt:
         return render_chat(self.tokenizer, chat, self.info.think_open, self.info.think_close,
                            tool_format=self.info.tool_format)
-
-    def generate(self, prompt: RenderedPrompt, chat: ChatRequest, max_tokens: int,
-                 cancel: threading.Event, progress: Optional[GenerationProgress] = None) -> Iterator[GenerationItem]:
-        try:
-            yield from self._generate(prompt, chat, max_tokens, cancel, progress or GenerationProgress())
-        except Exception:
-            reset_random_state()
-            raise
 
     def _generate(self, prompt: RenderedPrompt, chat: ChatRequest, max_tokens: int,
                   cancel: threading.Event, progress: GenerationProgress) -> Iterator[GenerationItem]:

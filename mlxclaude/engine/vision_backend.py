@@ -11,13 +11,12 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Iterator, Optional, Sequence
 
-from mlxclaude.engine.backend import DeviceMemory, GenerationItem, GenerationProgress, GenerationStats, RenderedPrompt
+from mlxclaude.engine.backend import GenerationItem, GenerationProgress, GenerationStats, RenderedPrompt
 from mlxclaude.engine.cache.vision_prefix import DEFAULT_SLOTS, VisionPrefixCache, content_key
 from mlxclaude.engine.constraints import constraint_processors, load_constraints
-from mlxclaude.engine.device import device_memory
 from mlxclaude.engine.images import ImageError, decode_images
 from mlxclaude.engine.loader import load_vision_model
-from mlxclaude.engine.mlx_backend import SpeedFigures, logits_size, release_thread_streams, reset_random_state, speed_of
+from mlxclaude.engine.mlx_backend import MlxEngine, SpeedFigures, logits_size, speed_of
 from mlxclaude.engine.render import render_chat
 from mlxclaude.engine.sampling import make_mlx_sampler
 from mlxclaude.protocol.chat import ChatRequest, Sampling
@@ -32,7 +31,7 @@ class VisionInputs:
     digests: tuple[str, ...]
 
 
-class VisionBackend:
+class VisionBackend(MlxEngine):
     def __init__(self, path: str, *, name: str | None = None, context_limit: int | None = None,
                  prefill_step_size: int = 2048, constrain_tools: bool = True, cache_slots: int = DEFAULT_SLOTS) -> None:
         loaded = load_vision_model(path, name=name, context_limit=context_limit)
@@ -49,14 +48,8 @@ class VisionBackend:
     def cache_facts(self) -> dict:
         return self.prefix_cache.facts()
 
-    def memory_facts(self) -> DeviceMemory:
-        return device_memory()
-
     def close(self) -> None:
         self.prefix_cache.clear()
-
-    def end_thread(self) -> None:
-        release_thread_streams()
 
     def render(self, chat: ChatRequest) -> RenderedPrompt:
         prompt = render_chat(self.tokenizer, chat, self.info.think_open, self.info.think_close,
@@ -78,14 +71,6 @@ class VisionBackend:
         media = VisionInputs(pixel_values=inputs.get("pixel_values"), mask=mask, extra=extra,
                              digests=tuple(image.digest for image in images))
         return replace(prompt, tokens=tokens, media=media)
-
-    def generate(self, prompt: RenderedPrompt, chat: ChatRequest, max_tokens: int,
-                 cancel: threading.Event, progress: Optional[GenerationProgress] = None) -> Iterator[GenerationItem]:
-        try:
-            yield from self._generate(prompt, chat, max_tokens, cancel, progress or GenerationProgress())
-        except Exception:
-            reset_random_state()
-            raise
 
     def _generate(self, prompt: RenderedPrompt, chat: ChatRequest, max_tokens: int,
                   cancel: threading.Event, progress: GenerationProgress) -> Iterator[GenerationItem]:

@@ -14,69 +14,23 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Callable, Optional
 
 from mlxclaude.config.units import format_bytes
 from mlxclaude.engine.memory import memory_facts
+from mlxclaude.models.check_report import LINE_NAMES, CheckLine, CheckReport, Status  # noqa: F401  (re-exported)
 from mlxclaude.models.check_tools import CLAUDE_CODE_TOOLS, one_line, run_chat, schema_errors, snippet, tool_call_attempt, tool_call_example  # noqa: F401  (schema_errors re-exported for callers and tests)
 from mlxclaude.models.memory import WEIGHTS_OVERHEAD, kv_bytes_per_token, max_context_that_fits  # noqa: F401  (re-exported for callers and tests)
 from mlxclaude.parsing.events import ToolCall
 from mlxclaude.parsing.tools import HERMES, ToolFormat
 from mlxclaude.protocol.chat import ChatRequest, Sampling, ToolChoice
 
-Status = Literal["ok", "warn", "fail"]
-
-LINE_NAMES = ("files", "load", "chat template", "tool format", "thinking", "memory", "context", "generation",
-              "tool call", "speed")
-
 MIN_DECODE_TPS = 5.0
 MIN_PREFILL_TPS = 50.0
 SPEED_PROMPT_TOKENS = 1024
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tiktoken.model")
 TOKENIZER_EXTRAS = ("tokenizer_config.json", "chat_template.jinja", "chat_template.json")
-
-
-@dataclass
-class CheckLine:
-    name: str
-    status: Status
-    detail: str
-
-
-@dataclass
-class CheckReport:
-    model: str
-    path: str
-    lines: list[CheckLine] = field(default_factory=list)
-    figures: dict[str, float | int | str] = field(default_factory=dict)
-    advice: Optional[str] = None  # what would work instead, when Claude Code's prompt does not fit
-
-    @property
-    def fit_for_claude_code(self) -> bool:
-        return not any(line.status == "fail" for line in self.lines)
-
-    @property
-    def verdict(self) -> str:
-        failed = [line.name for line in self.lines if line.status == "fail" and not line.detail.startswith("skipped:")]
-        warned = [line.name for line in self.lines if line.status == "warn"]
-        if failed:
-            return f"{self.model} is not fit for Claude Code on this machine (failed: {', '.join(failed)})."
-        if warned:
-            return f"{self.model} should work with Claude Code on this machine, with warnings ({', '.join(warned)})."
-        return f"{self.model} is fit for Claude Code on this machine."
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "path": self.path,
-            "fit_for_claude_code": self.fit_for_claude_code,
-            "verdict": self.verdict,
-            "lines": [asdict(line) for line in self.lines],
-            "figures": dict(self.figures),
-            "advice": self.advice,
-        }
 
 
 # --------------------------------------------------------------------------------------------

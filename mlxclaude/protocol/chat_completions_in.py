@@ -212,14 +212,19 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         raise ApiError.invalid_request("tools: must be a list")
     converted = []
     for index, tool in enumerate(tools):
-        function = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
-        function = function if isinstance(function, dict) else (tool if isinstance(tool, dict) and "name" in tool
-                                                                 and tool.get("type") == "function" else None)
-        if function is None or not function.get("name"):
+        if not isinstance(tool, dict) or tool.get("type") != "function":
             raise ApiError.invalid_request(f"tools.{index}: only function tools with a name are supported")
-        converted.append({"name": function["name"], "description": function.get("description") or "",
-                          "input_schema": function.get("parameters") or {"type": "object", "properties": {}}})
+        function = tool["function"] if isinstance(tool.get("function"), dict) else tool  # nested, or flat (Responses)
+        if not function.get("name"):
+            raise ApiError.invalid_request(f"tools.{index}: only function tools with a name are supported")
+        converted.append(anthropic_tool(function))
     return converted
+
+
+def anthropic_tool(function: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI function (name, description, parameters) as an Anthropic tool."""
+    return {"name": function["name"], "description": function.get("description") or "",
+            "input_schema": function.get("parameters") or {"type": "object", "properties": {}}}
 
 
 def tool_choice_of(choice: Any, parallel: Optional[bool]) -> Optional[dict[str, Any]]:

@@ -14,12 +14,16 @@ def finish_reason(stop_reason: Optional[str]) -> Optional[str]:
     return FINISH_REASONS.get(stop_reason or "", "stop") if stop_reason else None
 
 
-def usage_of(usage: Optional[dict]) -> dict[str, Any]:
-    """OpenAI's usage: prompt tokens include the cached ones, which prompt_tokens_details names."""
+def token_counts(usage: Optional[dict]) -> tuple[int, int, int]:
+    """(prompt, cached, output) tokens of an Anthropic usage: OpenAI's prompt count includes the cached tokens."""
     usage = usage or {}
     cached = int(usage.get("cache_read_input_tokens") or 0)
     prompt = int(usage.get("input_tokens") or 0) + cached + int(usage.get("cache_creation_input_tokens") or 0)
-    completion = int(usage.get("output_tokens") or 0)
+    return prompt, cached, int(usage.get("output_tokens") or 0)
+
+
+def usage_of(usage: Optional[dict]) -> dict[str, Any]:
+    prompt, cached, completion = token_counts(usage)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": cached}}
 

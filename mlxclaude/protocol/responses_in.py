@@ -17,6 +17,7 @@ from mlxclaude.protocol.chat_completions_in import (
     ANY_JSON_OBJECT,
     DEFAULT_MAX_TOKENS,
     Turns,
+    anthropic_tool,
     effort_of,
     model_of,
     sampling_of,
@@ -110,8 +111,7 @@ def _tools(tools: Any, web_search: bool) -> list[dict[str, Any]]:
         if not isinstance(tool, dict):
             continue
         if tool.get("type") == "function" and tool.get("name"):
-            converted.append({"name": tool["name"], "description": tool.get("description") or "",
-                              "input_schema": tool.get("parameters") or {"type": "object", "properties": {}}})
+            converted.append(anthropic_tool(tool))
         elif web_search and str(tool.get("type", "")).startswith("web_search"):
             converted.append(dict(WEB_SEARCH_TOOL))
     return converted

@@ -9,16 +9,15 @@ import json
 import uuid
 from typing import Any, Optional
 
+from mlxclaude.protocol.chat_completions_out import token_counts
+
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:24]}"
 
 
 def usage_of(usage: Optional[dict]) -> dict[str, Any]:
-    usage = usage or {}
-    cached = int(usage.get("cache_read_input_tokens") or 0)
-    prompt = int(usage.get("input_tokens") or 0) + cached + int(usage.get("cache_creation_input_tokens") or 0)
-    output = int(usage.get("output_tokens") or 0)
+    prompt, cached, output = token_counts(usage)
     return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached}, "output_tokens": output,
             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": prompt + output}
 

@@ -6,10 +6,9 @@ out (protocol/chat_completions_out.py)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
-from typing import Any, AsyncIterator, Mapping
+from typing import Mapping
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -17,11 +16,11 @@ from fastapi.responses import JSONResponse
 from mlxclaude.protocol.body import decode_json_body
 from mlxclaude.protocol.chat import ChatRequest
 from mlxclaude.protocol.chat_completions_in import DEFAULT_MAX_TOKENS, anthropic_document
-from mlxclaude.protocol.chat_completions_out import ChunkEncoder, completion, error_body
+from mlxclaude.protocol.chat_completions_out import ChunkEncoder, completion
 from mlxclaude.server.messages import open_turn, prepare_document, whole_message
-from mlxclaude.server.sse import close_shielded, sse_response
+from mlxclaude.server.sse import sse_response
 from mlxclaude.server.state import ServerState
-from mlxclaude.upstream.sse import SSEEvents
+from mlxclaude.server.translated_stream import translated
 
 
 def prepare(raw: bytes, headers: Mapping[str, str], default_max_tokens: int) -> tuple[dict, dict, str, ChatRequest]:
@@ -45,39 +44,3 @@ async def create_chat_completion(request: Request):
     if message is None:
         return JSONResponse(status_code=499, content={})
     return JSONResponse(completion(message, response_id=response_id, model=model, created=created))
-
-
-def data_line(payload: Any) -> bytes:
-    return b"data: " + json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
-
-
-async def translated(source: AsyncIterator[bytes], feed, *, done: bytes = b"", encode=data_line,
-                     on_error=error_body, on_end=None) -> AsyncIterator[bytes]:
-    """An Anthropic event stream as another API's events: `feed(name, data)` turns each event into payloads
-    (encoded by `encode`); pings stay keep-alive comments; an error event becomes `on_error(type, message)`, the
-    API's error payload, and ends the stream (without `done`); `on_end()` runs once a stream ended well."""
-    events = SSEEvents()
-    failed = False
-    try:
-        async for chunk in source:
-            out: list[bytes] = []
-            for event in events.feed(chunk):
-                if event.name == "ping" or not event.data:
-                    out.append(b": ping\n\n")
-                    continue
-                data = json.loads(event.data)
-                if event.name == "error":
-                    error = data.get("error") or {}
-                    out.append(encode(on_error(error.get("type", "api_error"), error.get("message", ""))))
-                    failed = True
-                    continue
-                out.extend(encode(payload) for payload in feed(event.name, data))
-            if out:
-                yield b"".join(out)
-        if not failed:
-            if on_end is not None:
-                on_end()
-            if done:
-                yield done
-    finally:
-        await close_shielded(source)

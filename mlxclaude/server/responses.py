@@ -8,7 +8,6 @@ input, as Codex does."""
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from collections import OrderedDict
@@ -23,10 +22,10 @@ from mlxclaude.protocol.chat_completions_in import DEFAULT_MAX_TOKENS, tool_inpu
 from mlxclaude.protocol.errors import ApiError
 from mlxclaude.protocol.responses_in import anthropic_document
 from mlxclaude.protocol.responses_out import ResponseEvents, new_id, output_of, whole_response
-from mlxclaude.server.chat_completions import translated
 from mlxclaude.server.messages import open_turn, prepare_document, whole_message
 from mlxclaude.server.sse import sse_response
 from mlxclaude.server.state import ServerState
+from mlxclaude.server.translated_stream import event_line, translated
 
 RESPONSES_KEPT = 64
 
@@ -79,11 +78,6 @@ def prepare(raw: bytes, headers: Mapping[str, str], store: ResponseStore, defaul
     document = anthropic_document(body, history, default_max_tokens=default_max_tokens, web_search=web_search)
     _, model, chat = prepare_document(document, headers)
     return body, document, model, chat
-
-
-def event_line(payload: dict[str, Any]) -> bytes:
-    return (f"event: {payload['type']}\ndata: ".encode() + json.dumps(payload, ensure_ascii=False,
-                                                                     separators=(",", ":")).encode() + b"\n\n")
 
 
 async def create_response(request: Request):

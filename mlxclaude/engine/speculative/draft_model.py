@@ -43,7 +43,7 @@ class DraftStream:
         self.cache = cache
         self.held: list[int] = []  # the tokens in the draft cache, in order
 
-    def drafts(self, tokens: list[int], pending: int, k: int) -> list[int]:
+    def drafts(self, tokens: list[int], pending: int, limit: int) -> list[int]:
         import mlx.core as mx
 
         context = [*tokens, pending]
@@ -63,10 +63,10 @@ class DraftStream:
             mx.eval([layer.state for layer in self.cache])
         logits = self.model(mx.array(new[-1:])[None], cache=self.cache)
         proposed: list[int] = []
-        for index in range(k):
+        for index in range(limit):
             token = int(mx.argmax(logits[0, -1]).item())
             proposed.append(token)
-            if index + 1 < k:
+            if index + 1 < limit:
                 logits = self.model(mx.array([[token]]), cache=self.cache)
         self.held = [*context, *proposed[:-1]]
         return proposed

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from mlxclaude.engine.speculative.draft_model import DraftModel, DraftStream
 from mlxclaude.engine.speculative.lookup import MAX_DRAFT, PromptLookup
@@ -26,17 +26,18 @@ class StreamDrafts:
     lookup: bool = True
     acceptance: Acceptance = field(default_factory=Acceptance)
 
-    def drafts(self, pending: int, tokenizer: Any) -> list[int]:
+    def drafts(self, pending: int, tokenizer: Any, limit: int) -> list[int]:
+        """Up to `limit` tokens to follow `pending`: the first drafter with something to say wins."""
         if self.lookup:
-            found = self.tokens.draft(MAX_DRAFT, after=pending)
+            found = self.tokens.draft(limit, after=pending)
             if found:
                 return found
             tail = tokenizer.decode([*self.tokens.tokens[-TAIL_TOKENS:], pending])
             text = self.text.continuation(tail)
             if text:
-                return list(tokenizer.encode(text, add_special_tokens=False))[:MAX_DRAFT]
+                return list(tokenizer.encode(text, add_special_tokens=False))[:limit]
         if self.model is not None:
-            return self.model.drafts(self.tokens.tokens, pending, MAX_DRAFT)
+            return self.model.drafts(self.tokens.tokens, pending, limit)
         return []
 
 
@@ -61,39 +62,40 @@ class Speculator:
                 "drafted": self.drafted, "accepted": self.accepted,
                 "verify_steps": self.verify_steps, "verify_cost": round(self.costs.ratio(MAX_DRAFT), 2)}
 
-    def plain_step(self, generator: Any, stream: Optional[StreamDrafts]) -> tuple[list, list]:
-        """One BatchGenerator step; timed when `stream` (the one stream there is) decodes alone: the yardstick a
-        verify step is weighed against."""
-        alone = stream is not None and lone_stream(generator) is not None
+    def step(self, generator: Any, stream: Optional[StreamDrafts]) -> tuple[list, list, Optional[Verified]]:
+        """One step of the BatchGenerator: a verify step when `stream` (the one stream there is, None with
+        speculation off) decodes alone and the policy expects drafts to pay, else a plain step (timed when the
+        stream decodes alone: the yardstick a verify step is weighed against). The policy is asked before any
+        drafting, so a plain step costs no drafter work and keeps mlx-lm's pipeline (the pending token unread)."""
+        batch = lone_stream(generator) if stream is not None else None
+        if batch is not None:
+            assert stream is not None
+            verified = self._verify(generator, batch, stream)
+            if verified is not None:
+                return [], verified.responses, verified
         started = time.perf_counter()
-        responses = generator.next()
-        if alone:
+        prompt_responses, generation_responses = generator.next()
+        if batch is not None:
             assert stream is not None
             self.costs.plain(time.perf_counter() - started)
             stream.acceptance.plain_steps += 1
             stream.acceptance.since_probe += 1
-        return responses
+        return prompt_responses, generation_responses, None
 
-    def verify_step(self, generator: Any, stream_of: Callable[[int], Optional[StreamDrafts]]) -> Optional[Verified]:
-        """A verify step instead of a plain one, when one stream decodes alone, its drafters have a draft and the
-        policy expects it to pay; None otherwise."""
+    def _verify(self, generator: Any, batch: Any, stream: StreamDrafts) -> Optional[Verified]:
         import mlx.core as mx
 
-        if self.mode == "off":
-            return None
-        batch = lone_stream(generator)
-        stream = stream_of(batch.uids[0]) if batch is not None else None
-        if batch is None or stream is None:
+        room = batch.max_tokens[0] - batch._num_tokens[0] - 1  # the pending token takes one
+        budget = min(draft_length(self.mode, MAX_DRAFT, stream.acceptance, self.costs), room)
+        if budget <= 0:
             return None
         with mx.stream(generator.stream):
-            drafts = stream.drafts(int(batch._next_tokens.item()), self.tokenizer)
-            room = batch.max_tokens[0] - batch._num_tokens[0] - 1  # the pending token takes one
-            k = min(draft_length(self.mode, len(drafts), stream.acceptance, self.costs), room)
-            if k <= 0:
+            drafts = stream.drafts(int(batch._next_tokens.item()), self.tokenizer, budget)
+            if not drafts:
                 return None
             started = time.perf_counter()
-            verified = verify(batch, drafts[:k])
-        self.costs.verify(k, time.perf_counter() - started)
+            verified = verify(batch, drafts)
+        self.costs.verify(len(drafts), time.perf_counter() - started)
         stream.acceptance.verified(verified.drafted, verified.accepted)
         self.drafted, self.accepted = self.drafted + verified.drafted, self.accepted + verified.accepted
         self.verify_steps += 1
