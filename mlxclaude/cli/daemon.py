@@ -274,6 +274,8 @@ def _batch(facts: Optional[dict]) -> Optional[str]:
     spec = facts.get("speculative") if isinstance(facts.get("speculative"), dict) else {}
     if spec.get("mode") not in (None, "off"):
         text += f"; speculative {spec['mode']}"
+        if spec.get("asked"):
+            text += f" ({spec['asked']} unavailable)"
         if spec.get("drafted"):
             text += f": {spec.get('accepted', 0)} of {spec['drafted']} drafted tokens accepted"
     return text

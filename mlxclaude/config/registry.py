@@ -180,11 +180,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("image_backend", "str", None, nullable=True, unset_label="(placeholders)",
             description="The backend ([backends.NAME]) that serves a request carrying images when the routed "
                         "one cannot see them. Unset: each image becomes a short text placeholder."),
-    Setting("speculative", "choice", "auto", choices=("auto", "off", "lookup", "draft"),
+    Setting("speculative", "choice", "auto", choices=("auto", "off", "lookup", "draft", "mtp"),
             description="Speculative decoding of a request that decodes alone: drafts from prompt lookup (what "
                         "followed the same tokens earlier) or draft_model, checked in one forward. auto: only "
                         "while it pays, measured; lookup: prompt lookup, always; draft: draft_model, always; "
-                        "off: never. The output is the same either way."),
+                        "mtp: the model's own multi-token-prediction head (mlx-lm cannot run one yet: runs as "
+                        "auto, logged); off: never. The output is the same either way."),
     Setting("draft_model", "str", None, nullable=True, unset_label="(none)",
             description="A small model with the main model's tokenizer that drafts tokens for speculative "
                         "decoding (speculative = auto or draft); a directory, a name or a repo id."),
@@ -273,7 +274,7 @@ class ServerSettings:
     prefill_step_size: int = 2048
     cache_max_bytes: Optional[int] = None
     image_backend: Optional[str] = None
-    speculative: Literal["auto", "off", "lookup", "draft"] = "auto"
+    speculative: Literal["auto", "off", "lookup", "draft", "mtp"] = "auto"
     draft_model: Optional[str] = None
     tool_constraints: bool = True
 

@@ -92,7 +92,7 @@ class BatchEngine:
         self.prefilled_tokens = 0  # prompt tokens the batch has run through the model (cached ones never)
         self.largest_batch = 0
         self.speculator = Speculator(getattr(backend, "speculative", "off"), backend.tokenizer,
-                                     getattr(backend, "draft_model", None))
+                                     getattr(backend, "draft_model", None), getattr(backend, "speculative_note", None))
 
     # --- what the worker asks ------------------------------------------------------------------------
 

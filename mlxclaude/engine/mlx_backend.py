@@ -18,6 +18,7 @@ from mlxclaude.engine.loader import ModelLoadError, load_model
 from mlxclaude.engine.render import render_chat
 from mlxclaude.engine.sampling import make_mlx_sampler
 from mlxclaude.engine.speculative.draft_model import DraftModel
+from mlxclaude.engine.speculative.mtp import mtp_unavailable
 from mlxclaude.logs import log_event
 from mlxclaude.protocol.chat import ChatRequest, Sampling
 
@@ -63,8 +64,8 @@ class MlxBackend(MlxEngine):
         self.tokenizer = loaded.tokenizer
         self.info = loaded.info
         self.prefill_step_size = prefill_step_size
-        self.speculative = speculative  # auto | off | lookup | draft (engine/speculative/policy.py)
-        self.draft_model = load_draft_model(draft_model, self.tokenizer, speculative)
+        self.speculative, self.speculative_note = speculative_mode(speculative, self.model, self.info.name)
+        self.draft_model = load_draft_model(draft_model, self.tokenizer, self.speculative)
         self.vocab_size = logits_size(self.model, self.tokenizer)
         # constrained tool calls / JSON replies (engine/constraints); None when llguidance can't serve it
         self.constraints = load_constraints(self.tokenizer, self.info, enabled=constrain_tools)
@@ -192,6 +193,18 @@ def speed_of(steps: Iterator, prompt_tokens: int, started: float) -> SpeedFigure
     decode_tps = (count - 1) / (last - first) if count > 1 and last > first else 0.0
     return SpeedFigures(prompt_tokens=prompt_tokens, decode_tokens=count, prefill_tps=prefill_tps,
                         decode_tps=decode_tps)
+
+
+def speculative_mode(requested: str, model, name: str) -> tuple[str, Optional[str]]:
+    """The speculation mode this model decodes with (engine/speculative/policy.py MODES), and why it is not the
+    one asked for: `mtp` runs as `auto` while mlx-lm cannot run MTP heads (engine/speculative/mtp.py)."""
+    if requested != "mtp":
+        return requested, None
+    reason = mtp_unavailable(model)
+    if reason is None:
+        return requested, None
+    log_event("mtp_unavailable", kind="daemon", level="warning", model=name, note=reason)
+    return "auto", reason
 
 
 def load_draft_model(path: str | None, tokenizer, speculative: str) -> Optional[DraftModel]:

@@ -107,3 +107,13 @@ def test_piped_status_has_no_trailing_spaces_and_the_backend_states_line_up(daem
     backend_lines = [line for line in out.splitlines() if " mlx " in line or " openai " in line]
     states = [line.index("loaded") if "loaded" in line else line.index(" ok") + 1 for line in backend_lines]
     assert len(set(states)) == 1, backend_lines
+
+
+def test_the_batch_line_says_speculation_and_a_mode_that_could_not_run():
+    from mlxclaude.cli.daemon import _batch
+
+    spec = {"mode": "auto", "asked": "mtp", "note": "mlx-lm cannot", "drafted": 10, "accepted": 7}
+    line = _batch({"mode": "batched", "active": 1, "max_batch": 8, "speculative": spec})
+    assert line == "batched, 1 of 8 streams; speculative auto (mtp unavailable): 7 of 10 drafted tokens accepted"
+    assert "unavailable" not in _batch({"mode": "batched", "active": 0, "max_batch": 8,
+                                       "speculative": {**spec, "asked": None, "note": None}})

@@ -198,3 +198,22 @@ def test_speculation_drafts_checks_and_counts_and_streams_the_same_text(servers)
     assert accepted > 0 and after["rejected"] >= before["rejected"]
     assert steps < 200  # fewer forward passes than tokens: the tiny model's repeats were drafted and accepted
     assert spec_totals(servers["off"])["accepted"] == 0
+
+
+@pytest.mark.mlx
+def test_mtp_is_accepted_says_why_it_cannot_run_and_decodes_as_auto(tiny_model_dir, capsys):
+    from mlxclaude.config.registry import ServerSettings
+    from mlxclaude.engine.mlx_backend import MlxBackend
+
+    assert ServerSettings(model=str(tiny_model_dir), speculative="mtp").speculative == "mtp"
+    backend = MlxBackend(str(tiny_model_dir), speculative="mtp")
+    try:
+        assert backend.speculative == "auto"
+        assert "does not load multi-token-prediction heads" in backend.speculative_note
+        batcher = backend.batcher(max_batch=2)
+        assert batcher is not None
+        facts = batcher.facts()["speculative"]
+        assert (facts["mode"], facts["asked"]) == ("auto", "mtp") and facts["note"] == backend.speculative_note
+        assert "mtp_unavailable" in capsys.readouterr().err
+    finally:
+        backend.close()

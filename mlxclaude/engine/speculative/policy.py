@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-MODES = ("auto", "off", "lookup", "draft")
+MODES = ("auto", "off", "lookup", "draft", "mtp")  # mtp runs as auto while mlx-lm cannot (mtp.py)
 EMA = 0.2  # weight of the newest measurement
 PROBE_EVERY = 256  # plain steps between two tries while speculation is not paying (auto), so a change is noticed
 PROBE_DRAFT = 2  # tokens a try checks: cheap where verifying costs a step per token

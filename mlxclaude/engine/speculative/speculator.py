@@ -42,8 +42,10 @@ class StreamDrafts:
 
 
 class Speculator:
-    def __init__(self, mode: str, tokenizer: Any, draft_model: Optional[DraftModel] = None) -> None:
-        self.mode = mode  # auto | off | lookup | draft
+    def __init__(self, mode: str, tokenizer: Any, draft_model: Optional[DraftModel] = None,
+                 note: Optional[str] = None) -> None:
+        self.mode = mode  # auto | off | lookup | draft | mtp (engine/speculative/policy.py MODES)
+        self.note = note  # why it is not the mode asked for (engine/speculative/mtp.py)
         self.tokenizer = tokenizer
         self.draft_model = draft_model if mode in ("auto", "draft") else None
         self.costs = StepCosts()
@@ -58,7 +60,8 @@ class Speculator:
                             lookup=self.mode != "draft")
 
     def facts(self) -> dict[str, Any]:
-        return {"mode": self.mode, "draft_model": self.draft_model.name if self.draft_model else None,
+        return {"mode": self.mode, "asked": "mtp" if self.note else None, "note": self.note,
+                "draft_model": self.draft_model.name if self.draft_model else None,
                 "drafted": self.drafted, "accepted": self.accepted,
                 "verify_steps": self.verify_steps, "verify_cost": round(self.costs.ratio(MAX_DRAFT), 2)}
 
