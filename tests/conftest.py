@@ -58,6 +58,14 @@ def tiny_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_hybrid_dir() -> Path:
+    """A tiny random linear-attention hybrid (Qwen3.5's layout) whose caches cannot be cut back (tests/tiny_hybrid.py)."""
+    from tiny_hybrid import ensure_tiny_hybrid
+
+    return ensure_tiny_hybrid()
+
+
+@pytest.fixture(scope="session")
 def tiny_vlm_dir() -> Path:
     """A tiny random Qwen2-VL that mlx-vlm loads (tests/tiny_vlm.py)."""
     from tiny_vlm import ensure_tiny_vlm

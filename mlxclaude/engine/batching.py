@@ -37,7 +37,7 @@ from mlxclaude.engine.cache import kv
 from mlxclaude.engine.cache.memory import default_max_bytes
 from mlxclaude.engine.cache.prompt_cache import Lease
 from mlxclaude.engine.cache.store import Tier
-from mlxclaude.engine.constraints import constraint_processors
+from mlxclaude.engine.constraints import batched_step, constraint_processors
 from mlxclaude.engine.jobs import Stream
 from mlxclaude.engine.sampling import make_mlx_sampler
 from mlxclaude.engine.speculative.speculator import Speculator, StreamDrafts
@@ -91,6 +91,7 @@ class BatchEngine:
         self.steps = 0
         self.prefilled_tokens = 0  # prompt tokens the batch has run through the model (cached ones never)
         self.largest_batch = 0
+        self.batched_constraints = False  # whether constrained rows decode batched (engine/constraints/batched_step.py)
         self.speculator = Speculator(getattr(backend, "speculative", "off"), backend.tokenizer,
                                      getattr(backend, "draft_model", None), getattr(backend, "speculative_note", None))
 
@@ -238,6 +239,7 @@ class BatchEngine:
                                              sampler=self._greedy, completion_batch_size=self.max_batch,
                                              prefill_batch_size=self.max_batch,
                                              prefill_step_size=self.prefill_step_size)
+            self.batched_constraints = batched_step.install(self._generator)
         if not self.active:
             mx.reset_peak_memory()
         cache = self.backend.prompt_cache

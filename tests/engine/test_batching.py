@@ -160,3 +160,39 @@ def test_short_chunks_while_shared_leave_the_tokens_alone(tiny_model_dir):
     assert 128 in chunks
     assert [long_sink.text, short_sink.text] == expected
     assert short_sink.stats.ttft_seconds < long_sink.stats.ttft_seconds
+
+
+TOOLS = [{"type": "function", "function": {"name": "Bash", "parameters": {
+    "type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}}]
+
+
+def test_constrained_rows_decode_batched_with_the_tokens_they_get_alone(tiny_model_dir, monkeypatch):
+    """Forced calls, free text under tools, no tools: the batch applies the rows' masks in one operation
+    (engine/constraints/batched_step.py) and every reply is the one it gets alone, mlx-lm's per-row loop's."""
+    from mlxclaude.engine.constraints import batched_step
+    from mlxclaude.protocol.chat import ToolChoice
+
+    backend = MlxBackend(str(tiny_model_dir), context_limit=4096, cache_max_bytes=1 << 28)
+    asks = [ask("Run ls.", 40, tools=TOOLS, tool_choice=ToolChoice(type="tool", name="Bash")),
+            ask("Write a short greeting.", 40, tools=TOOLS),
+            ask("List the files.", 40, tools=TOOLS, tool_choice=ToolChoice(type="any")),
+            ask("def foo(x):", 24)]
+    expected = [alone(backend, chat)[0] for chat in asks]
+    assert expected[0].startswith("<tool_call>") and expected[2].startswith("<tool_call>")
+
+    masks = []
+    real_masked = batched_step.masked
+    monkeypatch.setattr(batched_step, "masked", lambda logits, newest, processors: masks.append(
+        sum(1 for row in processors if row)) or real_masked(logits, newest, processors))
+    for batched in (True, False):
+        if not batched:
+            monkeypatch.setattr(batched_step, "install", lambda generator: False)
+        backend.prompt_cache.clear()
+        engine = backend.batcher(max_batch=4)
+        pairs = [stream_of(backend, chat) for chat in asks]
+        run_batch(engine, [stream for stream, _ in pairs])
+        assert engine.largest_batch == 4 and engine.batched_constraints is batched
+        assert [sink.text for _, sink in pairs] == expected
+        if batched:
+            assert max(masks) == 3  # three constrained rows in one step
+        engine.close()

@@ -217,3 +217,98 @@ def test_mtp_is_accepted_says_why_it_cannot_run_and_decodes_as_auto(tiny_model_d
         assert "mtp_unavailable" in capsys.readouterr().err
     finally:
         backend.close()
+
+
+@pytest.fixture(scope="module")
+def hybrid_servers(tiny_hybrid_dir):
+    from mlxclaude.config.registry import ServerSettings
+    from mlxclaude.daemon.serve import mlx_backend_loader
+    from support.live_server import live_server
+
+    model = str(tiny_hybrid_dir)
+    with live_server(mlx_backend_loader(ServerSettings(model=model, speculative="off")), auth_token=TOKEN) as plain, \
+            live_server(mlx_backend_loader(ServerSettings(model=model, speculative="lookup")),
+                        auth_token=TOKEN) as speculating:
+        yield {"off": plain, "lookup": speculating}
+
+
+HYBRID_PROMPTS = [
+    {"messages": [{"role": "user", "content": "Write a list of words about the sea and ships"}], "max_tokens": 120},
+    {"messages": [{"role": "user", "content": f"Repeat:\n{FILE}"}], "max_tokens": 80, "stop_sequences": ["h h"]},
+    {"messages": [{"role": "user", "content": "Run ls."}], "tools": [BASH], "max_tokens": 60},
+]
+
+
+@pytest.mark.mlx
+@pytest.mark.parametrize("index", range(len(HYBRID_PROMPTS)))
+def test_a_linear_attention_hybrid_speculates_with_its_state_restored_and_replies_the_same(hybrid_servers, index):
+    """Qwen3.5's layout: gated-delta layers whose state cannot be cut back are snapshotted before a verify
+    forward and restored (the accepted tokens fed again) when a draft is rejected."""
+    before = spec_totals(hybrid_servers["lookup"])
+    plain = ask(hybrid_servers["off"], **HYBRID_PROMPTS[index])
+    assert replies_of(ask(hybrid_servers["lookup"], **HYBRID_PROMPTS[index])) == replies_of(plain)
+    after = spec_totals(hybrid_servers["lookup"])
+    assert after["accepted"] > before["accepted"]
+    if index == 0:
+        assert after["rejected"] > before["rejected"]  # the restore path ran
+
+
+def sliding(model_dir, speculative: str, window: int = 48):
+    """The model with its attention layers' caches made sliding windows small enough to wrap within a reply."""
+    from mlx_lm.models.cache import KVCache, RotatingKVCache
+
+    from mlxclaude.engine.mlx_backend import MlxBackend
+
+    backend = MlxBackend(str(model_dir), context_limit=4096, cache_max_bytes=1 << 28, speculative=speculative)
+    made = backend.model.make_cache
+    backend.model.make_cache = lambda: [RotatingKVCache(max_size=window) if type(layer) is KVCache else layer
+                                        for layer in made()]
+    backend.prompt_cache = type(backend.prompt_cache)(backend.model, backend.tokenizer, max_bytes=1 << 28)
+    return backend
+
+
+@pytest.mark.mlx
+def test_a_sliding_window_that_wraps_mid_reply_speculates_and_replies_the_same(tiny_hybrid_dir):
+    """Gemma's and gpt-oss's sliding windows (here beside the hybrid's linear-attention layers): a window that
+    wraps during a verify forward cannot be trimmed; it is restored like the linear-attention state."""
+    from support.live_server import live_server
+
+    with live_server(lambda: sliding(tiny_hybrid_dir, "off"), auth_token=TOKEN) as plain, \
+            live_server(lambda: sliding(tiny_hybrid_dir, "lookup"), auth_token=TOKEN) as speculating:
+        for body in HYBRID_PROMPTS[:2]:
+            assert replies_of(ask(speculating, **body)) == replies_of(ask(plain, **body))
+        totals = spec_totals(speculating)
+        assert totals["accepted"] > 0 and totals["rejected"] > 0  # the restore path ran
+
+
+@pytest.mark.mlx
+@pytest.mark.parametrize("kept", [0, 1, 3, 4])
+def test_cutting_back_leaves_every_cache_kind_as_if_fed_only_the_kept_tokens(tiny_hybrid_dir, kept):
+    """Linear-attention state (ArraysCache) and a sliding window that has wrapped (RotatingKVCache, in-place
+    updates), after a 4-token verify forward cut back to `kept`: the next logits are those of a cache fed only
+    the kept tokens. (Plain KV layers are trimmed: the other tests.)"""
+    from types import SimpleNamespace
+
+    import mlx.core as mx
+    from mlx_lm import load
+    from mlx_lm.models.cache import KVCache, RotatingKVCache
+
+    from mlxclaude.engine.speculative.verify import cut_back, snapshot
+
+    model, _ = load(str(tiny_hybrid_dir))
+
+    def fresh():
+        return [RotatingKVCache(max_size=16) if type(layer) is KVCache else layer for layer in model.make_cache()]
+
+    prompt, fed, probe = mx.arange(100, 140)[None], mx.array([7, 8, 9, 10]), mx.array([[11]])
+    spoken, reference = fresh(), fresh()
+    assert {type(layer).__name__ for layer in spoken} == {"ArraysCache", "RotatingKVCache"}
+    for cache in (spoken, reference):
+        model(prompt, cache=cache)
+        model(mx.array([[5]]), cache=cache)  # one decode step: the window updates in place from here
+    saved = snapshot(spoken)
+    model(fed[None], cache=spoken)
+    cut_back(SimpleNamespace(prompt_cache=spoken, model=model), saved, fed, kept)
+    if kept:
+        model(fed[None, :kept], cache=reference)
+    assert mx.allclose(model(probe, cache=spoken), model(probe, cache=reference), atol=1e-5).item()

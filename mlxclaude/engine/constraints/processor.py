@@ -1,13 +1,14 @@
 """The per-request logits processor: watches for calls, constrains them, forbids or forces them.
 
-mlx-lm calls `processor(tokens, logits)` once per sampled token, with `tokens` ending in the token
-sampled just before — still lazy, since mlx-lm queues step j before step j-1's token reaches the CPU.
-Reading it (`.item()`) would stall that pipeline, so while the reply is free text the processor only
-schedules it (`mx.async_eval`) and reads it one step later, when it is ready; the one unknown token is
-covered on the device: if it is a token that completes an open marker exactly (`<tool_call>` as one
-token), the call's first-token mask applies (`mx.where`, no sync). Only when an overshooting completer
-is possible (text ending in `<tool_call` and a token `>\\n` exists), inside a call, or under
-`tool_choice: none`, does the processor read the newest token at once.
+mlx-lm calls `processor(tokens, logits)` once per sampled token (the batched engine asks
+`allowed(newest)` instead, engine/constraints/batched_step.py), with `tokens` ending in the token sampled
+just before — still lazy, since mlx-lm queues step j before step j-1's token reaches the CPU. Reading it
+(`.item()`) would stall that pipeline, so while the reply is free text the processor only schedules it
+(`mx.async_eval`) and reads it one step later, when it is ready; the one unknown token is covered on the
+device: if it is a token that completes an open marker exactly (`<tool_call>` as one token), the call's
+first-token mask applies (`mx.where`, no sync). Only when an overshooting completer is possible (text
+ending in `<tool_call` and a token `>\\n` exists), inside a call, or under `tool_choice: none`, does the
+processor read the newest token at once.
 """
 
 from __future__ import annotations
@@ -85,14 +86,23 @@ class ConstraintProcessor:
     # --- mlx-lm's entry point ----------------------------------------------------------------------
 
     def __call__(self, tokens: Any, logits: Any) -> Any:
+        import mlx.core as mx
+
+        allowed = self.allowed(tokens[-1], logits.shape[-1])
+        return logits if allowed is None else mx.where(allowed, logits, -mx.inf)
+
+    def allowed(self, newest: Any, width: int) -> Optional[Any]:
+        """The tokens allowed next, as a (width,) bool device array; None: any token. `newest` is the token
+        sampled just before (lazy; at the first call, the prompt's last token, not the reply's). One call per
+        sampled token, as mlx-lm's processor call: the batched step (engine/constraints/batched_step.py) asks
+        every constrained row of the batch and applies the masks as one operation."""
         if self.state is State.OFF:
-            return logits
+            return None
         import mlx.core as mx
 
         try:
-            newest, known = None, True
+            known = True
             if self._steps:
-                newest = tokens[-1]
                 self._drain()
                 if self._wants_newest():
                     self._take(int(newest.item()))
@@ -100,12 +110,14 @@ class ConstraintProcessor:
                     mx.async_eval(newest)
                     self._pending.append(newest)
                     known = False
+            else:
+                newest = None
             self._steps += 1
-            return self._constrain(logits, newest, known)
+            return self._allowed(width, newest, known)
         except Exception as exc:  # never let a constraint take the reply down: decode freely from here
             self.state = State.OFF
             self._on_event("constraint_failed", error=f"{type(exc).__name__}: {exc}")
-            return logits
+            return None
 
     # --- following the text ------------------------------------------------------------------------
 
@@ -175,25 +187,25 @@ class ConstraintProcessor:
 
     # --- masks -------------------------------------------------------------------------------------
 
-    def _constrain(self, logits: Any, newest: Any, known: bool) -> Any:
+    def _allowed(self, width: int, newest: Any, known: bool) -> Optional[Any]:
         import mlx.core as mx
 
         if self.state is State.CALL:
             mask = mask_of(self.matcher, self.vocab.size)
             if not mask.any():
                 self._abandon("no token allowed")
-                return logits
+                return None
             if self._must_wrap_up():
                 mask = self._wrap_up(mask)
-            return mx.where(self._device(mask, logits.shape[-1]), logits, -mx.inf)
+            return self._device(mask, width)
         if self.state is State.EOS_ONLY:
-            return mx.where(self._eos_mask(logits.shape[-1]), logits, -mx.inf)
+            return self._eos_mask(width)
         if self.state is State.FORBID:
             banned = self._banned()
             if banned is None:
-                return logits
-            return mx.where(self._cached_device(("ban", self._forbid_key()), banned, logits.shape[-1]), -mx.inf,
-                            logits)
+                return None
+            return self._cached_device(("allow", self._forbid_key()), ~banned, width)
+        allowed = None
         if self.state is State.WATCH and not known and not self.watch.thinking:
             for index, compiled in enumerate(self.grammars):
                 if compiled is None:
@@ -201,12 +213,11 @@ class ConstraintProcessor:
                 exact = self._completers(index).exact
                 if not exact:
                     continue
-                first = self._first_mask(index, compiled)
-                allowed = self._cached_device(("first", index), first, logits.shape[-1])
-                ids = self._cached_ids(("exact", index, self.watch.matched(index)), exact)
-                hit = mx.any(newest == ids)
-                logits = mx.where(mx.logical_or(mx.logical_not(hit), allowed), logits, -mx.inf)
-        return logits
+                first = self._cached_device(("first", index), self._first_mask(index, compiled), width)
+                hit = mx.any(newest == self._cached_ids(("exact", index, self.watch.matched(index)), exact))
+                row = mx.logical_or(mx.logical_not(hit), first)
+                allowed = row if allowed is None else mx.logical_and(allowed, row)
+        return allowed
 
     def _must_wrap_up(self) -> bool:
         """Few tokens left: finish the call (close strings, objects…) rather than have it cut off."""

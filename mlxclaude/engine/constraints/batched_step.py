@@ -1,0 +1,87 @@
+"""mlx-lm's decode step with every row's constraint applied as one operation.
+
+mlx-lm (0.32) sends the whole batch down a per-row loop as soon as one row has a logits processor: each row is
+sliced out, its token buffer updated, its processors called, and the rows concatenated again. Every Claude Code
+request has tools, so every row has one, and the loop costs Python and device work per row per step. Here each
+constrained row's processor says what it allows next (`ConstraintProcessor.allowed`: None while the row is in
+free text, the common case), and the rows that have a mask get it in one `where` over the batch; a step where no
+row has one leaves the logits alone. Everything else is mlx-lm's step as it is (the same sampler grouping, the
+same pipelining: the next tokens are sampled lazily while the current ones are read), so the logits each row's
+sampler sees are the ones the per-row loop would give, bit for bit.
+
+`install` puts this step on the generator's one GenerationBatch (created with the generator and only ever
+extended); a new stream's first token comes from the batch mlx-lm builds for it, through the per-row loop as
+before. A row with a processor that is not ours, or an mlx-lm whose batch looks different, keeps mlx-lm's step.
+"""
+
+from __future__ import annotations
+
+from types import MethodType
+from typing import Any, Optional, Sequence
+
+_USES = ("_step", "_next_tokens", "_next_logprobs", "_current_tokens", "_current_logprobs", "logits_processors",
+         "samplers", "fallback_sampler", "tokens", "prompt_cache", "model")
+
+
+def install(generator: Any) -> bool:
+    """Give the generator's GenerationBatch the batched step (False: this mlx-lm's batch is not the one known)."""
+    batch = getattr(generator, "_generation_batch", None)
+    if batch is None or not all(hasattr(batch, name) for name in _USES):
+        return False
+    original = type(batch)._step
+    batch._step = MethodType(lambda self: batched_step(self, original), batch)
+    return True
+
+
+def ours(processors: Sequence[Optional[Sequence[Any]]]) -> bool:
+    """Whether every row's processors can say what they allow (ConstraintProcessor.allowed)."""
+    return all(hasattr(processor, "allowed") for row in processors for processor in row or ())
+
+
+def masked(logits: Any, newest: Any, processors: Sequence[Optional[Sequence[Any]]]) -> Any:
+    """`logits` (rows × vocab) with each row's constraint applied; `newest`: each row's token sampled just before.
+    Every processor is one of ours (`ours`)."""
+    import mlx.core as mx
+
+    width = logits.shape[-1]
+    masks: list[Any] = []
+    any_mask = False
+    for row, row_processors in enumerate(processors):
+        allowed = None
+        for processor in row_processors or ():
+            mask = processor.allowed(newest[row], width)
+            if mask is not None:
+                allowed = mask if allowed is None else mx.logical_and(allowed, mask)
+        masks.append(allowed)
+        any_mask = any_mask or allowed is not None
+    if not any_mask:
+        return logits
+    everything = mx.ones((width,), dtype=mx.bool_)
+    rows = mx.stack([mask if mask is not None else everything for mask in masks])
+    return mx.where(rows, logits, -mx.inf)
+
+
+def batched_step(batch: Any, original: Any) -> tuple[list[int], list[Any]]:
+    import mlx.core as mx
+
+    if not any(batch.logits_processors) or not ours(batch.logits_processors):
+        return original(batch)
+    batch._current_tokens = batch._next_tokens
+    batch._current_logprobs = batch._next_logprobs
+    inputs = batch._current_tokens
+    logits = batch.model(inputs[:, None], cache=batch.prompt_cache)[:, -1, :]
+    logits = masked(logits, inputs, batch.logits_processors)
+    logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+    samplers = [batch.fallback_sampler if s is None else s for s in (batch.samplers or [None] * len(batch.uids))]
+    if not samplers or all(s is samplers[0] for s in samplers):
+        sampled = (samplers[0] if samplers else batch.fallback_sampler)(logprobs)
+    else:
+        sampled = mx.concatenate([s(logprobs[e:e + 1]) for e, s in enumerate(samplers)], axis=0)
+    batch._next_tokens = sampled
+    batch._next_logprobs = list(logprobs)
+    mx.async_eval(batch._next_tokens, batch._next_logprobs)
+    mx.eval(inputs, batch._current_logprobs)
+    tokens = inputs.tolist()
+    for row_tokens, token in zip(batch.tokens, tokens):
+        row_tokens.append(token)
+    return tokens, batch._current_logprobs
