@@ -181,13 +181,17 @@ class BatchEngine:
 
     def _next(self) -> tuple[list, list]:
         """The generator's next responses: a verify step or a plain one (engine/speculative/speculator.py)."""
-        lone = next(iter(self.active.values())) if len(self.active) == 1 else None
-        prompt_responses, generation_responses, verified = self.speculator.step(
-            self._generator, lone.drafts if lone is not None else None)
-        if verified is not None and lone is not None:
-            lone.stats.drafted_tokens += verified.drafted
-            lone.stats.accepted_tokens += verified.accepted
+        prompt_responses, generation_responses, verified = self.speculator.step(self._generator, self._drafts_of)
+        if verified is not None:
+            for uid, (drafted, accepted) in verified.by_uid.items():
+                if uid in self.active:
+                    self.active[uid].stats.drafted_tokens += drafted
+                    self.active[uid].stats.accepted_tokens += accepted
         return prompt_responses, generation_responses
+
+    def _drafts_of(self, uid: int) -> Optional[StreamDrafts]:
+        sequence = self.active.get(uid)
+        return sequence.drafts if sequence is not None else None
 
     def chunk_size(self) -> int:
         """Prompt tokens a prefilling stream takes in this step: `prefill_step_size` while it is alone, an eighth

@@ -58,23 +58,23 @@ def test_text_lookup_sees_through_cat_n_line_numbers_and_json_escapes():
 def test_on_a_bandwidth_bound_device_drafts_pay_on_a_compute_bound_one_only_when_nearly_all_are_accepted():
     cheap, dear = StepCosts(plain_s=0.02, plain_steps=10, slope=0.05), StepCosts(plain_s=0.2, plain_steps=10, slope=1.0)
     copying, chatting = Acceptance(rate=0.97), Acceptance(rate=0.4)
-    assert draft_length("auto", 8, copying, cheap) == 8
-    assert draft_length("auto", 8, chatting, cheap) > 0
-    assert draft_length("auto", 8, chatting, dear) == 0
-    assert draft_length("lookup", 8, chatting, dear) == 8 and draft_length("off", 8, copying, cheap) == 0
+    assert draft_length("auto", 8, [copying], cheap) == 8
+    assert draft_length("auto", 8, [chatting], cheap) > 0
+    assert draft_length("auto", 8, [chatting], dear) == 0
+    assert draft_length("lookup", 8, [chatting], dear) == 8 and draft_length("off", 8, [copying], cheap) == 0
 
 
 def test_auto_times_plain_steps_first_then_tries_then_measures_again_now_and_then():
     stream, costs = Acceptance(rate=0.1), StepCosts()
-    assert draft_length("auto", 5, stream, costs) == 0  # no yardstick yet
+    assert draft_length("auto", 5, [stream], costs) == 0  # no yardstick yet
     for _ in range(PLAIN_FIRST):
         costs.plain(0.2)
-    assert draft_length("auto", 5, stream, costs) == PROBE_DRAFT  # a first, short try
+    assert draft_length("auto", 5, [stream], costs) == PROBE_DRAFT  # a first, short try
     costs.verify(PROBE_DRAFT, 0.6)  # 3 tokens for 3 plain steps' time: compute-bound
     assert costs.slope == pytest.approx(1.0)
-    assert draft_length("auto", 5, stream, costs) == 0
+    assert draft_length("auto", 5, [stream], costs) == 0
     stream.since_probe = PROBE_EVERY
-    assert draft_length("auto", 5, stream, costs) == PROBE_DRAFT
+    assert draft_length("auto", 5, [stream], costs) == PROBE_DRAFT
     stream.verified(2, 2)
     assert stream.since_probe == 0 and stream.rate > 0.1
 
@@ -312,3 +312,59 @@ def test_cutting_back_leaves_every_cache_kind_as_if_fed_only_the_kept_tokens(tin
     if kept:
         model(fed[None, :kept], cache=reference)
     assert mx.allclose(model(probe, cache=spoken), model(probe, cache=reference), atol=1e-5).item()
+
+
+@pytest.mark.mlx
+def test_streams_decoding_together_verify_their_drafts_in_one_forward_and_reply_as_alone(servers):
+    """Several streams in the batch, each with its own drafts and acceptance: one verify forward over all rows,
+    each row's rejected positions cut from its own cache; every reply is the one plain decoding gives."""
+    import threading
+
+    asks = PROMPTS[:5]  # free text, tools, a forced call, a stop sequence
+    expected = [replies_of(ask(servers["off"], **body)) for body in asks]
+    speculating = servers["lookup"]
+    before = speculating.worker.batcher.speculator.facts()
+    barrier = threading.Barrier(len(asks))
+    replies: dict[int, tuple] = {}
+
+    def one(index: int) -> None:
+        barrier.wait()
+        replies[index] = replies_of(ask(speculating, **asks[index]))
+
+    threads = [threading.Thread(target=one, args=(index,)) for index in range(len(asks))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert [replies[index] for index in range(len(asks))] == expected
+    after = speculating.worker.batcher.speculator.facts()
+    assert after["largest_verify_batch"] >= 2 and after["accepted"] > before["accepted"]
+    assert after["drafted"] - before["drafted"] > after["accepted"] - before["accepted"]  # some rejected: rows cut apart
+
+
+@pytest.mark.mlx
+def test_a_stream_cancelled_mid_reply_leaves_the_batch_and_the_others_reply_as_alone(servers):
+    import threading
+
+    speculating = servers["lookup"]
+    expected = replies_of(ask(servers["off"], **PROMPTS[0]))
+    started = threading.Event()
+
+    def leave_early() -> None:
+        body = {"model": "claude-x", "temperature": 0, "stream": True, **PROMPTS[1], "max_tokens": 400}
+        with httpx.stream("POST", f"{speculating.url}/v1/messages", json=body, headers={"x-api-key": TOKEN},
+                          timeout=600) as response:
+            for count, _ in enumerate(response.iter_lines()):
+                if count == 12:
+                    started.set()
+                if count == 40:
+                    return  # leaving the block closes the connection: the client went away mid-reply
+
+    leaving = threading.Thread(target=leave_early)
+    leaving.start()
+    started.wait(120)
+    assert replies_of(ask(speculating, **PROMPTS[0])) == expected
+    leaving.join(120)
+    from support.waiting import wait_for
+
+    wait_for(lambda: not speculating.worker.batcher.active, what="the cancelled stream to leave the batch")

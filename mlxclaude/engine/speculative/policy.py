@@ -1,13 +1,13 @@
 """When a verify step pays: a step that checks k drafted tokens costs `cost(k)` plain steps and yields 1 + the
 accepted drafts. On a GPU or a Mac a decode step is bound by memory bandwidth, so checking 8 tokens costs little
 more than 1; on a CPU every token costs its own compute, so only drafts that are nearly all accepted pay.
-Nothing is assumed: the cost is measured as it goes (plain and verify steps, timed), acceptance per stream, and a
-draft is checked only when its expected tokens per second beat plain decoding's. Pure."""
+Nothing is assumed: the cost is measured as it goes (plain and verify steps, timed, per batch size), acceptance
+per stream, and drafts are checked only when their expected tokens per second beat plain decoding's. Pure."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 MODES = ("auto", "off", "lookup", "draft", "mtp")  # mtp runs as auto while mlx-lm cannot (mtp.py)
 EMA = 0.2  # weight of the newest measurement
@@ -64,8 +64,10 @@ class StepCosts:
         return 1 + (self.slope if self.slope is not None else 1.0) * k
 
 
-def draft_length(mode: str, available: int, stream: Acceptance, costs: StepCosts) -> int:
-    """How many of the `available` drafted tokens to check this step (0: a plain step)."""
+def draft_length(mode: str, available: int, rows: Sequence[Acceptance], costs: StepCosts) -> int:
+    """How many drafted tokens (of `available`) each of the streams decoding (`rows`, their records) may have
+    checked this step; 0: a plain step. `costs`: this batch size's. A verify step over B rows costs
+    plain × (1 + slope·k) and yields each row 1 + its expected accepted tokens, where a plain step yields B."""
     if mode == "off" or available <= 0:
         return 0
     if mode in ("lookup", "draft"):
@@ -76,9 +78,9 @@ def draft_length(mode: str, available: int, stream: Acceptance, costs: StepCosts
         return min(available, PROBE_DRAFT)  # the first try: what does checking drafts cost here?
     best_k, best_gain = 0, MIN_GAIN
     for k in range(1, available + 1):
-        gain = (1 + stream.expected_accepted(k)) / costs.ratio(k)
+        gain = sum(1 + row.expected_accepted(k) for row in rows) / (len(rows) * costs.ratio(k))
         if gain > best_gain:
             best_k, best_gain = k, gain
-    if best_k == 0 and stream.since_probe >= PROBE_EVERY:
+    if best_k == 0 and min(row.since_probe for row in rows) >= PROBE_EVERY:
         return min(available, PROBE_DRAFT)  # not paying by the estimates: measure again now and then
     return best_k
