@@ -10,7 +10,7 @@ On this project's CPU machine a verify forward costs about as much per token as 
 so `lookup` shows fewer forward passes but no wall speed-up, and `auto` should learn to stay near plain (≥ 0.97×);
 on Metal or CUDA (`pip install 'mlx[cuda12]'`) the same run shows the wall speed-up.
 
-    python bench/speculative.py [--model DIR] [--tokens 160] [--modes off,lookup,auto] [--draft-model DIR]
+    python bench/speculative.py [--model DIR] [--tokens 160] [--modes off,lookup,auto] [--draft-model DIR] [--repeats 3]
 
 `--draft-model` (a small model with the model's tokenizer) adds the `draft` mode, and lets `auto` use it.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import time
 
 import _support  # noqa: F401  (sys.path)
@@ -72,27 +73,49 @@ def decode_steps(server) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def run(model_dir, mode: str, tokens: int, draft_model=None) -> dict[str, tuple[float, str, int, float]]:
+def ask(server, prompt: str, tokens: int) -> tuple[float, str, int, float]:
+    """One greedy request: wall seconds, text, output tokens, forward passes per output token."""
     import anthropic
+
+    client = anthropic.Anthropic(base_url=server.url, api_key="bench", max_retries=0)
+    before = decode_steps(server)
+    started = time.perf_counter()
+    reply = client.messages.create(model="claude-x", max_tokens=tokens, extra_body={"temperature": 0.0},
+                                   messages=[{"role": "user", "content": prompt}])
+    seconds = time.perf_counter() - started
+    text = "".join(block.text for block in reply.content if block.type == "text")
+    produced = reply.usage.output_tokens
+    return seconds, text, produced, (decode_steps(server) - before) / max(1, produced)
+
+
+def run(model_dir, modes: list[str], tokens: int, repeats: int, draft_model=None
+        ) -> dict[str, dict[str, tuple[float, str, int, float]]]:
+    """Every mode's server open at once; each prompt asked `repeats` times per mode, the modes taking turns (the
+    order rotating), so a slow moment of the machine falls on all of them alike; the median time is kept."""
+    from contextlib import ExitStack
 
     from mlxclaude.config.registry import ServerSettings
     from mlxclaude.daemon.serve import mlx_backend_loader
     from support.live_server import live_server
 
-    results = {}
-    settings = ServerSettings(model=str(model_dir), speculative=mode,
-                              draft_model=str(draft_model) if draft_model and mode in ("auto", "draft") else None)
-    with live_server(mlx_backend_loader(settings), speculative=mode) as server:
-        client = anthropic.Anthropic(base_url=server.url, api_key="bench", max_retries=0)
+    with ExitStack() as stack:
+        servers = {}
+        for mode in modes:
+            settings = ServerSettings(model=str(model_dir), speculative=mode,
+                                      draft_model=str(draft_model) if draft_model and mode in ("auto", "draft") else None)
+            servers[mode] = stack.enter_context(live_server(mlx_backend_loader(settings), speculative=mode))
+        for server in servers.values():
+            ask(server, "Say hello.", 16)  # warm-up: load, compiled kernels
+        results: dict[str, dict[str, tuple[float, str, int, float]]] = {mode: {} for mode in modes}
         for name, (prompt, _) in PROMPTS.items():
-            before = decode_steps(server)
-            started = time.perf_counter()
-            reply = client.messages.create(model="claude-x", max_tokens=tokens, extra_body={"temperature": 0.0},
-                                           messages=[{"role": "user", "content": prompt}])
-            seconds = time.perf_counter() - started
-            text = "".join(block.text for block in reply.content if block.type == "text")
-            produced = reply.usage.output_tokens
-            results[name] = (seconds, text, produced, (decode_steps(server) - before) / max(1, produced))
+            runs: dict[str, list] = {mode: [] for mode in modes}
+            for round_ in range(repeats):
+                for mode in modes[round_ % len(modes):] + modes[:round_ % len(modes)]:
+                    runs[mode].append(ask(servers[mode], prompt, tokens))
+            for mode in modes:
+                seconds = statistics.median(result[0] for result in runs[mode])
+                _, text, produced, passes = runs[mode][-1]
+                results[mode][name] = (seconds, text, produced, passes)
     return results
 
 
@@ -102,6 +125,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=160)
     parser.add_argument("--modes", default="off,lookup,auto")
     parser.add_argument("--draft-model", help="a small model with the same tokenizer: adds the draft mode")
+    parser.add_argument("--repeats", type=int, default=3, help="requests per prompt and mode; the median time is kept")
     args = parser.parse_args()
 
     from mlx_lm import load
@@ -110,9 +134,9 @@ def main() -> None:
     model_dir = args.model or ensure_smollm2_model()
     _, tokenizer = load(str(model_dir))
     modes = args.modes.split(",") + (["draft"] if args.draft_model and "draft" not in args.modes else [])
-    runs = {mode: run(model_dir, mode, args.tokens, args.draft_model) for mode in modes}
+    runs = run(model_dir, modes, args.tokens, args.repeats, args.draft_model)
     plain = runs.get("off") or runs[modes[0]]
-    print(f"model: {model_dir}  max_tokens: {args.tokens}  greedy")
+    print(f"model: {model_dir}  max_tokens: {args.tokens}  greedy  (wall: median of {args.repeats}, modes interleaved)")
     print(f"{'prompt':<11}{'mode':<8}{'wall s':>8}{'speed-up':>9}{'passes/token':>14}{'tokens':>8}  same text")
     for name in PROMPTS:
         for mode in modes:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from tiny_model import _dist_version, default_cache_root, ensure_tiny_model
+from tiny_model import _dist_version, build_once, default_cache_root, ensure_tiny_model
 
 TINY_HYBRID_VERSION = 2
 
@@ -50,17 +48,4 @@ def ensure_tiny_hybrid(cache_root: Path | None = None) -> Path:
     blob = json.dumps({"v": TINY_HYBRID_VERSION, "text": ensure_tiny_model().name, "mlx_lm": _dist_version("mlx-lm")},
                       sort_keys=True)
     target = root / f"tiny-hybrid-v{TINY_HYBRID_VERSION}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
-    if (target / "model.safetensors").is_file():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=root))
-    try:
-        build_tiny_hybrid(tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / "model.safetensors").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return build_once(target, build_tiny_hybrid)

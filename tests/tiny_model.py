@@ -936,6 +936,25 @@ def ensure_tiny_model(cache_root: Path | None = None, **params: Any) -> Path:
     return target
 
 
+def build_once(target: Path, build: Any) -> Path:
+    """`target`, built by `build(directory)` unless it is there: into a temporary sibling renamed into place, so
+    concurrent callers are safe (for fixtures derived from the tiny model)."""
+    if (target / "model.safetensors").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        build(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / "model.safetensors").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def copy_without_eos(model_dir: Path, target: Path) -> Path:
     """`model_dir` with every end-of-reply id pointing at <|im_start|> (never generated), weights linked."""
     target.mkdir(parents=True, exist_ok=True)

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from tiny_model import _dist_version, default_cache_root, ensure_tiny_model
+from tiny_model import _dist_version, build_once, default_cache_root, ensure_tiny_model
 
 TINY_VLM_VERSION = 1
 VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
@@ -100,17 +98,4 @@ def ensure_tiny_vlm(cache_root: Path | None = None) -> Path:
     blob = json.dumps({"v": TINY_VLM_VERSION, "text": ensure_tiny_model().name,
                        "mlx_vlm": _dist_version("mlx-vlm")}, sort_keys=True)
     target = root / f"tiny-vlm-v{TINY_VLM_VERSION}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
-    if (target / "model.safetensors").is_file():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=root))
-    try:
-        build_tiny_vlm(tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / "model.safetensors").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return build_once(target, build_tiny_vlm)
