@@ -61,6 +61,8 @@ class ReplyParser:
         self.tool_calls_seen = 0
         self.failed_calls: list[str] = []
         self._calls_enabled = tool_format is not None and (not self.catalog.given or bool(self.catalog))
+        self._markers: tuple[CallMarker, ...] = tool_format.markers if self._calls_enabled and tool_format else ()
+        self._text_markers = (think_open, *(marker.open for marker in self._markers))  # looked for at every token
         self._mode = _Mode.THINKING if starts_in_thinking else _Mode.TEXT
         self._buffer = ""
         self._segment = Segment()
@@ -78,14 +80,6 @@ class ReplyParser:
                 finish_call=self._finish_call,
                 on_failed_call=self.failed_calls.append,
             )
-
-    @property
-    def _markers(self) -> tuple[CallMarker, ...]:
-        return self.tool_format.markers if self._calls_enabled and self.tool_format is not None else ()
-
-    @property
-    def _text_markers(self) -> tuple[str, ...]:
-        return (self.think_open, *(marker.open for marker in self._markers))
 
     def feed(self, text: str) -> list[ReplyEvent]:
         if self._harmony is not None:
