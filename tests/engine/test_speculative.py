@@ -79,6 +79,20 @@ def test_auto_times_plain_steps_first_then_tries_then_measures_again_now_and_the
     assert stream.since_probe == 0 and stream.rate > 0.1
 
 
+def test_a_batch_verifies_only_while_the_drafts_its_rows_found_pay():
+    from mlxclaude.engine.speculative.policy import pays
+
+    busy = StepCosts(plain_s=0.02, plain_steps=10, slope=0.5)  # a batch that fills the device
+    rows = [Acceptance(rate=0.97) for _ in range(4)]
+    assert draft_length("auto", 8, rows, busy) >= 6
+    assert pays("auto", [8, 8, 8, 8], rows, busy)
+    assert not pays("auto", [8, 0, 0, 0], rows, busy)  # three rows found nothing: a full-width step for one
+    assert pays("lookup", [8, 0, 0, 0], rows, busy)
+    for row in rows:
+        row.since_probe = PROBE_EVERY
+    assert pays("auto", [1, 0, 0, 0], rows, busy)  # a try is made whatever it finds
+
+
 def test_step_costs_follow_the_measurements():
     costs = StepCosts()
     costs.plain(0.1)

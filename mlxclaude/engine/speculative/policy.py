@@ -84,3 +84,13 @@ def draft_length(mode: str, available: int, rows: Sequence[Acceptance], costs: S
     if best_k == 0 and min(row.since_probe for row in rows) >= PROBE_EVERY:
         return min(available, PROBE_DRAFT)  # not paying by the estimates: measure again now and then
     return best_k
+
+
+def pays(mode: str, lengths: Sequence[int], rows: Sequence[Acceptance], costs: StepCosts) -> bool:
+    """Whether the drafts the rows actually have (`lengths`: how many each) are still worth a verify step: some
+    rows may have found fewer than `draft_length` allowed, or none, and still cost the full width. A try (the
+    first, or the one every PROBE_EVERY steps) is always made."""
+    if mode != "auto" or costs.slope is None or min(row.since_probe for row in rows) >= PROBE_EVERY:
+        return True
+    expected = sum(1 + row.expected_accepted(length) for row, length in zip(rows, lengths))
+    return expected / (len(rows) * costs.ratio(max(lengths))) > MIN_GAIN

@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional
 
 from mlxclaude.engine.speculative.draft_model import DraftModel, DraftStream
 from mlxclaude.engine.speculative.lookup import MAX_DRAFT, PromptLookup
-from mlxclaude.engine.speculative.policy import Acceptance, StepCosts, draft_length
+from mlxclaude.engine.speculative.policy import Acceptance, StepCosts, draft_length, pays
 from mlxclaude.engine.speculative.text_lookup import TextLookup
 from mlxclaude.engine.speculative.verify import Verified, decoding, verify
 
@@ -107,7 +107,8 @@ class Speculator:
             drafts = [row.drafts(pending[index], self.tokenizer,
                                  min(budget, batch.max_tokens[index] - batch._num_tokens[index] - 1))
                       for index, row in enumerate(rows)]  # the pending token takes one of a row's room
-            if not any(drafts):
+            if not any(drafts) or not pays(self.mode, [len(row) for row in drafts],
+                                           [row.acceptance for row in rows], costs):
                 return None
             uids = list(batch.uids)
             started = time.perf_counter()
