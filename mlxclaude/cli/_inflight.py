@@ -57,6 +57,8 @@ def phase_text(entry: dict[str, Any]) -> str:
         tps = entry.get("decode_tps")
         if isinstance(tps, (int, float)) and tps > 0:
             text += f" at {_rate(tps)} tok/s"
+        if entry.get("spec"):
+            text += f", spec {entry['spec']}"
         return text
     return phase
 

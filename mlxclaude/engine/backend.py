@@ -55,6 +55,10 @@ class GenerationStats:
     extra: dict = field(default_factory=dict)
 
     @property
+    def speculation(self) -> Optional[str]:
+        return speculation_text(self.accepted_tokens, self.drafted_tokens, self.decode_steps)
+
+    @property
     def prefill_tps(self) -> float:
         new = self.prompt_tokens - self.cached_tokens
         return new / self.prefill_seconds if self.prefill_seconds > 0 else 0.0
@@ -65,6 +69,11 @@ class GenerationStats:
 
 
 GenerationItem = Union[str, GenerationStats]
+
+
+def speculation_text(accepted: int, drafted: int, steps: int) -> Optional[str]:
+    """`30/42 in 25 steps`: drafted tokens accepted, of those drafted, and forward passes (None: nothing drafted)."""
+    return f"{accepted}/{drafted} in {steps} steps" if drafted else None
 
 
 @dataclass
@@ -78,6 +87,9 @@ class GenerationProgress:
     cached_tokens: int = 0
     prefill_done: int = 0
     generated_tokens: int = 0
+    decode_steps: int = 0  # speculative decoding, as in GenerationStats
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
     prefill_started: Optional[float] = None
     decode_started: Optional[float] = None
 

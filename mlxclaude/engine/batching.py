@@ -160,7 +160,9 @@ class BatchEngine:
         now = time.perf_counter()
         for uid in {response.uid for response in generation_responses}:
             if uid in self.active:
-                self.active[uid].stats.decode_steps += 1
+                stats = self.active[uid].stats
+                stats.decode_steps += 1
+                self.active[uid].stream.progress.decode_steps = stats.decode_steps
         for response in prompt_responses:
             sequence = self.active.get(response.uid)
             if sequence is not None:
@@ -184,9 +186,12 @@ class BatchEngine:
         prompt_responses, generation_responses, verified = self.speculator.step(self._generator, self._drafts_of)
         if verified is not None:
             for uid, (drafted, accepted) in verified.by_uid.items():
-                if uid in self.active:
-                    self.active[uid].stats.drafted_tokens += drafted
-                    self.active[uid].stats.accepted_tokens += accepted
+                sequence = self.active.get(uid)
+                if sequence is not None:
+                    stats, progress = sequence.stats, sequence.stream.progress
+                    stats.drafted_tokens += drafted
+                    stats.accepted_tokens += accepted
+                    progress.drafted_tokens, progress.accepted_tokens = stats.drafted_tokens, stats.accepted_tokens
         return prompt_responses, generation_responses
 
     def _drafts_of(self, uid: int) -> Optional[StreamDrafts]:

@@ -82,8 +82,7 @@ class RequestAccount:
             decode_tps=round(stats.decode_tps, 1), peak_memory_gb=round(stats.peak_memory_gb, 3),
             cache=stats.cache_note or None, stop_reason=end.stop_reason, finish=stats.finish_reason,
             backend=self.labels.backend, route=self.labels.route,
-            spec=f"{stats.accepted_tokens}/{stats.drafted_tokens} in {stats.decode_steps} steps"
-            if stats.drafted_tokens else None,
+            spec=stats.speculation,
         )
         # the engine's extra facts (prompt cache: reused_tokens, cache_entry, diverged_at/_message/_role, miss_reason)
         fields.update({key: value for key, value in stats.extra.items()

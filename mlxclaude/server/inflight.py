@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from mlxclaude.engine.backend import GenerationProgress
+from mlxclaude.engine.backend import GenerationProgress, speculation_text
 from mlxclaude.engine.worker import Worker
 from mlxclaude.logs import log_event
 
@@ -57,6 +57,9 @@ class InFlight:
             facts.update(prefill_figures(progress, now))
         if phase in ("decode", "done"):
             facts.update(output_tokens=progress.generated_tokens, decode_tps=round(progress.decode_tps(now), 1))
+            spec = speculation_text(progress.accepted_tokens, progress.drafted_tokens, progress.decode_steps)
+            if spec:
+                facts["spec"] = spec
         return facts
 
 

@@ -40,7 +40,9 @@ def test_each_phase_as_the_status_shows_it():
     assert 150 < p["prefill_tps"] <= 200 and 1.5 < p["eta_s"] < 2.5
     d = by_id["req_d"]
     assert d["phase"] == "decode" and d["percent"] == 100.0 and d["output_tokens"] == 30
-    assert 20 < d["decode_tps"] <= 30 and "eta_s" not in d
+    assert 20 < d["decode_tps"] <= 30 and "eta_s" not in d and "spec" not in d
+    decoding.progress.drafted_tokens, decoding.progress.accepted_tokens, decoding.progress.decode_steps = 42, 30, 25
+    assert status_facts([(decoding, True)])["in_flight"][0]["spec"] == "30/42 in 25 steps"
 
 
 def test_prefill_progress_is_logged_once_per_interval_for_running_prefills_only(tmp_path):
@@ -138,6 +140,8 @@ def test_status_lines_fit_80_columns():
         {"request_kind": "title", "session": "5f1d2c3b-aaaa", "phase": "queued", "age_s": 3.2, "prompt_tokens": 310},
         {"request_kind": "side", "phase": "decode", "age_s": 3.2, "prompt_tokens": 310, "output_tokens": 85,
          "decode_tps": 31.24},
+        {"request_kind": "main", "phase": "decode", "age_s": 9.0, "prompt_tokens": 31000, "output_tokens": 1234,
+         "decode_tps": 131.5, "spec": "1000/1100 in 234 steps"},
     ]
     lines = in_flight_lines(entries)
     assert lines == [
@@ -146,6 +150,8 @@ def test_status_lines_fit_80_columns():
         "title, 310 tok, session 5f1d2c3b, 3s, queued",
         "side, 310 tok, 3s",
         "  decoding: 85 out at 31.2 tok/s",
+        "main, 31,000 tok, 9s",
+        "  decoding: 1,234 out at 132 tok/s, spec 1000/1100 in 234 steps",
     ]
     assert all(len(line) <= 80 - len("in flight  ") for line in lines)
     assert in_flight_lines(None) == [] and in_flight_lines([]) == []
