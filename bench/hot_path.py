@@ -8,9 +8,10 @@ decoding). A model whose replies never end (the tiny model with its end-of-reply
 writes) makes every stream exactly N tokens. Speculation is off on the server: this is the plain hot path.
 Target (issue O): ≤ 1.05× BatchGenerator's CPU per token, tools included.
 
-Each side's figure is the median of --repeats measured runs (this machine's CPU time wobbles by ±5 %).
+Both sides stay up and their measured rounds alternate, so a slow spell of a shared machine falls on both; each
+side's figure is the median of --repeats rounds.
 
-    python bench/hot_path.py [--model DIR] [--tokens 256] [--streams 1,8] [--repeats 3]
+    python bench/hot_path.py [--model DIR] [--tokens 256] [--streams 1,8] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ def run():
     generator.close()
     return used, produced - first
 
-run()  # warm-up: compiled kernels, allocator
-print(json.dumps([used / produced for used, produced in (run() for _ in range(int(sys.argv[4])))]))
+for line in sys.stdin:  # one measured run per line asked: the parent alternates them with the server's
+    used, produced = run()
+    print(json.dumps(used / produced), flush=True)
 """
 
 
@@ -94,59 +96,91 @@ def rendered(model_dir: Path, streams: int, tokens: int, tools: bool) -> list[li
             for index in range(streams)]
 
 
-def alone(model_dir: Path, streams: int, tokens: int, tools: bool, repeats: int) -> float:
-    prompts = rendered(model_dir, streams, tokens, tools)
-    out = subprocess.run([sys.executable, "-c", ALONE, str(model_dir), json.dumps(prompts), str(tokens), str(repeats)],
-                         capture_output=True, text=True, check=True)
-    return statistics.median(json.loads(out.stdout.strip().splitlines()[-1]))
+class Alone:
+    """BatchGenerator alone, in a process of its own that runs one measured round per request."""
+
+    def __init__(self, model_dir: Path, streams: int, tokens: int, tools: bool) -> None:
+        prompts = rendered(model_dir, streams, tokens, tools)
+        self.process = subprocess.Popen([sys.executable, "-c", ALONE, str(model_dir), json.dumps(prompts), str(tokens)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def round(self) -> float:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("run\n")
+        self.process.stdin.flush()
+        return float(json.loads(self.process.stdout.readline()))
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait(30)
 
 
-def served(model_dir: Path, streams: int, tokens: int, tools: bool, home: Path, repeats: int) -> float:
-    import httpx
+class Served:
+    """`mlxclaude serve` (speculation off), answering S concurrent streaming requests per round."""
 
-    port = free_port()
-    env = {**os.environ, "MLXCLAUDE_HOME": str(home), "MLXCLAUDE_SPECULATIVE": "off",
-           "MLXCLAUDE_MAX_BATCH": str(max(8, streams))}
-    server = subprocess.Popen([sys.executable, "-c", "import sys; sys.argv[0] = 'mlxclaude'; "
-                               "from mlxclaude.cli.main import main; main()", "serve", "--model", str(model_dir),
-                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    def __init__(self, model_dir: Path, streams: int, tokens: int, tools: bool, home: Path) -> None:
+        import httpx
+
+        self.streams, self.tokens, self.tools = streams, tokens, tools
+        port = free_port()
+        env = {**os.environ, "MLXCLAUDE_HOME": str(home), "MLXCLAUDE_SPECULATIVE": "off",
+               "MLXCLAUDE_MAX_BATCH": str(max(8, streams))}
+        self.server = subprocess.Popen([sys.executable, "-c", "import sys; sys.argv[0] = 'mlxclaude'; "
+                                        "from mlxclaude.cli.main import main; main()", "serve", "--model",
+                                        str(model_dir), "--port", str(port)],
+                                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{port}"
         for _ in range(600):
             try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
 
-        def one_round() -> int:
-            counts = [0] * streams
+    def _ask_all(self) -> int:
+        import httpx
 
-            def ask(index: int) -> None:
-                with httpx.stream("POST", f"{url}/v1/messages", json=body(index, tokens, tools),
-                                  timeout=600) as response:
-                    for line in response.iter_lines():
-                        if line.startswith("data: ") and '"message_delta"' in line:
-                            counts[index] = json.loads(line[6:])["usage"]["output_tokens"]
+        counts = [0] * self.streams
 
-            threads = [threading.Thread(target=ask, args=(index,)) for index in range(streams)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            return sum(counts)
+        def ask(index: int) -> None:
+            with httpx.stream("POST", f"{self.url}/v1/messages", json=body(index, self.tokens, self.tools),
+                              timeout=600) as response:
+                for line in response.iter_lines():
+                    if line.startswith("data: ") and '"message_delta"' in line:
+                        counts[index] = json.loads(line[6:])["usage"]["output_tokens"]
 
-        one_round()  # warm-up (and the prompt cache: both sides then prefill little)
-        per_token = []
+        threads = [threading.Thread(target=ask, args=(index,)) for index in range(self.streams)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return sum(counts)
+
+    def round(self) -> float:
+        before = process_cpu(self.server.pid)
+        produced = self._ask_all()
+        return (process_cpu(self.server.pid) - before) / max(1, produced)
+
+    def close(self) -> None:
+        self.server.terminate()
+        self.server.wait(30)
+
+
+def compare(model_dir: Path, streams: int, tokens: int, tools: bool, home: Path, repeats: int) -> tuple[float, float]:
+    """Both sides up at once, a warm-up round each (compiled kernels; the server's prompt cache), then rounds
+    alternating between them, so a slow spell of the machine falls on both; the medians."""
+    alone, served = Alone(model_dir, streams, tokens, tools), Served(model_dir, streams, tokens, tools, home)
+    try:
+        alone.round(), served.round()
+        base, server = [], []
         for _ in range(repeats):
-            before = process_cpu(server.pid)
-            produced = one_round()
-            per_token.append((process_cpu(server.pid) - before) / max(1, produced))
-        return statistics.median(per_token)
+            base.append(alone.round())
+            server.append(served.round())
+        return statistics.median(base), statistics.median(server)
     finally:
-        server.terminate()
-        server.wait(30)
+        alone.close()
+        served.close()
 
 
 def main() -> None:
@@ -154,7 +188,7 @@ def main() -> None:
     parser.add_argument("--model", help="model directory (default: a small random model built offline)")
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--streams", default="1,8")
-    parser.add_argument("--repeats", type=int, default=3, help="measured runs per side; the median is printed")
+    parser.add_argument("--repeats", type=int, default=5, help="measured rounds per side, alternating; medians")
     args = parser.parse_args()
 
     from tiny_model import copy_without_eos
@@ -167,9 +201,8 @@ def main() -> None:
         print(f"{'streams':>7}  {'tools':>5}  {'BatchGenerator':>14}  {'server':>8}  {'ratio':>6}")
         for streams in (int(value) for value in args.streams.split(",")):
             for tools in (False, True):
-                base = alone(model_dir, streams, args.tokens, tools, args.repeats)
-                served_cpu = served(model_dir, streams, args.tokens, tools,
-                                    Path(scratch) / f"home-{streams}-{tools}", args.repeats)
+                base, served_cpu = compare(model_dir, streams, args.tokens, tools,
+                                           Path(scratch) / f"home-{streams}-{tools}", args.repeats)
                 print(f"{streams:>7}  {'yes' if tools else 'no':>5}  {base * 1e3:>14.3f}  {served_cpu * 1e3:>8.3f}  "
                       f"{served_cpu / base:>5.2f}×")
 
