@@ -182,8 +182,8 @@ def test_constrained_rows_decode_batched_with_the_tokens_they_get_alone(tiny_mod
 
     masks = []
     real_masked = batched_step.masked
-    monkeypatch.setattr(batched_step, "masked", lambda logits, newest, processors: masks.append(
-        sum(1 for row in processors if row)) or real_masked(logits, newest, processors))
+    monkeypatch.setattr(batched_step, "masked", lambda logits, newest, processors, **how: masks.append(
+        sum(1 for row in processors if row)) or real_masked(logits, newest, processors, **how))
     for batched in (True, False):
         if not batched:
             monkeypatch.setattr(batched_step, "install", lambda generator: False)

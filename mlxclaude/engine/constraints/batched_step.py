@@ -34,13 +34,15 @@ def install(generator: Any) -> bool:
 
 
 def ours(processors: Sequence[Optional[Sequence[Any]]]) -> bool:
-    """Whether every row's processors can say what they allow (ConstraintProcessor.allowed)."""
-    return all(hasattr(processor, "allowed") for row in processors for processor in row or ())
+    """Whether every row's processors can say what they allow (ConstraintProcessor.allowed, .tell)."""
+    return all(hasattr(processor, "allowed") and hasattr(processor, "tell")
+               for row in processors for processor in row or ())
 
 
-def masked(logits: Any, newest: Any, processors: Sequence[Optional[Sequence[Any]]]) -> Any:
+def masked(logits: Any, newest: Any, processors: Sequence[Optional[Sequence[Any]]], *, told: bool = False) -> Any:
     """`logits` (rows × vocab) with each row's constraint applied; `newest`: each row's token sampled just before.
-    Every processor is one of ours (`ours`)."""
+    Every processor is one of ours (`ours`). `told`: the caller hands each processor its newest token once read
+    (`tell`)."""
     import mlx.core as mx
 
     width = logits.shape[-1]
@@ -49,7 +51,7 @@ def masked(logits: Any, newest: Any, processors: Sequence[Optional[Sequence[Any]
     for row, row_processors in enumerate(processors):
         allowed = None
         for processor in row_processors or ():
-            mask = processor.allowed(newest[row], width)
+            mask = processor.allowed(newest[row], width, told=told)
             if mask is not None:
                 allowed = mask if allowed is None else mx.logical_and(allowed, mask)
         masks.append(allowed)
@@ -70,7 +72,7 @@ def batched_step(batch: Any, original: Any) -> tuple[list[int], list[Any]]:
     batch._current_logprobs = batch._next_logprobs
     inputs = batch._current_tokens
     logits = batch.model(inputs[:, None], cache=batch.prompt_cache)[:, -1, :]
-    logits = masked(logits, inputs, batch.logits_processors)
+    logits = masked(logits, inputs, batch.logits_processors, told=True)
     logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
     samplers = [batch.fallback_sampler if s is None else s for s in (batch.samplers or [None] * len(batch.uids))]
     if not samplers or all(s is samplers[0] for s in samplers):
@@ -82,6 +84,8 @@ def batched_step(batch: Any, original: Any) -> tuple[list[int], list[Any]]:
     mx.async_eval(batch._next_tokens, batch._next_logprobs)
     mx.eval(inputs, batch._current_logprobs)
     tokens = inputs.tolist()
-    for row_tokens, token in zip(batch.tokens, tokens):
+    for row_tokens, token, processors in zip(batch.tokens, tokens, batch.logits_processors):
         row_tokens.append(token)
+        for processor in processors or ():
+            processor.tell(token)  # read here anyway: the processors schedule no read of their own
     return tokens, batch._current_logprobs

@@ -79,6 +79,7 @@ class ConstraintProcessor:
         self.max_tokens = max_tokens
         self.reserve = wrap_up_reserve(max_tokens)
         self._pending: list[Any] = []
+        self._told = False  # a token the batched step will hand over (`tell`)
         self._steps = 0
         self._on_event = on_event
         self._masks: dict[Any, Any] = {}  # cached device masks by key and logits width
@@ -91,11 +92,12 @@ class ConstraintProcessor:
         allowed = self.allowed(tokens[-1], logits.shape[-1])
         return logits if allowed is None else mx.where(allowed, logits, -mx.inf)
 
-    def allowed(self, newest: Any, width: int) -> Optional[Any]:
+    def allowed(self, newest: Any, width: int, *, told: bool = False) -> Optional[Any]:
         """The tokens allowed next, as a (width,) bool device array; None: any token. `newest` is the token
         sampled just before (lazy; at the first call, the prompt's last token, not the reply's). One call per
         sampled token, as mlx-lm's processor call: the batched step (engine/constraints/batched_step.py) asks
-        every constrained row of the batch and applies the masks as one operation."""
+        every constrained row of the batch and applies the masks as one operation. `told`: the caller reads the
+        token itself later in the step and hands it over (`tell`), so the processor schedules no read of its own."""
         if self.state is State.OFF:
             return None
         import mlx.core as mx
@@ -106,6 +108,9 @@ class ConstraintProcessor:
                 self._drain()
                 if self._wants_newest():
                     self._take(int(newest.item()))
+                elif told:
+                    self._told = True
+                    known = False
                 else:
                     mx.async_eval(newest)
                     self._pending.append(newest)
@@ -118,6 +123,12 @@ class ConstraintProcessor:
             self.state = State.OFF
             self._on_event("constraint_failed", error=f"{type(exc).__name__}: {exc}")
             return None
+
+    def tell(self, token: int) -> None:
+        """The newest token as the batched step read it, when `allowed(told=True)` left it unknown."""
+        if self._told:
+            self._told = False
+            self._take(token)
 
     # --- following the text ------------------------------------------------------------------------
 
