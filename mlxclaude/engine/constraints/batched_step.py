@@ -63,6 +63,20 @@ def masked(logits: Any, newest: Any, processors: Sequence[Optional[Sequence[Any]
     return mx.where(rows, logits, -mx.inf)
 
 
+def row_samplers(batch: Any) -> list[Any]:
+    """Each row's sampler (the batch's fallback where a row has none)."""
+    return [batch.fallback_sampler if s is None else s for s in (batch.samplers or [None] * len(batch.uids))]
+
+
+def sample(samplers: Sequence[Any], logprobs: Any) -> Any:
+    """One token per row of `logprobs`: one call when the rows share a sampler (a greedy batch), as mlx-lm does."""
+    import mlx.core as mx
+
+    if all(sampler is samplers[0] for sampler in samplers):
+        return samplers[0](logprobs)
+    return mx.concatenate([sampler(logprobs[row:row + 1]) for row, sampler in enumerate(samplers)], axis=0)
+
+
 def batched_step(batch: Any, original: Any) -> tuple[list[int], list[Any]]:
     import mlx.core as mx
 
@@ -74,12 +88,7 @@ def batched_step(batch: Any, original: Any) -> tuple[list[int], list[Any]]:
     logits = batch.model(inputs[:, None], cache=batch.prompt_cache)[:, -1, :]
     logits = masked(logits, inputs, batch.logits_processors, told=True)
     logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-    samplers = [batch.fallback_sampler if s is None else s for s in (batch.samplers or [None] * len(batch.uids))]
-    if not samplers or all(s is samplers[0] for s in samplers):
-        sampled = (samplers[0] if samplers else batch.fallback_sampler)(logprobs)
-    else:
-        sampled = mx.concatenate([s(logprobs[e:e + 1]) for e, s in enumerate(samplers)], axis=0)
-    batch._next_tokens = sampled
+    batch._next_tokens = sample(row_samplers(batch), logprobs)
     batch._next_logprobs = list(logprobs)
     mx.async_eval(batch._next_tokens, batch._next_logprobs)
     mx.eval(inputs, batch._current_logprobs)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from mlxclaude.engine.constraints.batched_step import masked, ours
+from mlxclaude.engine.constraints.batched_step import masked, ours, row_samplers, sample
 
 
 @dataclass
@@ -112,7 +112,7 @@ def verify(batch: Any, drafts: list[list[int]]) -> Verified:
                        for row in range(rows)], dtype=pending.dtype)
     saved = snapshot(batch.prompt_cache) if rows == 1 else []
     logits = batch.model(inputs, cache=batch.prompt_cache)
-    samplers = [sampler or batch.fallback_sampler for sampler in (batch.samplers or [None] * rows)]
+    samplers = row_samplers(batch)
     emitted = [[token] for token in pending_ids]
     emitted_logprobs = [[logprobs] for logprobs in batch._next_logprobs]
     next_tokens: list[Any] = [None] * rows
@@ -123,7 +123,7 @@ def verify(batch: Any, drafts: list[list[int]]) -> Verified:
         row_logits = masked(logits[index, position], inputs[index, position],
                             [batch.logits_processors[row] if batch.logits_processors else () for row in alive])
         logprobs = row_logits - mx.logsumexp(row_logits, axis=-1, keepdims=True)
-        sampled = _sample([samplers[row] for row in alive], logprobs)
+        sampled = sample([samplers[row] for row in alive], logprobs)
         still = []
         for slot, (row, token) in enumerate(zip(alive, sampled.tolist())):
             if position < len(drafts[row]) and token == drafts[row][position]:
@@ -144,14 +144,6 @@ def verify(batch: Any, drafts: list[list[int]]) -> Verified:
     batch._next_tokens = mx.stack(next_tokens)
     batch._next_logprobs = next_logprobs
     return _respond(batch, drafts, emitted, emitted_logprobs, kept, finishes)
-
-
-def _sample(samplers: list[Any], logprobs: Any) -> Any:
-    import mlx.core as mx
-
-    if all(sampler is samplers[0] for sampler in samplers):
-        return samplers[0](logprobs)
-    return mx.concatenate([sampler(logprobs[slot:slot + 1]) for slot, sampler in enumerate(samplers)], axis=0)
 
 
 def _advance(batch: Any, row: int, emitted: list[int]) -> Optional[tuple[int, str]]:
