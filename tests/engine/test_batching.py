@@ -196,3 +196,51 @@ def test_constrained_rows_decode_batched_with_the_tokens_they_get_alone(tiny_mod
         if batched:
             assert max(masks) == 3  # three constrained rows in one step
         engine.close()
+
+
+def marker_prone(marker: int):
+    """Greedy, except that it writes the tool-call marker wherever the marker is allowed and the greedy token's
+    id is a multiple of 5: a random model's reply that opens a call after some text, decided by the logits alone
+    (so an unmasked draw thrown away and drawn again is the draw a masked step makes)."""
+    import mlx.core as mx
+
+    def sampler(logprobs):
+        best = mx.argmax(logprobs, axis=-1)
+        open_call = mx.logical_and(logprobs[:, marker] > -mx.inf, best % 5 == 0)
+        return mx.where(open_call, mx.array(marker, dtype=best.dtype), best)
+
+    return sampler
+
+
+def test_a_call_opened_mid_text_in_a_batch_draws_its_next_token_as_a_masked_step_would(tiny_model_dir, monkeypatch):
+    """In free text the batched step masks nothing; when the token it reads opens a call, the token drawn after it
+    meanwhile is drawn again under the call's mask. The replies are mlx-lm's per-row loop's, which masks every
+    step on the device."""
+    from mlxclaude.engine import batching
+    from mlxclaude.engine.constraints import batched_step
+
+    backend = MlxBackend(str(tiny_model_dir), context_limit=4096, cache_max_bytes=1 << 28)
+    marker = backend.tokenizer.convert_tokens_to_ids("<tool_call>")
+    monkeypatch.setattr(batching, "make_mlx_sampler", lambda sampling, vocab: marker_prone(marker))
+    prone = replace(ask("Write a short greeting.", 40, tools=TOOLS), sampling=Sampling(temperature=1.0))
+    asks = [prone, replace(prone, messages=[{"role": "user", "content": "Say hello."}]),
+            ask("List the files.", 30, tools=TOOLS), ask("def foo(x):", 24)]
+    drawn_again: list[list[int]] = []
+    real_draw_again = batched_step.draw_again
+    monkeypatch.setattr(batched_step, "draw_again", lambda batch, logits, samplers, masks: (
+        drawn_again.append(sorted(masks)), real_draw_again(batch, logits, samplers, masks)))
+    replies = []
+    for batched in (True, False):
+        if not batched:
+            monkeypatch.setattr(batched_step, "install", lambda generator: False)
+        backend.prompt_cache.clear()
+        engine = backend.batcher(max_batch=4)
+        pairs = [stream_of(backend, chat) for chat in asks]
+        run_batch(engine, [stream for stream, _ in pairs])
+        assert engine.largest_batch == 4 and engine.batched_constraints is batched
+        replies.append([sink.text for _, sink in pairs])
+        engine.close()
+    assert replies[0] == replies[1]
+    assert drawn_again  # the batched run met calls opened mid-text (the per-row run never draws again)
+    for text in replies[0][:3]:
+        assert "<tool_call>" in text and not text.startswith("<tool_call>")

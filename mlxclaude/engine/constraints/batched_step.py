@@ -5,9 +5,13 @@ sliced out, its token buffer updated, its processors called, and the rows concat
 request has tools, so every row has one, and the loop costs Python and device work per row per step. Here each
 constrained row's processor says what it allows next (`ConstraintProcessor.allowed`: None while the row is in
 free text, the common case), and the rows that have a mask get it in one `where` over the batch; a step where no
-row has one leaves the logits alone. Everything else is mlx-lm's step as it is (the same sampler grouping, the
-same pipelining: the next tokens are sampled lazily while the current ones are read), so the logits each row's
-sampler sees are the ones the per-row loop would give, bit for bit.
+row has one leaves the logits alone. In free text a row's mask would depend on the token drawn just before,
+still being computed (does it complete a tool-call marker?); rather than build that condition on the device for
+every row at every step, the step reads the token as it does anyway, and in the rare step where it did open a
+call, draws that row's next token again from the same logits under the call's mask (`draw_again`). Everything
+else is mlx-lm's step as it is (the same sampler grouping, the same pipelining: the next tokens are sampled lazily
+while the current ones are read), so the logits each row's sampler sees are the ones the per-row loop would give,
+bit for bit.
 
 `install` puts this step on the generator's one GenerationBatch (created with the generator and only ever
 extended); a new stream's first token comes from the batch mlx-lm builds for it, through the per-row loop as
@@ -88,13 +92,35 @@ def batched_step(batch: Any, original: Any) -> tuple[list[int], list[Any]]:
     logits = batch.model(inputs[:, None], cache=batch.prompt_cache)[:, -1, :]
     logits = masked(logits, inputs, batch.logits_processors, told=True)
     logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-    batch._next_tokens = sample(row_samplers(batch), logprobs)
+    samplers = row_samplers(batch)
+    batch._next_tokens = sample(samplers, logprobs)
     batch._next_logprobs = list(logprobs)
     mx.async_eval(batch._next_tokens, batch._next_logprobs)
     mx.eval(inputs, batch._current_logprobs)
     tokens = inputs.tolist()
-    for row_tokens, token, processors in zip(batch.tokens, tokens, batch.logits_processors):
+    again: dict[int, Any] = {}
+    for row, (row_tokens, token, processors) in enumerate(zip(batch.tokens, tokens, batch.logits_processors)):
         row_tokens.append(token)
         for processor in processors or ():
-            processor.tell(token)  # read here anyway: the processors schedule no read of their own
+            mask = processor.tell(token)  # read here anyway: the processors schedule no read of their own
+            if mask is not None:
+                again[row] = mask if row not in again else mx.logical_and(again[row], mask)
+    if again:
+        draw_again(batch, logits, samplers, again)
     return tokens, batch._current_logprobs
+
+
+def draw_again(batch: Any, logits: Any, samplers: Sequence[Any], masks: dict[int, Any]) -> None:
+    """The rows whose newest token, read only after their next one was drawn, opened a tool call: their next
+    token drawn again from the same logits under the call's mask, exactly as a step that knew would have."""
+    import mlx.core as mx
+
+    tokens = batch._next_tokens
+    rows = mx.arange(tokens.shape[0])
+    for row, mask in masks.items():
+        row_logits = mx.where(mask, logits[row:row + 1], -mx.inf)
+        logprobs = row_logits - mx.logsumexp(row_logits, axis=-1, keepdims=True)
+        tokens = mx.where(rows == row, samplers[row](logprobs), tokens)
+        batch._next_logprobs[row] = logprobs[0]
+    batch._next_tokens = tokens
+    mx.async_eval(batch._next_tokens, batch._next_logprobs)

@@ -79,7 +79,7 @@ class ConstraintProcessor:
         self.max_tokens = max_tokens
         self.reserve = wrap_up_reserve(max_tokens)
         self._pending: list[Any] = []
-        self._told = False  # a token the batched step will hand over (`tell`)
+        self._told = 0  # the logits' width while the batched step owes the newest token (`tell`)
         self._steps = 0
         self._on_event = on_event
         self._masks: dict[Any, Any] = {}  # cached device masks by key and logits width
@@ -96,12 +96,14 @@ class ConstraintProcessor:
         """The tokens allowed next, as a (width,) bool device array; None: any token. `newest` is the token
         sampled just before (lazy; at the first call, the prompt's last token, not the reply's). One call per
         sampled token, as mlx-lm's processor call: the batched step (engine/constraints/batched_step.py) asks
-        every constrained row of the batch and applies the masks as one operation. `told`: the caller reads the
-        token itself later in the step and hands it over (`tell`), so the processor schedules no read of its own."""
+        every constrained row of the batch and applies the masks as one operation.
+
+        `told`: the caller reads the newest token itself later in the step and hands it over (`tell`), so the
+        processor schedules no read of its own; in free text it then asks for no mask at all, where it would
+        otherwise build one on the device that holds only if the newest token completes a tool-call marker:
+        `tell` says so once the token is known, and the caller draws the next token again under its mask."""
         if self.state is State.OFF:
             return None
-        import mlx.core as mx
-
         try:
             known = True
             if self._steps:
@@ -109,9 +111,10 @@ class ConstraintProcessor:
                 if self._wants_newest():
                     self._take(int(newest.item()))
                 elif told:
-                    self._told = True
-                    known = False
+                    self._told = width
                 else:
+                    import mlx.core as mx
+
                     mx.async_eval(newest)
                     self._pending.append(newest)
                     known = False
@@ -120,15 +123,27 @@ class ConstraintProcessor:
             self._steps += 1
             return self._allowed(width, newest, known)
         except Exception as exc:  # never let a constraint take the reply down: decode freely from here
-            self.state = State.OFF
-            self._on_event("constraint_failed", error=f"{type(exc).__name__}: {exc}")
+            self._fail(exc)
             return None
 
-    def tell(self, token: int) -> None:
-        """The newest token as the batched step read it, when `allowed(told=True)` left it unknown."""
-        if self._told:
-            self._told = False
+    def tell(self, token: int) -> Optional[Any]:
+        """The newest token as the batched step read it, when `allowed(told=True)` left it unknown. If it
+        opened a tool call, the token sampled after it (with no mask: this one was not known then) must be drawn
+        again under the mask this returns; None: it stands."""
+        width, self._told = self._told, 0
+        if not width:
+            return None
+        try:
+            before = self.state
             self._take(token)
+            return None if self.state is before else self._allowed(width, None, True)
+        except Exception as exc:
+            self._fail(exc)
+            return None
+
+    def _fail(self, exc: Exception) -> None:
+        self.state = State.OFF
+        self._on_event("constraint_failed", error=f"{type(exc).__name__}: {exc}")
 
     # --- following the text ------------------------------------------------------------------------
 
