@@ -245,7 +245,12 @@ class Worker:
     def _run_alone(self, work: Stream) -> None:
         flush = self._outbox.flush
         original = work.emit
-        work.emit = lambda items: (original(items), flush())  # alone, every item goes out at once
+
+        def emit_at_once(items: Iterable[Any]) -> None:  # alone, every item goes out at once
+            original(items)
+            flush()
+
+        work.emit = emit_at_once
         try:
             if work.cancel.is_set():  # its client went away while it waited
                 work.finished = True
@@ -273,6 +278,8 @@ class Worker:
 class JobResults:
     """What a queued job yields, as an async iterator; the job is cancelled when this is closed, even unread."""
 
+    interruptible = True  # its queue takes the stream's own markers (`interrupt`)
+
     def __init__(self, results: asyncio.Queue, cancel: threading.Event) -> None:
         self._results = results
         self._cancel = cancel
@@ -281,6 +288,10 @@ class JobResults:
 
     def __aiter__(self) -> "JobResults":
         return self
+
+    def interrupt(self, marker: object) -> None:
+        """`marker` comes out of `__anext__` or `take_ready` after what has been delivered so far."""
+        self._results.put_nowait(marker)
 
     def take_ready(self) -> list[Any]:
         """The items already delivered, without waiting (a stream behind the engine sends them in one write).

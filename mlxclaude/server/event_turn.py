@@ -22,6 +22,9 @@ from mlxclaude.server.state import ServerState, new_message_id
 class TurnItems(Protocol):
     """Reply events, then one TurnEnd (a local job's results, a remote reply's events)."""
 
+    # whether `interrupt` works: the items come through a queue of their own, so the stream can wait on it alone
+    interruptible: bool
+
     def __aiter__(self) -> "TurnItems": ...
 
     async def __anext__(self) -> TurnItem: ...
@@ -30,7 +33,14 @@ class TurnItems(Protocol):
         """What has already arrived, without waiting."""
         ...
 
+    def interrupt(self, marker: object) -> None:
+        """Have `__anext__` return `marker` once what has already arrived is out (only when `interruptible`)."""
+        ...
+
     async def aclose(self) -> None: ...
+
+
+_PING, _CLOSING = object(), object()  # what the stream's timer and the server's shutdown hand the waiting stream
 
 
 class EventTurn:
@@ -41,6 +51,8 @@ class EventTurn:
         self._account = account
         self.record = record
         self._start_usage = start_usage
+        self._pending: asyncio.Future | None = None  # a read of items that are not interruptible, across pings
+        self._closing: asyncio.Future | None = None
 
     def _omit_thinking(self) -> bool:
         return self._account.chat.omit_thinking
@@ -50,27 +62,26 @@ class EventTurn:
         encoder = StreamEncoder(new_message_id(), account.labels.model, omit_thinking=self._omit_thinking())
         for name, data in encoder.start(self._start_usage):
             yield encode_sse(name, data)
-        pending: asyncio.Future | None = None
-        closing = asyncio.ensure_future(state.closing.wait())
+        self._closing = asyncio.ensure_future(state.closing.wait())
+        if self._items.interruptible:
+            self._closing.add_done_callback(lambda _: self._items.interrupt(_CLOSING))
         ended = False  # with a TurnEnd or an error event; otherwise the client went away
         try:
             while True:
-                if pending is None:
-                    pending = asyncio.ensure_future(self._items.__anext__())
-                await asyncio.wait({pending, closing}, timeout=state.settings.ping_interval,
-                                   return_when=asyncio.FIRST_COMPLETED)
-                if not pending.done():
-                    if closing.done():
-                        raise ApiError.overloaded("the server is shutting down; retry the request")
-                    yield encode_sse(*encoder.ping())
-                    continue
                 try:
-                    item = pending.result()
+                    item = await self._next()
                 except StopAsyncIteration:
                     raise ApiError.api_error("generation ended without a result") from None
-                pending = None
                 chunks: list[bytes] = []
                 for item in [item, *self._items.take_ready()]:  # behind the engine: one write for what is there
+                    if item is _PING:
+                        if not chunks:
+                            chunks.append(encode_sse(*encoder.ping()))
+                        continue
+                    if item is _CLOSING or state.closing.is_set():
+                        if chunks:
+                            yield b"".join(chunks)
+                        raise ApiError.overloaded("the server is shutting down; retry the request")
                     if isinstance(item, TurnEnd):
                         chunks += [encode_sse(name, data) for name, data in
                                    encoder.finish(item.stop_reason, item.stop_sequence, item.usage)]
@@ -89,7 +100,7 @@ class EventTurn:
             yield account.stream_crashed(exc)
         finally:
             with anyio.CancelScope(shield=True):  # the client may be gone: the turn still ends, here and upstream
-                for future in (pending, closing):
+                for future in (self._pending, self._closing):
                     if future is not None and not future.done():
                         future.cancel()
                         with contextlib.suppress(BaseException):
@@ -97,6 +108,28 @@ class EventTurn:
                 await self._items.aclose()
             if not ended:
                 account.cancelled()
+
+    async def _next(self) -> Any:
+        """The next item, or _PING after `ping_interval` without one, or _CLOSING once the server shuts down.
+
+        Items with a queue of their own are awaited directly, one hand-off per delivery: a timer puts the ping
+        in their queue, the shutdown its marker. Others (a remote reply read off its connection) are read by a
+        task of their own that a ping must not cancel, raced against the shutdown and the ping's timeout."""
+        interval = self._state.settings.ping_interval
+        if self._items.interruptible:
+            timer = asyncio.get_running_loop().call_later(interval, self._items.interrupt, _PING)
+            try:
+                return await self._items.__anext__()
+            finally:
+                timer.cancel()
+        pending, closing = self._pending or asyncio.ensure_future(self._items.__anext__()), self._closing
+        assert closing is not None
+        await asyncio.wait({pending, closing}, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+        if not pending.done():
+            self._pending = pending
+            return _CLOSING if closing.done() else _PING
+        self._pending = None
+        return pending.result()
 
     async def message(self) -> dict[str, Any]:
         builder = MessageBuilder(new_message_id(), self._account.labels.model, omit_thinking=self._omit_thinking())

@@ -111,6 +111,8 @@ class EventEngineTarget(RemoteTarget):
 class RemoteEvents:
     """A remote reply as turn items: its events through the reply rules, then a TurnEnd with its figures."""
 
+    interruptible = False  # read off the connection: the stream reads it in a task of its own
+
     def __init__(self, reply: EventReply, rules: ReplyRules, record: InFlight, *, streamed: bool) -> None:
         self._reply = reply
         self._rules = rules
@@ -123,6 +125,9 @@ class RemoteEvents:
 
     def take_ready(self) -> list[TurnItem]:
         return []
+
+    def interrupt(self, marker: object) -> None:
+        raise NotImplementedError("a remote reply is not interruptible")
 
     async def __anext__(self) -> TurnItem:
         while True:
@@ -162,6 +167,10 @@ class ClosingItems:
     def __init__(self, items: TurnItems, on_close: Callable[[], None]) -> None:
         self._items = items
         self._on_close = on_close
+        self.interruptible = items.interruptible
+
+    def interrupt(self, marker: object) -> None:
+        self._items.interrupt(marker)
 
     def __aiter__(self) -> "ClosingItems":
         return self

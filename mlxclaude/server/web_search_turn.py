@@ -42,8 +42,13 @@ def with_search_tool(chat: ChatRequest) -> ChatRequest:
 class FixedItems:
     """Turn items known in advance (the reply that web search is not configured)."""
 
+    interruptible = True
+
     def __init__(self, items: list[TurnItem]) -> None:
-        self._items = deque(items)
+        self._items: deque[Any] = deque(items)
+
+    def interrupt(self, marker: object) -> None:
+        self._items.append(marker)
 
     def __aiter__(self) -> "FixedItems":
         return self
@@ -90,6 +95,8 @@ def with_searches(chat: ChatRequest, first: TurnItems, reopen: Reopen, state: Se
 
 
 class SearchingItems:
+    interruptible = False  # a search is awaited inside __anext__: pings must go on meanwhile
+
     def __init__(self, chat: ChatRequest, first: TurnItems, reopen: Reopen, config: WebSearchConfig,
                  request_id: str) -> None:
         assert chat.web_search is not None
@@ -112,6 +119,9 @@ class SearchingItems:
 
     def take_ready(self) -> list[TurnItem]:
         return []
+
+    def interrupt(self, marker: object) -> None:
+        raise NotImplementedError("a turn with web searches is not interruptible")
 
     async def aclose(self) -> None:
         await self._current.aclose()

@@ -79,3 +79,21 @@ def test_shutdown_ends_an_open_stream_with_an_error_event():
     error = json.loads(next(line for line in reversed(rest) if line.startswith("data: "))[6:])
     assert error["error"]["type"] == "overloaded_error"
     assert backend.cancelled.wait(5), "generation went on after the stream ended"
+
+
+def test_shutdown_ends_a_stream_waiting_on_a_silent_engine_at_once():
+    """The stream waits on its job's queue alone; the shutdown puts its marker there rather than waiting for the
+    engine's next token (minutes away here) or the next ping (ten minutes)."""
+    backend = ScriptedBackend(lambda chat: "late", chunk_size=5, delay=300)
+    with live_server(lambda: backend, ping_interval=600) as server, \
+            httpx.Client(base_url=server.url, timeout=60) as http:
+        with http.stream("POST", "/v1/messages", json={**ASK, "stream": True}) as response:
+            lines = response.iter_lines()
+            for line in lines:
+                if line.startswith("event: message_start"):
+                    break
+            server.app.state.mlxclaude.begin_shutdown()
+            rest = list(lines)
+    assert [line for line in rest if line.startswith("event: ")] == ["event: error"]
+    assert '"overloaded_error"' in next(line for line in reversed(rest) if line.startswith("data: "))
+    assert backend.cancelled.wait(5), "generation went on after the stream ended"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from typing import Callable, Iterator, Optional
 
 from mlxclaude.engine.backend import DeviceMemory, GenerationItem, GenerationProgress, GenerationStats, ModelInfo, RenderedPrompt
@@ -58,15 +57,13 @@ class ScriptedBackend:
         progress.begin_decode()
         pieces = [reply[i:i + self.chunk_size] for i in range(0, len(reply), self.chunk_size)]
         for piece in pieces:
-            if cancel.is_set():
+            if stats.generated_tokens >= max_tokens and not cancel.is_set():
+                stats.finish_reason = "length"
+                break
+            if cancel.is_set() or (self.delay and cancel.wait(self.delay)):
                 self.cancelled.set()
                 stats.finish_reason = "cancelled"
                 break
-            if stats.generated_tokens >= max_tokens:
-                stats.finish_reason = "length"
-                break
-            if self.delay:
-                time.sleep(self.delay)
             stats.generated_tokens += 1
             progress.generated_tokens = stats.generated_tokens
             yield piece
