@@ -15,7 +15,13 @@ from real_models import smollm2_model_dir  # noqa: E402,F401  (SmolLM2-135M fixt
 
 from support import home  # noqa: E402
 
-os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="mlxclaude-hypothesis-"))
+if "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
+    import atexit  # noqa: E402
+    import shutil  # noqa: E402
+
+    _hypothesis_dir = tempfile.mkdtemp(prefix="mlxclaude-hypothesis-")
+    os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = _hypothesis_dir
+    atexit.register(shutil.rmtree, _hypothesis_dir, ignore_errors=True)  # gone with the run
 from hypothesis import settings as hypothesis_settings  # noqa: E402
 
 hypothesis_settings.register_profile("mlxclaude", database=None)

@@ -272,18 +272,16 @@ def test_ctrl_c_keeps_the_finished_files_and_a_second_pull_fetches_the_rest(hub,
             assert time.monotonic() < deadline, "the download never got going"
             time.sleep(0.05)
         time.sleep(0.5)  # the files bar counts a file a moment after it lands on disk; the weights take 6 s
-        interrupted = time.monotonic()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
-    assert time.monotonic() - interrupted < 8  # not the 4 s the weights still had to go, plus a margin
     assert out == "" and "interrupted" in err and "again" in err
     assert f"{len(small)}/{len(MODEL_FILES)} files" in err
     assert list(blobs.glob("*.incomplete")) == []
-    assert len(list(blobs.iterdir())) == len(small)  # the finished files, and nothing else
+    assert len(list(blobs.iterdir())) == len(small)  # the finished files, and not the weights: it stopped at once
     assert len(hub.gets("model.safetensors")) == 1
 
     hub.throttle(REPO, "model.safetensors", 0)

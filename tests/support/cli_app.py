@@ -75,7 +75,9 @@ def command(*args: str, python_options: Sequence[str] = ()) -> list[str]:
     """The argv of `mlxclaude ARGS` as a child process of this interpreter (named `mlxclaude`, as installed,
     so shell completion finds its variable)."""
     module, function = entry_point()
-    code = f"import sys; sys.argv[0] = {PROG!r}; from {module} import {function}; {function}()"
+    # Ctrl-C as a terminal gives it, even when the suite runs in the background of a shell, which ignores SIGINT
+    restore_interrupt = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)"
+    code = f"{restore_interrupt}; import sys; sys.argv[0] = {PROG!r}; from {module} import {function}; {function}()"
     return [sys.executable, *python_options, "-c", code, *args]
 
 
