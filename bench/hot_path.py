@@ -5,7 +5,9 @@ loaded machine does not blur the comparison: `BatchGenerator` decoding S prompts
 `mlxclaude serve` answering S concurrent streaming requests of N tokens (HTTP, rendering, the reply parser,
 SSE, accounting and logs included), with and without tools in the request (tools turn on constrained
 decoding). A model whose replies never end (the tiny model with its end-of-reply pointed at a token it never
-writes) makes every stream exactly N tokens. Speculation is off on the server: this is the plain hot path.
+writes) makes every stream exactly N tokens. Speculation is off on the server: this is the plain hot path. The
+client reads raw bytes off its sockets and parses each reply once at its end (an SDK parsing every event would
+take cores from the server on a small machine, and with them its caches).
 Target (issue O): ≤ 1.05× BatchGenerator's CPU per token, tools included.
 
 Both sides stay up and their measured rounds alternate, so a slow spell of a shared machine falls on both. Two
@@ -132,7 +134,7 @@ class Served:
                                         "from mlxclaude.cli.main import main; main()", "serve", "--model",
                                         str(model_dir), "--port", str(port)],
                                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.url = f"http://127.0.0.1:{port}"
+        self.port, self.url = port, f"http://127.0.0.1:{port}"
         for _ in range(600):
             try:
                 if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
@@ -142,16 +144,21 @@ class Served:
             time.sleep(0.1)
 
     def _ask_all(self, tokens: int) -> int:
-        import httpx
-
+        """S streaming requests at once, each read by a thread as raw bytes off its socket and parsed once at the
+        end: the client shares this machine's cores with the server, so it does as little per token as it can."""
         counts = [0] * self.streams
 
         def ask(index: int) -> None:
-            with httpx.stream("POST", f"{self.url}/v1/messages", json=body(index, tokens, self.tools),
-                              timeout=600) as response:
-                for line in response.iter_lines():
-                    if line.startswith("data: ") and '"message_delta"' in line:
-                        counts[index] = json.loads(line[6:])["usage"]["output_tokens"]
+            payload = json.dumps(body(index, tokens, self.tools)).encode()
+            head = (f"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                    f"content-length: {len(payload)}\r\nconnection: close\r\n\r\n").encode()
+            received = bytearray()
+            with socket.create_connection(("127.0.0.1", self.port)) as sock:
+                sock.sendall(head + payload)
+                while chunk := sock.recv(1 << 16):
+                    received += chunk
+            ending = received[received.rindex(b'{"type":"message_delta"'):]
+            counts[index] = json.loads(ending[:ending.index(b"\n")])["usage"]["output_tokens"]
 
         threads = [threading.Thread(target=ask, args=(index,)) for index in range(self.streams)]
         for thread in threads:
