@@ -184,18 +184,26 @@ def test_constrained_rows_decode_batched_with_the_tokens_they_get_alone(tiny_mod
     real_masked = batched_step.masked
     monkeypatch.setattr(batched_step, "masked", lambda logits, newest, processors, **how: masks.append(
         sum(1 for row in processors if row)) or real_masked(logits, newest, processors, **how))
+    assert batched_then_per_row(backend, asks, monkeypatch) == [expected, expected]
+    assert max(masks) == 3  # three constrained rows in one step of the batched run
+
+
+def batched_then_per_row(backend, asks: list[ChatRequest], monkeypatch) -> list[list[str]]:
+    """The replies to `asks` decoded as one batch: on the batched step, then on mlx-lm's per-row loop."""
+    from mlxclaude.engine.constraints import batched_step
+
+    replies = []
     for batched in (True, False):
         if not batched:
             monkeypatch.setattr(batched_step, "install", lambda generator: False)
         backend.prompt_cache.clear()
-        engine = backend.batcher(max_batch=4)
+        engine = backend.batcher(max_batch=len(asks))
         pairs = [stream_of(backend, chat) for chat in asks]
         run_batch(engine, [stream for stream, _ in pairs])
-        assert engine.largest_batch == 4 and engine.batched_constraints is batched
-        assert [sink.text for _, sink in pairs] == expected
-        if batched:
-            assert max(masks) == 3  # three constrained rows in one step
+        assert engine.largest_batch == len(asks) and engine.batched_constraints is batched
+        replies.append([sink.text for _, sink in pairs])
         engine.close()
+    return replies
 
 
 def marker_prone(marker: int):
@@ -229,17 +237,7 @@ def test_a_call_opened_mid_text_in_a_batch_draws_its_next_token_as_a_masked_step
     real_draw_again = batched_step.draw_again
     monkeypatch.setattr(batched_step, "draw_again", lambda batch, logits, samplers, masks: (
         drawn_again.append(sorted(masks)), real_draw_again(batch, logits, samplers, masks)))
-    replies = []
-    for batched in (True, False):
-        if not batched:
-            monkeypatch.setattr(batched_step, "install", lambda generator: False)
-        backend.prompt_cache.clear()
-        engine = backend.batcher(max_batch=4)
-        pairs = [stream_of(backend, chat) for chat in asks]
-        run_batch(engine, [stream for stream, _ in pairs])
-        assert engine.largest_batch == 4 and engine.batched_constraints is batched
-        replies.append([sink.text for _, sink in pairs])
-        engine.close()
+    replies = batched_then_per_row(backend, asks, monkeypatch)
     assert replies[0] == replies[1]
     assert drawn_again  # the batched run met calls opened mid-text (the per-row run never draws again)
     for text in replies[0][:3]:

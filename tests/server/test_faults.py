@@ -64,36 +64,33 @@ def test_beyond_the_queue_is_529_before_any_stream_starts(stream):
     assert refused.headers.get("retry-after")
 
 
-def test_shutdown_ends_an_open_stream_with_an_error_event():
-    backend = ScriptedBackend(lambda chat: "word " * 2000, chunk_size=5, delay=0.01)
-    with live_server(lambda: backend) as server, httpx.Client(base_url=server.url, timeout=30) as http:
-        with http.stream("POST", "/v1/messages", json={**ASK, "max_tokens": 4000, "stream": True}) as response:
+def shut_down_after(backend: ScriptedBackend, event: str, body: dict, **settings) -> tuple[list[str], dict]:
+    """Stream `body`, shut the server down once `event` has come, and read the rest: its event names, and the
+    last event's data."""
+    with live_server(lambda: backend, **settings) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+        with http.stream("POST", "/v1/messages", json=body) as response:
             lines = response.iter_lines()
             for line in lines:
-                if line.startswith("event: content_block_delta"):
+                if line == f"event: {event}":
                     break
             server.app.state.mlxclaude.begin_shutdown()
             rest = list(lines)
-    events = [line for line in rest if line.startswith("event: ")]
-    assert events[-1] == "event: error", events[-5:]
-    error = json.loads(next(line for line in reversed(rest) if line.startswith("data: "))[6:])
-    assert error["error"]["type"] == "overloaded_error"
     assert backend.cancelled.wait(5), "generation went on after the stream ended"
+    last = json.loads(next(line for line in reversed(rest) if line.startswith("data: "))[6:])
+    return [line[7:] for line in rest if line.startswith("event: ")], last
+
+
+def test_shutdown_ends_an_open_stream_with_an_error_event():
+    backend = ScriptedBackend(lambda chat: "word " * 2000, chunk_size=5, delay=0.01)
+    events, last = shut_down_after(backend, "content_block_delta", {**ASK, "max_tokens": 4000, "stream": True})
+    assert events[-1] == "error", events[-5:]
+    assert last["error"]["type"] == "overloaded_error"
 
 
 def test_shutdown_ends_a_stream_waiting_on_a_silent_engine_at_once():
     """The stream waits on its job's queue alone; the shutdown puts its marker there rather than waiting for the
     engine's next token (minutes away here) or the next ping (ten minutes)."""
     backend = ScriptedBackend(lambda chat: "late", chunk_size=5, delay=300)
-    with live_server(lambda: backend, ping_interval=600) as server, \
-            httpx.Client(base_url=server.url, timeout=60) as http:
-        with http.stream("POST", "/v1/messages", json={**ASK, "stream": True}) as response:
-            lines = response.iter_lines()
-            for line in lines:
-                if line.startswith("event: message_start"):
-                    break
-            server.app.state.mlxclaude.begin_shutdown()
-            rest = list(lines)
-    assert [line for line in rest if line.startswith("event: ")] == ["event: error"]
-    assert '"overloaded_error"' in next(line for line in reversed(rest) if line.startswith("data: "))
-    assert backend.cancelled.wait(5), "generation went on after the stream ended"
+    events, last = shut_down_after(backend, "message_start", {**ASK, "stream": True}, ping_interval=600)
+    assert events == ["error"]
+    assert last["error"]["type"] == "overloaded_error"
