@@ -129,6 +129,14 @@ class MarkerWatch:
         lengths = [len(m) for m in self.markers] + [len(self.think_open or b""), len(self.think_close or b"")]
         self._keep = max(lengths, default=1) - 1
         self._tail = b""
+        # the bytes a marker or a thinking tag starts with: text without any of them can hold no part of one
+        self._firsts = [bytes(first) for first in {m[:1] for m in [*self.markers, self.think_open or b"",
+                                                                       self.think_close or b""] if m}]
+
+    @property
+    def at_rest(self) -> bool:
+        """Whether the text so far ends with no part of any marker (the usual case in prose and code)."""
+        return not self._tail
 
     def reset(self) -> None:
         self._tail = b""
@@ -136,7 +144,7 @@ class MarkerWatch:
 
     def matched(self, index: int) -> int:
         """How many bytes of marker `index` the text ends with (0 inside thinking)."""
-        if self.thinking:
+        if self.thinking or not self._tail:
             return 0
         marker, tail = self.markers[index], self._tail
         for length in range(min(len(tail), len(marker) - 1), 0, -1):
@@ -146,6 +154,9 @@ class MarkerWatch:
 
     def feed(self, data: bytes) -> Optional[tuple[int, bytes]]:
         buffer = self._tail + data
+        if not any(first in buffer for first in self._firsts):
+            self._tail = b""  # nothing here can start a marker or a tag: none is found, none is begun
+            return None
         pos = 0
         while True:
             if self.thinking:

@@ -83,6 +83,7 @@ class ConstraintProcessor:
         self._steps = 0
         self._on_event = on_event
         self._masks: dict[Any, Any] = {}  # cached device masks by key and logits width
+        self._overshoot_at_rest: Optional[bool] = None
 
     # --- mlx-lm's entry point ----------------------------------------------------------------------
 
@@ -156,8 +157,16 @@ class ConstraintProcessor:
         if self.state in (State.CALL, State.FORBID):
             return True
         if self.state is State.WATCH and not self.watch.thinking:
-            return any(self._completers(i).overshoot for i, g in enumerate(self.grammars) if g is not None)
+            if self.watch.at_rest:  # the usual case, asked at every step: the same answer each time
+                if self._overshoot_at_rest is None:
+                    self._overshoot_at_rest = self._overshoot()
+                return self._overshoot_at_rest
+            return self._overshoot()
         return False
+
+    def _overshoot(self) -> bool:
+        """Whether a token could complete a marker and run past it, from where the text is."""
+        return any(self._completers(i).overshoot for i, g in enumerate(self.grammars) if g is not None)
 
     def _completers(self, index: int):
         marker = self.watch.markers[index]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mlxclaude.engine.constraints.markers import JsonPosition, MarkerWatch, TokenTexts, borders
 from mlxclaude.engine.constraints.plan import plan_for
@@ -48,6 +50,32 @@ def test_marker_watch_finds_markers_across_tokens_and_skips_thinking():
     assert thinking.feed(b"</think>ok <tool_call>") == (0, b"")
     again = MarkerWatch([b"<tool_call>"], think_open=b"<think>", think_close=b"</think>")
     assert again.feed(b"a<think>b<tool_call>c</think>") is None and not again.thinking
+
+
+MARKERS = [b"<tool_call>", b"[TOOL_CALLS]", "<|tool▁call|>".encode()]
+
+
+@given(st.lists(st.sampled_from([b"a", b" ", b"<", b"<tool", b"_call", b">", b"[TOOL", b"_CALLS]", b"[", b"<|",
+                                 b"tool", b"\xe2\x96\x81", b"call|>", b"<tool_call>", b"x\n"]), max_size=30))
+def test_marker_watch_agrees_with_searching_the_whole_text(pieces):
+    """Fed piece by piece, the watch reports the first marker of the whole text (and what follows it there), and
+    after every piece how much of each marker the text ends with, as searching all the text so far would."""
+    watch = MarkerWatch(MARKERS)
+    seen = b""
+    for piece in pieces:
+        seen += piece
+        found = watch.feed(piece)
+        hits = [(seen.find(marker), index) for index, marker in enumerate(MARKERS) if marker in seen]
+        if hits:
+            at, index = min(hits)
+            assert found == (index, seen[at + len(MARKERS[index]):])
+            return
+        assert found is None
+        for index, marker in enumerate(MARKERS):
+            expected = max((n for n in range(1, len(marker)) if seen.endswith(marker[:n])), default=0)
+            assert watch.matched(index) == expected
+        if watch.at_rest:
+            assert not any(watch.matched(index) for index in range(len(MARKERS)))
 
 
 def test_completers_split_exact_and_overshooting_tokens():
