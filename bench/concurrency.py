@@ -108,10 +108,12 @@ class Server:
                 self.process.kill()
 
 
-def mlxclaude_server(model: Path, *, max_batch: int, home: Path) -> Server:
+def mlxclaude_server(model: Path, *, max_batch: int, home: Path, env: Optional[dict[str, str]] = None) -> Server:
+    """`mlxclaude serve` on a free port; `env`: more of its settings (MLXCLAUDE_…)."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(_support.REPO), os.environ.get("PYTHONPATH", "")]),
-           "MLXCLAUDE_HOME": str(home), "MLXCLAUDE_MAX_BATCH": str(max_batch), "MLXCLAUDE_MAX_QUEUE": "64"}
+           "MLXCLAUDE_HOME": str(home), "MLXCLAUDE_MAX_BATCH": str(max_batch), "MLXCLAUDE_MAX_QUEUE": "64",
+           **(env or {})}
     argv = [sys.executable, "-c", "from mlxclaude.cli.main import main; main()", "serve", "--model", str(model),
             "--port", str(port)]
     name = "mlxclaude" if max_batch > 1 else "mlxclaude one at a time"

@@ -29,10 +29,10 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import _support  # noqa: F401  (sys.path)
+from concurrency import mlxclaude_server
 
 PROMPTS = ["Write a story about a lighthouse.", "def parse(text):", "Explain recursion with an example.",
            "List the planets.", "import os", "class Cache:", "Summarise the French revolution.", "SELECT * FROM"]
@@ -74,12 +74,6 @@ for line in sys.stdin:  # one measured run per line asked (tokens per stream): a
 def process_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def body(index: int, tokens: int, tools: bool) -> dict:
@@ -124,24 +118,10 @@ class Served:
     """`mlxclaude serve` (speculation off), answering S concurrent streaming requests per round."""
 
     def __init__(self, model_dir: Path, streams: int, tools: bool, home: Path) -> None:
-        import httpx
-
         self.streams, self.tools = streams, tools
-        port = free_port()
-        env = {**os.environ, "MLXCLAUDE_HOME": str(home), "MLXCLAUDE_SPECULATIVE": "off",
-               "MLXCLAUDE_MAX_BATCH": str(max(8, streams))}
-        self.server = subprocess.Popen([sys.executable, "-c", "import sys; sys.argv[0] = 'mlxclaude'; "
-                                        "from mlxclaude.cli.main import main; main()", "serve", "--model",
-                                        str(model_dir), "--port", str(port)],
-                                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.port, self.url = port, f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        self.server = mlxclaude_server(model_dir, max_batch=max(8, streams), home=home,
+                                       env={"MLXCLAUDE_SPECULATIVE": "off"}).__enter__()
+        self.port = self.server.port
 
     def _ask_all(self, tokens: int) -> int:
         """S streaming requests at once, each read by a thread as raw bytes off its socket and parsed once at the
@@ -168,13 +148,13 @@ class Served:
         return sum(counts)
 
     def round(self, tokens: int) -> tuple[float, int]:
-        before = process_cpu(self.server.pid)
+        assert self.server.process is not None
+        before = process_cpu(self.server.process.pid)
         produced = self._ask_all(tokens)
-        return process_cpu(self.server.pid) - before, produced
+        return process_cpu(self.server.process.pid) - before, produced
 
     def close(self) -> None:
-        self.server.terminate()
-        self.server.wait(30)
+        self.server.__exit__(None, None, None)
 
 
 def compare(model_dir: Path, streams: int, tokens: int, tools: bool, home: Path, repeats: int) -> dict[str, float]:

@@ -67,6 +67,13 @@ def masked(logits: Any, newest: Any, processors: Sequence[Optional[Sequence[Any]
     return mx.where(rows, logits, -mx.inf)
 
 
+def logprobs_of(logits: Any) -> Any:
+    """Log-probabilities over the last axis, computed as mlx-lm's step does (the samplers see the same bits)."""
+    import mlx.core as mx
+
+    return logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+
+
 def row_samplers(batch: Any) -> list[Any]:
     """Each row's sampler (the batch's fallback where a row has none)."""
     return [batch.fallback_sampler if s is None else s for s in (batch.samplers or [None] * len(batch.uids))]
@@ -91,7 +98,7 @@ def batched_step(batch: Any, original: Any) -> tuple[list[int], list[Any]]:
     inputs = batch._current_tokens
     logits = batch.model(inputs[:, None], cache=batch.prompt_cache)[:, -1, :]
     logits = masked(logits, inputs, batch.logits_processors, told=True)
-    logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+    logprobs = logprobs_of(logits)
     samplers = row_samplers(batch)
     batch._next_tokens = sample(samplers, logprobs)
     batch._next_logprobs = list(logprobs)
@@ -118,8 +125,7 @@ def draw_again(batch: Any, logits: Any, samplers: Sequence[Any], masks: dict[int
     tokens = batch._next_tokens
     rows = mx.arange(tokens.shape[0])
     for row, mask in masks.items():
-        row_logits = mx.where(mask, logits[row:row + 1], -mx.inf)
-        logprobs = row_logits - mx.logsumexp(row_logits, axis=-1, keepdims=True)
+        logprobs = logprobs_of(mx.where(mask, logits[row:row + 1], -mx.inf))
         tokens = mx.where(rows == row, samplers[row](logprobs), tokens)
         batch._next_logprobs[row] = logprobs[0]
     batch._next_tokens = tokens

@@ -130,8 +130,7 @@ class MarkerWatch:
         self._keep = max(lengths, default=1) - 1
         self._tail = b""
         # the bytes a marker or a thinking tag starts with: text without any of them can hold no part of one
-        self._firsts = [bytes(first) for first in {m[:1] for m in [*self.markers, self.think_open or b"",
-                                                                       self.think_close or b""] if m}]
+        self._firsts = {m[:1] for m in [*self.markers, self.think_open or b"", self.think_close or b""] if m}
 
     @property
     def at_rest(self) -> bool:
@@ -144,7 +143,7 @@ class MarkerWatch:
 
     def matched(self, index: int) -> int:
         """How many bytes of marker `index` the text ends with (0 inside thinking)."""
-        if self.thinking or not self._tail:
+        if self.thinking:
             return 0
         marker, tail = self.markers[index], self._tail
         for length in range(min(len(tail), len(marker) - 1), 0, -1):

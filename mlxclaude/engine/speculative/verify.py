@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from mlxclaude.engine.constraints.batched_step import masked, ours, row_samplers, sample
+from mlxclaude.engine.constraints.batched_step import logprobs_of, masked, ours, row_samplers, sample
 
 
 @dataclass
@@ -122,7 +122,7 @@ def verify(batch: Any, drafts: list[list[int]]) -> Verified:
         index = mx.array(alive)
         row_logits = masked(logits[index, position], inputs[index, position],
                             [batch.logits_processors[row] if batch.logits_processors else () for row in alive])
-        logprobs = row_logits - mx.logsumexp(row_logits, axis=-1, keepdims=True)
+        logprobs = logprobs_of(row_logits)
         sampled = sample([samplers[row] for row in alive], logprobs)
         still = []
         for slot, (row, token) in enumerate(zip(alive, sampled.tolist())):
