@@ -278,7 +278,7 @@ class BatchEngine:
             samplers=[sampler], logits_processors=[processors or []], stop_sequences=[self._eos])
         lease.cache = None  # the batch owns it now; finishing hands back the batch's copy
         self.active[uid] = _Sequence(stream=stream, lease=lease, uid=uid, boundaries=boundaries,
-                                     detokenizer=self.backend.tokenizer.detokenizer, stats=stats, reserve=reserve,
+                                     detokenizer=self.backend.new_detokenizer(), stats=stats, reserve=reserve,
                                      admitted=stream.started,
                                      drafts=self.speculator.drafts_for(prompt))
 

@@ -24,8 +24,8 @@ class TextSink(Protocol):
         """Nothing more the model says can reach the reply: the engine stops this generation."""
         ...
 
-    def feed(self, text: str) -> Iterable[Any]:
-        """A decoded piece of model text in; what the requester receives for it out."""
+    def feed(self, text: str) -> list[Any]:
+        """A decoded piece of model text in; what the requester receives for it out (a list of its own)."""
         ...
 
     def end(self, stats: GenerationStats) -> Iterable[Any]:
@@ -60,7 +60,7 @@ class Stream:
     """
 
     request: GenerationRequest
-    emit: Callable[[Iterable[Any]], None]
+    emit: Callable[[list[Any]], None]
     close: Callable[[], None]
     cancel: threading.Event = field(default_factory=threading.Event)
     tag: Any = None
@@ -92,8 +92,9 @@ class Stream:
         return not self.cancel.is_set() and not self.request.sink.done
 
     def text(self, piece: str) -> None:
-        if piece and not self.request.sink.done:
-            items = list(self.request.sink.feed(piece))
+        sink = self.request.sink
+        if piece and not sink.done:
+            items = sink.feed(piece)
             if items:
                 self.emit(items)
 

@@ -13,6 +13,7 @@ from mlxclaude.engine.backend import DeviceMemory, GenerationCancelled, Generati
 from mlxclaude.engine.batching import BatchEngine, unbatchable_reason
 from mlxclaude.engine.cache.prompt_cache import PromptCache
 from mlxclaude.engine.constraints import constraint_processors, load_constraints
+from mlxclaude.engine.detokenizer import detokenizers_for
 from mlxclaude.engine.device import device_memory
 from mlxclaude.engine.loader import ModelLoadError, load_model
 from mlxclaude.engine.render import render_chat
@@ -62,6 +63,7 @@ class MlxBackend(MlxEngine):
         loaded = load_model(path, name=name, context_limit=context_limit)
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
+        self.new_detokenizer = detokenizers_for(self.tokenizer)  # a fresh one per reply
         self.info = loaded.info
         self.prefill_step_size = prefill_step_size
         self.speculative, self.speculative_note = speculative_mode(speculative, self.model, self.info.name)
@@ -124,8 +126,7 @@ class MlxBackend(MlxEngine):
         prefilled_before = lease.offset - lease.reused  # new tokens the prompt cache already ran
         stats.cached_tokens, stats.cache_note, stats.extra = lease.reused, lease.note, dict(lease.extra)
         eos_ids = set(self.tokenizer.eos_token_ids)
-        detokenizer = self.tokenizer.detokenizer
-        detokenizer.reset()
+        detokenizer = self.new_detokenizer()
         mx.reset_peak_memory()
 
         def on_prefill_progress(done: int, total: int) -> None:

@@ -126,8 +126,8 @@ class TurnSink:
     def done(self) -> bool:
         return self._turn.done
 
-    def feed(self, text: str) -> list[TurnItem]:
-        return list(self._turn.feed(text))
+    def feed(self, text: str) -> list[ReplyEvent]:
+        return self._turn.feed(text)
 
     def end(self, stats: GenerationStats) -> list[TurnItem]:
         items: list[TurnItem] = list(self._turn.finish())

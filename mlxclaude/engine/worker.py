@@ -6,9 +6,10 @@ admits them (the interactive main turn first) up to `max_batch` streams and its 
 batcher cannot serve, and every request of a backend without one, runs alone once the batch has drained
 (admission pauses meanwhile, so it is not overtaken forever).
 
-Results cross back to asyncio through loop.call_soon_threadsafe, one call per loop for all streams, at most
-every FLUSH_INTERVAL while tokens flow (a stream's first item, its end and errors go out at once): each
-delivery wakes every stream's task and costs a socket write per stream, so fast steps share one. Cancelling
+Results cross back to asyncio through loop.call_soon_threadsafe, one call per loop for all streams, once
+FLUSH_STEPS steps or FLUSH_INTERVAL have passed while tokens flow, whichever comes first (a stream's first item,
+its end and errors go out at once): each delivery wakes every stream's task and costs a socket write per stream,
+so a few steps share one. Cancelling
 a job sets its event, which the engine checks between steps (and prefill chunks). Each job may carry a tag
 (the server's record of its request); `in_flight()` lists the tags of the jobs queued or running (several
 running at once when they are batched).
@@ -22,20 +23,19 @@ import queue
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Optional
 
 from mlxclaude.engine.backend import Backend
 from mlxclaude.engine.jobs import GenerationRequest, Stream, run_alone
 from mlxclaude.logs import log_internal_error
 
 _DONE = object()
-FLUSH_INTERVAL = 0.02  # seconds: how long a decoded token may wait for the next ones before it is delivered
+FLUSH_INTERVAL = 0.05  # seconds a decoded token may wait for the next ones before it is delivered...
+FLUSH_STEPS = 4  # ...or engine steps, whichever comes first
 
 
 class QueueFull(Exception):
     pass
-
-
 
 
 class _Outbox:
@@ -46,6 +46,7 @@ class _Outbox:
         self._cancels: dict[asyncio.AbstractEventLoop, list[threading.Event]] = {}
         self._urgent = False
         self._last_flush = 0.0
+        self._steps_held = 0  # engine steps since the last flush with items pending
 
     def add(self, loop: asyncio.AbstractEventLoop, results: asyncio.Queue, items: list[Any],
             cancel: threading.Event, *, urgent: bool = False) -> None:
@@ -54,14 +55,18 @@ class _Outbox:
         self._urgent = self._urgent or urgent
 
     def flush_due(self) -> None:
-        """Flush when something urgent waits or the last flush is FLUSH_INTERVAL old."""
-        if self._pending and (self._urgent or time.monotonic() - self._last_flush >= FLUSH_INTERVAL):
+        """Called after each engine step: flush when something urgent waits, items have waited FLUSH_STEPS
+        steps, or the last flush is FLUSH_INTERVAL old."""
+        if not self._pending:
+            return
+        self._steps_held += 1
+        if self._urgent or self._steps_held >= FLUSH_STEPS or time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
             self.flush()
 
     def flush(self) -> None:
         pending, cancels = self._pending, self._cancels
         self._pending, self._cancels = {}, {}
-        self._urgent, self._last_flush = False, time.monotonic()
+        self._urgent, self._last_flush, self._steps_held = False, time.monotonic(), 0
         for loop, batch in pending.items():
             try:
                 loop.call_soon_threadsafe(_deliver, batch)
@@ -162,11 +167,10 @@ class Worker:
 
         delivered = False
 
-        def emit(items: Iterable[Any]) -> None:
+        def emit(items: list[Any]) -> None:
             nonlocal delivered
-            batch = list(items)
-            self._outbox.add(loop, results, batch, cancel, urgent=not delivered)  # the first token never waits
-            delivered = delivered or bool(batch)
+            self._outbox.add(loop, results, items, cancel, urgent=not delivered)  # the first token never waits
+            delivered = delivered or bool(items)
 
         def close() -> None:
             self._outbox.add(loop, results, [_DONE], cancel, urgent=True)
@@ -246,7 +250,7 @@ class Worker:
         flush = self._outbox.flush
         original = work.emit
 
-        def emit_at_once(items: Iterable[Any]) -> None:  # alone, every item goes out at once
+        def emit_at_once(items: list[Any]) -> None:  # alone, every item goes out at once
             original(items)
             flush()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 
@@ -26,3 +27,15 @@ def split_safe(buffer: str, markers: Iterable[str]) -> tuple[str, str]:
     held = partial_marker_length(buffer, markers)
     cut = len(buffer) - held
     return buffer[:cut], buffer[cut:]
+
+
+def first_char_of(markers: Iterable[str]) -> "re.Pattern[str]":
+    """A pattern that finds any character one of `markers` starts with, and nothing when there is none: text it
+    does not find holds no marker and no beginning of one."""
+    firsts = sorted({marker[0] for marker in markers if marker})
+    return re.compile("[" + "".join(re.escape(first) for first in firsts) + "]" if firsts else "(?!)")
+
+
+def first_byte_of(markers: Iterable[bytes]) -> "re.Pattern[bytes]":
+    """`first_char_of` for bytes (each byte read as the latin-1 character of the same value)."""
+    return re.compile(first_char_of(marker.decode("latin-1") for marker in markers).pattern.encode("latin-1"))

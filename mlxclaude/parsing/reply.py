@@ -8,7 +8,7 @@ from typing import Any
 
 from mlxclaude.parsing.events import ReplyEvent, TextPiece, ThinkingPiece, ToolCall
 from mlxclaude.parsing.harmony import HarmonySplitter
-from mlxclaude.parsing.holdback import split_safe
+from mlxclaude.parsing.holdback import first_char_of, split_safe
 from mlxclaude.parsing.segment import Segment, earliest
 from mlxclaude.parsing.tools import ToolFormat
 from mlxclaude.parsing.tools.bare import START_CHARS, BareCandidate, Verdict
@@ -63,6 +63,7 @@ class ReplyParser:
         self._calls_enabled = tool_format is not None and (not self.catalog.given or bool(self.catalog))
         self._markers: tuple[CallMarker, ...] = tool_format.markers if self._calls_enabled and tool_format else ()
         self._text_markers = (think_open, *(marker.open for marker in self._markers))  # looked for at every token
+        self._text_marker_start = first_char_of(self._text_markers)  # text without one holds no part of a marker
         self._mode = _Mode.THINKING if starts_in_thinking else _Mode.TEXT
         self._buffer = ""
         self._segment = Segment()
@@ -140,12 +141,11 @@ class ReplyParser:
 
     def _step_text(self, events: list[ReplyEvent]) -> bool:
         markers = self._text_markers
-        found = earliest(self._buffer, markers)
-        if found is None:
-            safe, _ = split_safe(self._buffer, markers)
-            limit = len(safe)
+        if self._text_marker_start.search(self._buffer) is None:  # the usual piece of prose or code
+            found, limit = None, len(self._buffer)
         else:
-            limit = found[0]
+            found = earliest(self._buffer, markers)
+            limit = len(split_safe(self._buffer, markers)[0]) if found is None else found[0]
         bare_at = self._bare_start(limit)
         if bare_at is not None:
             events += self._text(self._buffer[:bare_at])

@@ -38,8 +38,8 @@ def install(generator: Any) -> bool:
 
 
 def ours(processors: Sequence[Optional[Sequence[Any]]]) -> bool:
-    """Whether every row's processors can say what they allow (ConstraintProcessor.allowed, .tell)."""
-    return all(hasattr(processor, "allowed") and hasattr(processor, "tell")
+    """Whether every row's processors can say what they allow (ConstraintProcessor.allowed, .pass_told, .tell)."""
+    return all(hasattr(processor, "allowed") and hasattr(processor, "pass_told") and hasattr(processor, "tell")
                for row in processors for processor in row or ())
 
 
@@ -55,6 +55,8 @@ def masked(logits: Any, newest: Any, processors: Sequence[Optional[Sequence[Any]
     for row, row_processors in enumerate(processors):
         allowed = None
         for processor in row_processors or ():
+            if told and processor.pass_told(width):
+                continue
             mask = processor.allowed(newest[row], width, told=told)
             if mask is not None:
                 allowed = mask if allowed is None else mx.logical_and(allowed, mask)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+from mlxclaude.parsing.holdback import first_byte_of
+
 
 @dataclass(frozen=True)
 class Completers:
@@ -129,8 +131,8 @@ class MarkerWatch:
         lengths = [len(m) for m in self.markers] + [len(self.think_open or b""), len(self.think_close or b"")]
         self._keep = max(lengths, default=1) - 1
         self._tail = b""
-        # the bytes a marker or a thinking tag starts with: text without any of them can hold no part of one
-        self._firsts = {m[:1] for m in [*self.markers, self.think_open or b"", self.think_close or b""] if m}
+        # a byte a marker or a thinking tag starts with: text without any can hold no part of one
+        self._first = first_byte_of([*self.markers, self.think_open or b"", self.think_close or b""])
 
     @property
     def at_rest(self) -> bool:
@@ -152,8 +154,8 @@ class MarkerWatch:
         return 0
 
     def feed(self, data: bytes) -> Optional[tuple[int, bytes]]:
-        buffer = self._tail + data
-        if not any(first in buffer for first in self._firsts):
+        buffer = self._tail + data if self._tail else data
+        if self._first.search(buffer) is None:
             self._tail = b""  # nothing here can start a marker or a tag: none is found, none is begun
             return None
         pos = 0

@@ -87,3 +87,34 @@ def test_forced_call_then_end_of_reply(constraints):
         seen.append(token)
         out = allowed(proc(mx.array(seen), logits))
     assert sorted(np.flatnonzero(out).tolist()) == sorted(model.eos_ids)
+
+
+def test_pass_told_takes_the_step_allowed_would_and_declines_wherever_allowed_has_work(constraints):
+    """The batched step's shortcut against `allowed(told=True)` on the same tokens: prose, a `<` that could begin a
+    marker, the marker itself and the call's body. At each step the processor is asked about the token just fed
+    and then told it, as engine/constraints/batched_step.py does. Wherever the shortcut takes a step, the processor
+    ends up exactly where `allowed` leaves it; it declines inside the call and while a marker may be open."""
+    import mlx.core as mx
+
+    model, tokenizer = constraints
+    width = model.vocab.size
+    tokens = (ids(tokenizer, "Sure, a < b here.") + [model.specials["<tool_call>"]]
+              + ids(tokenizer, '\n{"name": "Bash", "arguments": {"command": "ls"}}'))
+    shortcut, reference = processor(constraints), processor(constraints)
+    for proc in (shortcut, reference):
+        proc.allowed(mx.array(1), width)  # the reply's first token, drawn by mlx-lm's own step
+    taken, declined_in_call = 0, 0
+    for token in tokens:
+        if shortcut.pass_told(width):
+            taken += 1
+            shortcut_mask = None
+        else:
+            declined_in_call += shortcut.state.name == "CALL"
+            shortcut_mask = shortcut.allowed(mx.array(token), width, told=True)
+        reference_mask = reference.allowed(mx.array(token), width, told=True)
+        assert (shortcut_mask is None) == (reference_mask is None)
+        assert (shortcut._steps, shortcut._told, shortcut.state) == (reference._steps, reference._told, reference.state)
+        assert (shortcut.tell(token) is None) == (reference.tell(token) is None)
+        assert (shortcut.watch._tail, shortcut.calls_opened) == (reference.watch._tail, reference.calls_opened)
+    assert shortcut.calls_opened == 1 and shortcut.state.name == "CALL"
+    assert taken >= 3 and declined_in_call >= 10
