@@ -15,6 +15,12 @@ figures per side: CPU per token of a long round (N = 3 × --tokens), a request's
 the prompt-cache lookup and store, logs), and the marginal CPU per token between a short and a long round: the
 per-token hot path alone, which the target is about.
 
+Each side's CPU is also split by thread: its Python threads (BatchGenerator's main thread; the server's event
+loop and its engine thread, which `/mlxclaude/status` names) and MLX's compute threads. Both sides run the same forward
+passes, yet on a small shared machine the compute threads' CPU moves by several percent from round to round,
+more than the server adds; the last column takes the compute as equal and adds only the Python threads'
+difference: the server's own cost, without that noise.
+
     python bench/hot_path.py [--model DIR] [--tokens 128] [--streams 1,8] [--repeats 3]
 """
 
@@ -29,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import _support  # noqa: F401  (sys.path)
@@ -40,7 +47,7 @@ BASH = {"name": "Bash", "description": "Run a shell command",
         "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}
 
 ALONE = r"""
-import json, resource, sys
+import json, resource, sys, time
 from mlx_lm import load
 from mlx_lm.generate import BatchGenerator
 model_dir, encoded = sys.argv[1], json.loads(sys.argv[2])
@@ -48,7 +55,7 @@ model, tokenizer = load(model_dir)
 
 def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime + usage.ru_stime, time.thread_time()
 
 def run(tokens):
     # the clock starts once every prompt is prefilled: the server's prompt cache holds its prompts by then
@@ -59,21 +66,44 @@ def run(tokens):
         for response in generator.next_generated():
             started.add(response.uid)
             produced += 1
-    before, first = cpu(), produced
+    (before, python_before), first = cpu(), produced
     while produced < tokens * len(encoded):
         produced += len(generator.next_generated())
-    used = cpu() - before
+    after, python_after = cpu()
     generator.close()
-    return used, produced - first
+    return after - before, python_after - python_before, produced - first
 
 for line in sys.stdin:  # one measured run per line asked (tokens per stream): alternated with the server's
     print(json.dumps(run(int(line))), flush=True)
 """
 
 
-def process_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """Each thread's name and CPU seconds (user + system)."""
+    threads = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name, fields = stat.split("(", 1)[1].rsplit(")", 1)
+        ticks = fields.split()
+        threads[int(task.name)] = (name, (int(ticks[11]) + int(ticks[12])) / os.sysconf("SC_CLK_TCK"))
+    return threads
+
+
+def cpu_split(pid: int, python_threads: set[int]) -> tuple[float, float]:
+    """The process's CPU seconds, and those of its threads in `python_threads`."""
+    threads = thread_cpu(pid)
+    return (sum(seconds for _, seconds in threads.values()),
+            sum(seconds for tid, (_, seconds) in threads.items() if tid in python_threads))
+
+
+@dataclass
+class Round:
+    cpu: float  # seconds, the whole process
+    python: float  # seconds, its Python threads
+    tokens: int
 
 
 def body(index: int, tokens: int, tools: bool) -> dict:
@@ -101,13 +131,12 @@ class Alone:
         self.process = subprocess.Popen([sys.executable, "-c", ALONE, str(model_dir), json.dumps(prompts)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
-    def round(self, tokens: int) -> tuple[float, int]:
+    def round(self, tokens: int) -> Round:
         """CPU seconds and tokens generated in a round of `tokens` per stream."""
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write(f"{tokens}\n")
         self.process.stdin.flush()
-        used, produced = json.loads(self.process.stdout.readline())
-        return used, produced
+        return Round(*json.loads(self.process.stdout.readline()))
 
     def close(self) -> None:
         self.process.kill()
@@ -147,11 +176,24 @@ class Served:
             thread.join()
         return sum(counts)
 
-    def round(self, tokens: int) -> tuple[float, int]:
+    def python_threads(self) -> set[int]:
+        """The event loop's thread (the process's main one) and the engine's, once it has started."""
         assert self.server.process is not None
-        before = process_cpu(self.server.process.pid)
+        with socket.create_connection(("127.0.0.1", self.port)) as sock:
+            sock.sendall(b"GET /mlxclaude/status HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
+            received = bytearray()
+            while chunk := sock.recv(1 << 16):
+                received += chunk
+        status = json.loads(received[received.index(b"\r\n\r\n") + 4:])
+        return {self.server.process.pid, status["batch"]["engine_thread"]}
+
+    def round(self, tokens: int) -> Round:
+        assert self.server.process is not None
+        pid, python_threads = self.server.process.pid, self.python_threads()
+        cpu, python = cpu_split(pid, python_threads)
         produced = self._ask_all(tokens)
-        return process_cpu(self.server.process.pid) - before, produced
+        cpu_after, python_after = cpu_split(pid, python_threads)
+        return Round(cpu_after - cpu, python_after - python, produced)
 
     def close(self) -> None:
         self.server.__exit__(None, None, None)
@@ -162,17 +204,20 @@ def compare(model_dir: Path, streams: int, tokens: int, tools: bool, home: Path,
     alternating between them and between `tokens` and 3 × `tokens` per stream, so a slow spell of the machine
     falls on both. Per side, the medians of: CPU per token of the long rounds (`per_token`, fixed costs
     included), and the marginal CPU per token, (long − short) / (tokens between them): the hot path alone, a
-    request's fixed costs (rendering, the prompt-cache lookup and store, logging) cancelled out."""
+    request's fixed costs (rendering, the prompt-cache lookup and store, logging) cancelled out; the same for
+    the Python threads alone (`python_marginal`)."""
     alone, served = Alone(model_dir, streams, tools), Served(model_dir, streams, tools, home)
     try:
         alone.round(tokens), served.round(tokens)
-        figures: dict[str, list[float]] = {"alone": [], "served": [], "alone_marginal": [], "served_marginal": []}
+        figures: dict[str, list[float]] = {}
         for _ in range(repeats):
             for name, side in (("alone", alone), ("served", served)):
-                short_cpu, short_tokens = side.round(tokens)
-                long_cpu, long_tokens = side.round(3 * tokens)
-                figures[name].append(long_cpu / max(1, long_tokens))
-                figures[f"{name}_marginal"].append((long_cpu - short_cpu) / max(1, long_tokens - short_tokens))
+                short, long = side.round(tokens), side.round(3 * tokens)
+                between = max(1, long.tokens - short.tokens)
+                for key, value in ((name, long.cpu / max(1, long.tokens)),
+                                   (f"{name}_marginal", (long.cpu - short.cpu) / between),
+                                   (f"{name}_python_marginal", (long.python - short.python) / between)):
+                    figures.setdefault(key, []).append(value)
         return {name: statistics.median(values) for name, values in figures.items()}
     finally:
         alone.close()
@@ -195,9 +240,11 @@ def main() -> None:
         print(f"model: {source}  tokens per stream: {args.tokens} and {3 * args.tokens}  (CPU ms per generated token, "
               f"medians of {args.repeats})")
         print("BatchGenerator decodes the very prompt tokens the server renders (the tools' text included)")
-        print(f"{'':>14}  {'per token (fixed costs in)':^34}  {'marginal per token (hot path)':^34}")
+        print(f"{'':>14}  {'per token (fixed costs in)':^34}  {'marginal per token (hot path)':^34}  "
+              f"{'Python threads, marginal':^34}")
         print(f"{'streams':>7}  {'tools':>5}  {'BatchGenerator':>14}  {'server':>8}  {'ratio':>6}  "
-              f"{'BatchGenerator':>14}  {'server':>8}  {'ratio':>6}")
+              f"{'BatchGenerator':>14}  {'server':>8}  {'ratio':>6}  {'BatchGenerator':>14}  {'server':>8}  "
+              f"{'ratio, compute as equal':>23}")
         for streams in (int(value) for value in args.streams.split(",")):
             for tools in (False, True):
                 got = compare(model_dir, streams, args.tokens, tools, Path(scratch) / f"home-{streams}-{tools}",
@@ -205,7 +252,9 @@ def main() -> None:
                 print(f"{streams:>7}  {'yes' if tools else 'no':>5}  {got['alone'] * 1e3:>14.3f}  "
                       f"{got['served'] * 1e3:>8.3f}  {got['served'] / got['alone']:>5.2f}×  "
                       f"{got['alone_marginal'] * 1e3:>14.3f}  {got['served_marginal'] * 1e3:>8.3f}  "
-                      f"{got['served_marginal'] / got['alone_marginal']:>5.2f}×")
+                      f"{got['served_marginal'] / got['alone_marginal']:>5.2f}×  "
+                      f"{got['alone_python_marginal'] * 1e3:>14.3f}  {got['served_python_marginal'] * 1e3:>8.3f}  "
+                      f"{1 + (got['served_python_marginal'] - got['alone_python_marginal']) / got['alone_marginal']:>22.3f}×")
 
 
 if __name__ == "__main__":

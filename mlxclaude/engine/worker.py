@@ -101,6 +101,7 @@ class Worker:
         self.state = "loading"
         self.error: Optional[str] = None
         self.requests_served = 0
+        self.thread_id: Optional[int] = None  # the engine thread's, as the operating system knows it (top -H, ps -L)
 
     def start(self) -> None:
         self._thread.start()
@@ -141,7 +142,7 @@ class Worker:
                     if work.running or not work.cancel.is_set()]
 
     def batch_facts(self) -> dict[str, Any]:
-        facts: dict[str, Any] = {"mode": self.mode, "max_batch": self.max_batch}
+        facts: dict[str, Any] = {"mode": self.mode, "max_batch": self.max_batch, "engine_thread": self.thread_id}
         if self.batcher is not None:
             facts.update(self.batcher.facts())
         return facts
@@ -189,6 +190,7 @@ class Worker:
     # --- the engine thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        self.thread_id = threading.get_native_id()
         try:
             with self._engine_lock:
                 self.backend = self._load_backend()
@@ -226,6 +228,8 @@ class Worker:
         block = not self._has_work()
         if block:
             self._outbox.flush()  # nothing more is coming until new work arrives
+        elif self._jobs.empty():
+            return True  # the usual case between two steps: no exception raised and caught
         while True:
             try:
                 work = self._jobs.get(block=block)

@@ -45,10 +45,12 @@ def interesting_ids(tokenizer) -> list[int]:
 def sequences(tokenizer):
     from mlx_lm.tokenizer_utils import _byte_decoder
 
-    size = len(tokenizer.detokenizer.tokenmap)
-    zero = {i for i, piece in enumerate(tokenizer.detokenizer.tokenmap) if piece == next(
-        c for c, b in _byte_decoder().items() if b == 0)}
-    token = st.one_of(st.integers(0, size - 1), st.sampled_from(interesting_ids(tokenizer)), st.sampled_from(interesting_ids(tokenizer)[:1]), st.just(size + 5))
+    tokenmap = tokenizer.detokenizer.tokenmap
+    nul = next(char for char, byte in _byte_decoder().items() if byte == 0)
+    zero = {i for i, piece in enumerate(tokenmap) if piece == nul}
+    interesting = interesting_ids(tokenizer)
+    token = st.one_of(st.integers(0, len(tokenmap) - 1), st.sampled_from(interesting),
+                      st.sampled_from(interesting[:1]), st.just(len(tokenmap) + 5))  # a lone space; past the vocabulary
     return st.lists(token.filter(lambda t: t not in zero), max_size=40)
 
 

@@ -176,6 +176,8 @@ def test_cancelling_one_stream_frees_its_slot_and_the_others_finish(batched, sol
     shown = status(batched)
     assert shown["batch"]["mode"] == "batched" and shown["batch"]["max_batch"] == 3 and shown["batch"]["active"] == 3
     assert shown["queued"] == 1
+    engine_thread = shown["batch"]["engine_thread"]  # this process's (the server runs in it), not the test's own
+    assert engine_thread in {thread.native_id for thread in threading.enumerate()} - {threading.get_native_id()}
     decoding = [item for item in shown["in_flight"] if item["phase"] == "decode"]
     assert len(decoding) == 3 and all(item["decode_tps"] > 0 and item["output_tokens"] > 0 for item in decoding)
     long[2].leave.set()  # its client goes away: its slot goes to the waiting request
