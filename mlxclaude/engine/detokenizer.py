@@ -60,9 +60,9 @@ class ByteLevelDetokenizer:
         return other
 
     def reset(self) -> None:
-        self.offset = 0
-        self.text = ""
         self.tokens: list[int] = []
+        self._pieces: list[str] = []  # the text so far, never joined per token (mlx-lm's copies it at every one)
+        self._returned = 0  # pieces `last_segment` has handed out
         self._pending = b""
 
     def add_token(self, token: int) -> None:
@@ -70,18 +70,24 @@ class ByteLevelDetokenizer:
         self._pending += self._bytes[token] if 0 <= token < len(self._bytes) else b"!"
         text = self._pending.decode("utf-8", "replace")
         if not text.endswith("\ufffd") and token not in self._lone_spaces:
-            self.text += text[1:] if not self.text and text[:1] == " " else text
-            self._pending = b""
+            self._add(text)
 
     def finalize(self) -> None:
-        text = self._pending.decode("utf-8", "replace")
-        self.text += text[1:] if not self.text and text[:1] == " " else text
+        self._add(self._pending.decode("utf-8", "replace"))
+
+    def _add(self, text: str) -> None:
         self._pending = b""
+        if text[:1] == " " and not self._pieces:  # the reply's first space, as the tokenizer's decoding drops it
+            text = text[1:]
+        if text:
+            self._pieces.append(text)
+
+    @property
+    def text(self) -> str:
+        return "".join(self._pieces)
 
     @property
     def last_segment(self) -> str:
         """The text added since the last call."""
-        text = self.text
-        segment = text[self.offset:]
-        self.offset = len(text)
-        return segment
+        pieces, self._returned = self._pieces[self._returned:], len(self._pieces)
+        return "".join(pieces)

@@ -10,6 +10,7 @@ bytes). Exact completers are handled lazily on the device; overshooting ones nee
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -34,6 +35,7 @@ class TokenTexts:
         self._containing: dict[bytes, list[int]] = {}
         self._completers: dict[tuple[bytes, int], Completers] = {}
         self._starting: dict[bytes, list[int]] = {}
+        self._holding: dict[bytes, frozenset[int]] = {}
 
     def quote_closers(self) -> list[int]:
         """Tokens that are a quote followed only by `}`, `]` and blanks: they end a string and go up."""
@@ -49,6 +51,14 @@ class TokenTexts:
         if found is None:
             found = [token for token in self.starting(b"}]") if not self.table[token].strip(b"}] \t\r\n")]
             self._starting[b"pure-closers"] = found
+        return found
+
+    def holding(self, pattern: "re.Pattern[bytes]") -> frozenset[int]:
+        """Tokens in whose bytes `pattern` finds something (cached by pattern)."""
+        found = self._holding.get(pattern.pattern)
+        if found is None:
+            found = frozenset(token for token, data in enumerate(self.table) if pattern.search(data))
+            self._holding[pattern.pattern] = found
         return found
 
     def starting(self, firsts: bytes) -> list[int]:
@@ -132,7 +142,7 @@ class MarkerWatch:
         self._keep = max(lengths, default=1) - 1
         self._tail = b""
         # a byte a marker or a thinking tag starts with: text without any can hold no part of one
-        self._first = first_byte_of([*self.markers, self.think_open or b"", self.think_close or b""])
+        self.first = first_byte_of([*self.markers, self.think_open or b"", self.think_close or b""])
 
     @property
     def at_rest(self) -> bool:
@@ -155,7 +165,7 @@ class MarkerWatch:
 
     def feed(self, data: bytes) -> Optional[tuple[int, bytes]]:
         buffer = self._tail + data if self._tail else data
-        if self._first.search(buffer) is None:
+        if self.first.search(buffer) is None:
             self._tail = b""  # nothing here can start a marker or a tag: none is found, none is begun
             return None
         pos = 0

@@ -71,6 +71,7 @@ class ConstraintProcessor:
         self._in_more = False
         self.single_call = single_call
         self.watch = MarkerWatch(markers, think_open=think_open, think_close=think_close, thinking=thinking)
+        self._may_begin = vocab.texts.holding(self.watch.first)  # tokens holding a byte a marker or a tag begins with
         self.matcher: Any = forced.start() if forced is not None else None
         self.position = JsonPosition()
         self.calls_opened = 0
@@ -187,6 +188,8 @@ class ConstraintProcessor:
     def _take(self, token: int) -> None:
         state = self.state
         if state is State.WATCH:
+            if token not in self._may_begin and self.watch.at_rest:
+                return  # the usual token: no byte a marker or a tag begins with, and none is open
             opened = self.watch.feed(self.vocab.texts.text(token))
             if opened is not None:
                 self._open(*opened)
