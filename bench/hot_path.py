@@ -37,6 +37,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import _support  # noqa: F401  (sys.path)
 from concurrency import mlxclaude_server
@@ -151,6 +152,7 @@ class Served:
         self.server = mlxclaude_server(model_dir, max_batch=max(8, streams), home=home,
                                        env={"MLXCLAUDE_SPECULATIVE": "off"}).__enter__()
         self.port = self.server.port
+        self._python_threads: Optional[set[int]] = None
 
     def _ask_all(self, tokens: int) -> int:
         """S streaming requests at once, each read by a thread as raw bytes off its socket and parsed once at the
@@ -159,13 +161,7 @@ class Served:
 
         def ask(index: int) -> None:
             payload = json.dumps(body(index, tokens, self.tools)).encode()
-            head = (f"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-                    f"content-length: {len(payload)}\r\nconnection: close\r\n\r\n").encode()
-            received = bytearray()
-            with socket.create_connection(("127.0.0.1", self.port)) as sock:
-                sock.sendall(head + payload)
-                while chunk := sock.recv(1 << 16):
-                    received += chunk
+            received = self._raw("POST /v1/messages", b"content-type: application/json\r\n", payload)
             ending = received[received.rindex(b'{"type":"message_delta"'):]
             counts[index] = json.loads(ending[:ending.index(b"\n")])["usage"]["output_tokens"]
 
@@ -176,16 +172,25 @@ class Served:
             thread.join()
         return sum(counts)
 
-    def python_threads(self) -> set[int]:
-        """The event loop's thread (the process's main one) and the engine's, once it has started."""
-        assert self.server.process is not None
+    def _raw(self, request_line: str, headers: bytes = b"", payload: bytes = b"") -> bytearray:
+        """One HTTP/1.1 exchange on a socket of its own: the reply's raw bytes, headers included."""
+        head = (f"{request_line} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: {len(payload)}\r\n"
+                f"connection: close\r\n").encode() + headers + b"\r\n"
+        received = bytearray()
         with socket.create_connection(("127.0.0.1", self.port)) as sock:
-            sock.sendall(b"GET /mlxclaude/status HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
-            received = bytearray()
+            sock.sendall(head + payload)
             while chunk := sock.recv(1 << 16):
                 received += chunk
-        status = json.loads(received[received.index(b"\r\n\r\n") + 4:])
-        return {self.server.process.pid, status["batch"]["engine_thread"]}
+        return received
+
+    def python_threads(self) -> set[int]:
+        """The event loop's thread (the process's main one) and the engine's (asked once, after it has started)."""
+        assert self.server.process is not None
+        if self._python_threads is None:
+            received = self._raw("GET /mlxclaude/status")
+            status = json.loads(received[received.index(b"\r\n\r\n") + 4:])
+            self._python_threads = {self.server.process.pid, status["batch"]["engine_thread"]}
+        return self._python_threads
 
     def round(self, tokens: int) -> Round:
         assert self.server.process is not None
